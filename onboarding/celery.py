@@ -1,0 +1,18 @@
+"""The Celery application: configured from Django settings (CELERY_*), tasks in onboarding.tasks."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "onboarding.settings")
+
+app = Celery("onboarding")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["onboarding"])
+
+app.conf.beat_schedule = {
+    "schedule-verifications": {"task": "onboarding.schedule_verifications", "schedule": 300.0},
+    "watchdog": {"task": "onboarding.watchdog", "schedule": 120.0},
+}

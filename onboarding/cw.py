@@ -1,0 +1,54 @@
+"""The one place a ConnectWise client is built from a tenant's stored connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+from django.conf import settings
+
+from connectwise.checks.runner import ChosenCompany, ConnectionInfo, TenantChoices
+from connectwise.client import ConnectWiseClient, Credentials
+
+from .hosts import SiteDecision, decide
+from .models import Connection, Tenant
+
+# Tests point this at the in-process sandbox (connectwise.sandbox.sandbox_transport); None = real network.
+TRANSPORT_FACTORY: Callable[[], httpx.BaseTransport] | None = None
+
+
+def client_for(connection: Connection, decision: SiteDecision | None = None) -> ConnectWiseClient:
+    """A client for the tenant's ConnectWise. Decrypts the private key here, in the worker, and nowhere else."""
+    decision = decision or decide(connection.site)
+    creds = Credentials(
+        origin=decision.origin,
+        company_id=connection.company_id,
+        public_key=connection.public_key,
+        private_key=connection.get_private_key(),
+        client_id=settings.CONNECTWISE_CLIENT_ID,
+    )
+    return ConnectWiseClient(
+        creds,
+        transport=TRANSPORT_FACTORY() if TRANSPORT_FACTORY else None,
+        timeout=httpx.Timeout(settings.CONNECTWISE_TIMEOUT_SECONDS, connect=10.0),
+        max_in_flight=settings.CONNECTWISE_MAX_IN_FLIGHT,
+        codebase=connection.codebase or None,
+    )
+
+
+def connection_info(connection: Connection, decision: SiteDecision) -> ConnectionInfo:
+    return ConnectionInfo(
+        site_entered=decision.entered,
+        api_host=decision.api_host,
+        host_refused_reason=decision.refused,
+    )
+
+
+def choices_for(tenant: Tenant) -> TenantChoices:
+    return TenantChoices(
+        companies=[
+            ChosenCompany(cw_company_id=c.cw_company_id, motion=c.motion, agreement_id=c.agreement_id)
+            for c in tenant.company_choices.all()
+        ],
+        billing_customers=[b.name for b in tenant.billing_customers.filter(cw_company_id__isnull=True)],
+    )

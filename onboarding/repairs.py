@@ -1,0 +1,217 @@
+"""Repair plans: build (the exact API writes), approve (a partner admin), apply (one operation at a time, each
+result and an audit event stored), then re-verify. Applying is idempotent: operations already done are skipped,
+and apply_operation itself re-queries before a create and treats ObjectExists as done.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+from django.db import transaction
+from django.utils import timezone
+
+from connectwise.checks import plans as cw_plans
+from connectwise.errors import ConnectWiseError
+
+from .cw import choices_for, client_for
+from .hosts import decide
+from .models import AuditEvent, CheckRun, RepairOperation, RepairPlan, Tenant
+from .runs import start_run
+
+log = logging.getLogger(__name__)
+
+
+class PlanError(Exception):
+    """A plan cannot be built, approved or applied; the message is for the partner admin."""
+
+
+def build_plan(tenant: Tenant, step: str, *, actor=None) -> RepairPlan:
+    """Ask ConnectWise what the step needs and store it as a draft plan (replacing older drafts of the step).
+    Called from the worker (views enqueue it), because it reads the partner's ConnectWise."""
+    connection = getattr(tenant, "connection", None)
+    if connection is None:
+        raise PlanError("Save a ConnectWise connection first.")
+    decision = decide(connection.site)
+    if not decision.allowed:
+        raise PlanError(decision.refused)
+    with client_for(connection, decision) as client:
+        operations = cw_plans.build_plan(client, choices_for(tenant), step)
+    with transaction.atomic():
+        RepairPlan.objects.filter(tenant=tenant, step=step, status=RepairPlan.Status.DRAFT).update(
+            status=RepairPlan.Status.DISCARDED
+        )
+        plan = RepairPlan.objects.create(tenant=tenant, step=step, created_by=actor)
+        RepairOperation.objects.bulk_create(
+            [
+                RepairOperation(
+                    plan=plan,
+                    seq=i,
+                    method=op.method,
+                    path=op.path,
+                    body=op.body,
+                    finding_code=op.finding_code,
+                    subject=op.subject[:300],
+                    description=op.description[:300],
+                    before=op.before,
+                    lookup=op.lookup,
+                )
+                for i, op in enumerate(operations, start=1)
+            ]
+        )
+        AuditEvent.record(
+            AuditEvent.Kind.PLAN_CREATED,
+            tenant=tenant,
+            actor=actor,
+            message=f"Repair plan for {step}: {len(operations)} change(s)",
+            plan=str(plan.uuid),
+        )
+    return plan
+
+
+def approve(plan: RepairPlan, *, by) -> bool:
+    """Draft -> approved, once. Returns False when it was not a draft any more (a double click, someone else)."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.DRAFT).update(
+            status=RepairPlan.Status.APPROVED, approved_by=by if getattr(by, "pk", None) else None, approved_at=now
+        )
+        if updated:
+            AuditEvent.record(
+                AuditEvent.Kind.PLAN_APPROVED,
+                tenant=plan.tenant,
+                actor=by,
+                message=f"Approved {plan.operations.count()} change(s) for {plan.step}",
+                plan=str(plan.uuid),
+            )
+    plan.refresh_from_db()
+    return bool(updated)
+
+
+def enqueue_apply(plan: RepairPlan) -> None:
+    from .tasks import apply_plan  # noqa: PLC0415
+
+    transaction.on_commit(lambda: apply_plan.delay(plan.pk))
+
+
+def claim_for_apply(plan_id: int) -> RepairPlan | None:
+    """approved (or applying after a crash) -> applying; None when there is nothing to do."""
+    now = timezone.now()
+    if RepairPlan.objects.filter(pk=plan_id, status=RepairPlan.Status.APPROVED).update(
+        status=RepairPlan.Status.APPLYING, started_at=now
+    ):
+        return RepairPlan.objects.select_related("tenant").get(pk=plan_id)
+    plan = RepairPlan.objects.select_related("tenant").filter(pk=plan_id, status=RepairPlan.Status.APPLYING).first()
+    return plan  # resumed after a crash: finished operations are skipped
+
+
+def apply(plan: RepairPlan, *, verify: bool = True, actor=None) -> RepairPlan:
+    """Apply pending operations one at a time, recording each; then re-verify the step."""
+    tenant = plan.tenant
+    connection = tenant.connection
+    decision = decide(connection.site)
+    created_ids: dict[int, int] = {
+        op.seq: op.result["id"]
+        for op in plan.operations.filter(status__in=[RepairOperation.Status.DONE, RepairOperation.Status.ALREADY])
+        if isinstance(op.result, dict) and "id" in op.result
+    }
+    failed = None
+    with client_for(connection, decision) as client:
+        for op in plan.operations.filter(status=RepairOperation.Status.PENDING).order_by("seq"):
+            planned = cw_plans.PlannedOperation(
+                method=op.method,
+                path=op.path,
+                body=op.body,
+                finding_code=op.finding_code,
+                subject=op.subject,
+                description=op.description,
+                before=op.before,
+                lookup=op.lookup,
+            )
+            try:
+                result = cw_plans.apply_operation(client, planned, created_ids)
+            except ConnectWiseError as exc:
+                op.status = RepairOperation.Status.FAILED
+                op.error = str(exc)[:2000]
+                op.applied_at = timezone.now()
+                op.save(update_fields=["status", "error", "applied_at"])
+                AuditEvent.record(
+                    AuditEvent.Kind.OPERATION_FAILED,
+                    tenant=tenant,
+                    actor=plan.approved_by or actor or "operator",
+                    message=f"{op.description or op.method + ' ' + op.path}: {exc}"[:500],
+                    plan=str(plan.uuid),
+                    seq=op.seq,
+                    method=op.method,
+                    path=op.path,
+                )
+                failed = exc
+                break
+            record = result.record if isinstance(result.record, dict) else {}
+            if "id" in record:
+                created_ids[op.seq] = record["id"]
+            op.status = RepairOperation.Status.ALREADY if result.status == "already" else RepairOperation.Status.DONE
+            op.result = _after_values(op, record)
+            op.applied_at = timezone.now()
+            op.save(update_fields=["status", "result", "applied_at"])
+            AuditEvent.record(
+                AuditEvent.Kind.OPERATION_APPLIED,
+                tenant=tenant,
+                actor=plan.approved_by or actor or "operator",
+                message=(op.description or f"{op.method} {op.path}")[:500],
+                plan=str(plan.uuid),
+                seq=op.seq,
+                method=op.method,
+                path=op.path,
+                outcome=op.status,
+                before=op.before,
+                after=op.result,
+                approved_by=getattr(plan.approved_by, "email", "") or "",
+            )
+    now = timezone.now()
+    if failed is not None:
+        RepairPlan.objects.filter(pk=plan.pk).update(
+            status=RepairPlan.Status.FAILED, finished_at=now, error=f"A change failed: {failed}"[:2000]
+        )
+    else:
+        RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.APPLIED, finished_at=now)
+    if verify:
+        run, _ = start_run(tenant, trigger=CheckRun.Trigger.REPAIR, actor=plan.approved_by, steps=[])
+        RepairPlan.objects.filter(pk=plan.pk).update(verify_run=run)
+    plan.refresh_from_db()
+    return plan
+
+
+def _after_values(op: RepairOperation, record: dict) -> dict:
+    """What the record looks like after the change: the fields the operation touched, plus its id and name."""
+    keys = {"id", "name", "identifier"}
+    if isinstance(op.body, list):
+        keys |= {o.get("path", "") for o in op.body if isinstance(o, dict)}
+    elif isinstance(op.body, dict):
+        keys |= set(op.body)
+    return {k: record[k] for k in keys if k in record}
+
+
+def plan_as_dict(plan: RepairPlan) -> dict:
+    return {
+        "plan": str(plan.uuid),
+        "step": plan.step,
+        "status": plan.status,
+        "operations": [
+            {
+                "seq": op.seq,
+                "method": op.method,
+                "path": op.path,
+                "body": op.body,
+                "finding": op.finding_code,
+                "subject": op.subject,
+                "description": op.description,
+                "before": op.before,
+                "status": op.status,
+            }
+            for op in plan.operations.all()
+        ],
+    }
+
+
+__all__ = ["PlanError", "build_plan", "approve", "enqueue_apply", "claim_for_apply", "apply", "plan_as_dict", "asdict"]

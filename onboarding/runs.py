@@ -1,0 +1,262 @@
+"""Check runs: start one (at most one active per tenant), execute it through the checks, store the results,
+and update the tenant's readiness, drift and stale markers. The Celery task and the CLI both call execute_run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from connectwise.checks.base import OK_STATUSES, Finding, Severity, Status, StepOutcome
+from connectwise.checks.registry import STEP_KEYS, STEP_TITLES
+from connectwise.checks.runner import run_steps
+from connectwise.errors import ConnectWiseError
+
+from .cw import choices_for, client_for, connection_info
+from .hosts import decide
+from .models import AuditEvent, CheckRun, CompanyDirectory, DriftAlert, StepResult, Tenant
+
+log = logging.getLogger(__name__)
+
+
+class NotConnected(Exception):
+    """The tenant has no ConnectWise connection yet."""
+
+
+def start_run(
+    tenant: Tenant,
+    *,
+    trigger: str = CheckRun.Trigger.MANUAL,
+    actor=None,
+    steps: list[str] | None = None,
+    enqueue: bool = True,
+) -> tuple[CheckRun, bool]:
+    """Create a queued run and enqueue it after commit. Returns (run, created); when another run is already
+    active for the tenant, that run is returned with created=False (the database enforces one active run)."""
+    steps = [s for s in (steps or []) if s in STEP_KEYS]
+    try:
+        with transaction.atomic():
+            run = CheckRun.objects.create(tenant=tenant, trigger=trigger, actor=actor, steps=steps)
+            AuditEvent.record(
+                AuditEvent.Kind.RUN_STARTED,
+                tenant=tenant,
+                actor=actor or trigger,
+                message=f"Check started ({', '.join(steps) if steps else 'all steps'})",
+                run=str(run.uuid),
+                trigger=trigger,
+            )
+    except IntegrityError:
+        existing = CheckRun.objects.filter(tenant=tenant, status__in=CheckRun.ACTIVE).first()
+        if existing is None:  # it finished in between: try once more
+            return start_run(tenant, trigger=trigger, actor=actor, steps=steps, enqueue=enqueue)
+        return existing, False
+    if enqueue:
+        from .tasks import run_checks  # noqa: PLC0415 (tasks imports this module)
+
+        transaction.on_commit(lambda: run_checks.delay(run.pk))
+    return run, True
+
+
+def claim(run_id: int) -> CheckRun | None:
+    """Move a queued run to running; None when it is gone or someone else has it."""
+    now = timezone.now()
+    if not CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.QUEUED).update(
+        status=CheckRun.Status.RUNNING, started_at=now
+    ):
+        return None
+    return CheckRun.objects.select_related("tenant").get(pk=run_id)
+
+
+def execute_run(run: CheckRun) -> CheckRun:
+    """Run the requested steps against the tenant's ConnectWise and store what they found."""
+    tenant = run.tenant
+    requested = run.requested_steps()
+    started = time.monotonic()
+    connection = getattr(tenant, "connection", None)
+    if connection is None:
+        outcomes = [
+            StepOutcome(
+                key=k,
+                status=Status.BLOCKED if k != "connection" else Status.FAIL,
+                summary="No ConnectWise connection has been saved yet.",
+            )
+            for k in requested
+        ]
+        return finish(run, outcomes, calls=0, retries=0, started=started)
+
+    decision = decide(connection.site)
+    total = len(requested)
+
+    def progress(key: str, done: int) -> None:
+        CheckRun.objects.filter(pk=run.pk).update(progress={"done": done, "total": total, "current": key})
+
+    progress(requested[0], 0)
+    try:
+        client = client_for(connection, decision) if decision.allowed else None
+    except Exception as exc:  # e.g. the key cannot be decrypted: a clear error, never the key
+        return fail(run, f"Could not prepare the ConnectWise client: {exc}", started=started)
+    calls = retries = 0
+    try:
+        if client is None:
+            outcomes = run_steps(None, choices_for(tenant), steps=requested, connection=connection_info(connection, decision))
+        else:
+            with client:
+                outcomes = run_steps(
+                    client,
+                    choices_for(tenant),
+                    steps=requested,
+                    on_progress=progress,
+                    connection=connection_info(connection, decision),
+                )
+                calls, retries = client.stats.calls, client.stats.retries
+                if client.codebase and client.codebase != connection.codebase:
+                    type(connection).objects.filter(pk=connection.pk).update(codebase=client.codebase)
+    except ConnectWiseError as exc:
+        return fail(run, f"ConnectWise error: {exc}", started=started)
+    return finish(run, outcomes, calls=calls, retries=retries, started=started)
+
+
+def fail(run: CheckRun, message: str, *, started: float | None = None) -> CheckRun:
+    now = timezone.now()
+    duration = int((time.monotonic() - started) * 1000) if started else None
+    CheckRun.objects.filter(pk=run.pk, status__in=CheckRun.ACTIVE).update(
+        status=CheckRun.Status.ERROR, error=message[:2000], finished_at=now, duration_ms=duration, progress={}
+    )
+    run.refresh_from_db()
+    return run
+
+
+@transaction.atomic
+def finish(run: CheckRun, outcomes: list[StepOutcome], *, calls: int, retries: int, started: float) -> CheckRun:
+    """Store step results, close the run, update the tenant's latest state and detect drift."""
+    now = timezone.now()
+    tenant = Tenant.objects.select_for_update().get(pk=run.tenant_id)
+    StepResult.objects.bulk_create(
+        [
+            StepResult(
+                run=run,
+                tenant=tenant,
+                key=o.key,
+                status=str(o.status),
+                findings=[f.to_dict() for f in o.findings],
+                summary=(o.summary or "")[:300],
+                created_at=now,
+            )
+            for o in outcomes
+        ]
+    )
+    previous = dict(tenant.step_statuses or {})
+    statuses = {**previous, **{o.key: str(o.status) for o in outcomes}}
+    ready = all(statuses.get(k) in OK_STATUSES for k in STEP_KEYS)
+    updated = CheckRun.objects.filter(pk=run.pk, status__in=CheckRun.ACTIVE).update(
+        status=CheckRun.Status.DONE,
+        ready=ready,
+        finished_at=now,
+        api_calls=calls,
+        api_retries=retries,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        progress={"done": len(outcomes), "total": len(outcomes), "current": ""},
+    )
+    if not updated:  # the watchdog closed it first; its results are kept but it stays closed
+        log.warning("run %s was closed before it finished", run.uuid)
+    tenant.step_statuses = statuses
+    tenant.ready = ready
+    tenant.first_open_step = next((k for k in STEP_KEYS if statuses.get(k) not in OK_STATUSES), "")
+    tenant.has_error = any(statuses.get(k) == Status.ERROR for k in STEP_KEYS)
+    tenant.last_checked_at = now
+    _track_drift(tenant, run, previous, statuses, now)
+    tenant.save()
+    for o in outcomes:
+        if o.key == "customers" and "directory" in o.facts:
+            _store_directory(tenant, o.facts["directory"], now)
+    run.refresh_from_db()
+    return run
+
+
+def _track_drift(tenant: Tenant, run: CheckRun, previous: dict, current: dict, now) -> None:
+    """A step that was pass/warn and is now fail/error is drift: one DriftAlert per episode, resolved on recovery."""
+    for key in STEP_KEYS:
+        before, after = previous.get(key), current.get(key)
+        if before in OK_STATUSES and after in (Status.FAIL, Status.ERROR):
+            try:
+                with transaction.atomic():
+                    DriftAlert.objects.create(tenant=tenant, step=key, run=run, detected_at=now)
+            except IntegrityError:
+                pass  # already open for this step
+        elif after in OK_STATUSES:
+            DriftAlert.objects.filter(tenant=tenant, step=key, resolved_at__isnull=True).update(resolved_at=now)
+    open_steps = list(
+        DriftAlert.objects.filter(tenant=tenant, resolved_at__isnull=True).values_list("step", flat=True)
+    )
+    tenant.drift_steps = sorted(open_steps, key=STEP_KEYS.index)
+    if open_steps and not tenant.drift_since:
+        tenant.drift_since = now
+    elif not open_steps:
+        tenant.drift_since = None
+    if open_steps:
+        from .tasks import send_drift_alerts  # noqa: PLC0415
+
+        transaction.on_commit(lambda: send_drift_alerts.delay(tenant.pk))
+
+
+def _store_directory(tenant: Tenant, rows: list[dict], now) -> None:
+    """Refresh the cached company list behind the customers page from what the customers step read."""
+    from connectwise.checks.names import normalize_company_name  # noqa: PLC0415
+
+    CompanyDirectory.objects.filter(tenant=tenant).delete()
+    CompanyDirectory.objects.bulk_create(
+        [
+            CompanyDirectory(
+                tenant=tenant,
+                cw_company_id=r["id"],
+                identifier=(r.get("identifier") or "")[:100],
+                name=(r.get("name") or "")[:200],
+                normalized=normalize_company_name(r.get("name") or "")[:200],
+                status_name=(r.get("status") or "")[:100],
+                inactive=bool(r.get("inactive")),
+                active_agreements=int(r.get("active_agreements") or 0),
+                agreements=r.get("agreements") or [],
+                refreshed_at=now,
+            )
+            for r in rows
+        ],
+        batch_size=1000,
+    )
+
+
+def close_stuck_runs(now=None) -> int:
+    """Watchdog: a run active past its time limit (a worker died) is closed as error."""
+    now = now or timezone.now()
+    limit = timedelta(seconds=settings.CHECK_RUN_TIME_LIMIT + 60)
+    return CheckRun.objects.filter(status__in=CheckRun.ACTIVE, created_at__lt=now - limit).update(
+        status=CheckRun.Status.ERROR,
+        error="The check did not finish in time (the worker may have stopped); run it again.",
+        finished_at=now,
+    )
+
+
+def latest_results(tenant: Tenant) -> dict[str, StepResult]:
+    """The newest stored result of each step (one query)."""
+    latest: dict[str, StepResult] = {}
+    for r in StepResult.objects.filter(tenant=tenant).select_related("run").order_by("-created_at", "-id")[:200]:
+        latest.setdefault(r.key, r)
+        if len(latest) == len(STEP_KEYS):
+            break
+    return latest
+
+
+def findings_of(result: StepResult) -> list[Finding]:
+    return [Finding.from_dict(d) for d in result.findings]
+
+
+def severity_groups(result: StepResult) -> list[tuple[str, list[dict]]]:
+    order = [Severity.ERROR, Severity.WARNING, Severity.INFO]
+    return [(str(s), [f for f in result.findings if f["severity"] == s]) for s in order if any(f["severity"] == s for f in result.findings)]
+
+
+__all__ = ["STEP_TITLES", "start_run", "claim", "execute_run", "finish", "fail", "close_stuck_runs", "latest_results"]

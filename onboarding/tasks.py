@@ -1,0 +1,125 @@
+"""Celery tasks. Ids only in arguments (never keys); each task reloads its objects, returns early when they are
+gone, calls one domain function and is safe to run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from . import alerts, repairs, runs
+from .models import CheckRun, RepairPlan, Tenant
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="onboarding.run_checks",
+    soft_time_limit=settings.CHECK_RUN_TIME_LIMIT,
+    time_limit=settings.CHECK_RUN_TIME_LIMIT + 30,
+)
+def run_checks(run_id: int) -> str:
+    run = runs.claim(run_id)
+    if run is None:
+        return "skipped"
+    try:
+        run = runs.execute_run(run)
+    except SoftTimeLimitExceeded:
+        runs.fail(run, "The check took longer than its time limit and was stopped.")
+    except Exception as exc:  # a bug must not leave the run "running"
+        log.exception("run %s crashed", run.uuid)
+        runs.fail(run, f"The check crashed: {type(exc).__name__}. Support has the details in the worker log.")
+    return run.status
+
+
+@shared_task(name="onboarding.build_plan", soft_time_limit=settings.CHECK_RUN_TIME_LIMIT)
+def build_plan(tenant_id: int, step: str, actor_id: int | None = None) -> str:
+    from django.contrib.auth import get_user_model  # noqa: PLC0415
+
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return "gone"
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    try:
+        plan = repairs.build_plan(tenant, step, actor=actor)
+    except Exception as exc:
+        log.warning("building a %s plan for tenant %s failed: %s", step, tenant_id, type(exc).__name__)
+        from django.core.cache import cache  # noqa: PLC0415
+
+        cache.set(f"plan-error:{tenant_id}:{step}", str(exc)[:500], 600)
+        return "error"
+    return str(plan.uuid)
+
+
+@shared_task(
+    name="onboarding.apply_plan",
+    soft_time_limit=settings.PLAN_APPLY_TIME_LIMIT,
+    time_limit=settings.PLAN_APPLY_TIME_LIMIT + 30,
+)
+def apply_plan(plan_id: int) -> str:
+    plan = repairs.claim_for_apply(plan_id)
+    if plan is None:
+        return "skipped"
+    try:
+        plan = repairs.apply(plan)
+    except SoftTimeLimitExceeded:
+        RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.APPLYING).update(
+            status=RepairPlan.Status.FAILED, error="Applying took longer than its time limit.", finished_at=timezone.now()
+        )
+    except Exception as exc:
+        log.exception("plan %s crashed", plan.uuid)
+        RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.APPLYING).update(
+            status=RepairPlan.Status.FAILED, error=f"Applying crashed: {type(exc).__name__}", finished_at=timezone.now()
+        )
+    return "done"
+
+
+@shared_task(name="onboarding.watchdog")
+def watchdog() -> int:
+    """Close runs stuck past their time limit and resume plans whose worker died mid-apply."""
+    closed = runs.close_stuck_runs()
+    stale = timezone.now() - timedelta(seconds=settings.PLAN_APPLY_TIME_LIMIT + 60)
+    for plan_id in RepairPlan.objects.filter(status=RepairPlan.Status.APPLYING, started_at__lt=stale).values_list(
+        "pk", flat=True
+    ):
+        apply_plan.delay(plan_id)
+    return closed
+
+
+@shared_task(name="onboarding.schedule_verifications")
+def schedule_verifications() -> int:
+    """Beat, every few minutes: start scheduled re-checks for connected tenants that are due, spread over the
+    interval, with a cap on how many scheduled runs are in flight."""
+    now = timezone.now()
+    in_flight = CheckRun.objects.filter(status__in=CheckRun.ACTIVE, trigger=CheckRun.Trigger.SCHEDULE).count()
+    room = max(0, settings.VERIFY_MAX_CONCURRENT - in_flight)
+    if not room:
+        return 0
+    interval = timedelta(hours=settings.VERIFY_INTERVAL_HOURS)
+    due = (
+        Tenant.objects.connected()
+        .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
+        .exclude(runs__status__in=CheckRun.ACTIVE)
+        .order_by("next_check_at", "last_checked_at", "pk")[:room]
+    )
+    started = 0
+    for tenant in due:
+        _, created = runs.start_run(tenant, trigger=CheckRun.Trigger.SCHEDULE)
+        # Spread the next check over the interval so that tenants do not all come due together.
+        jitter = timedelta(seconds=random.uniform(0, interval.total_seconds() * 0.1))
+        Tenant.objects.filter(pk=tenant.pk).update(next_check_at=now + interval - jitter)
+        started += int(created)
+    alerts.notify_stale()
+    return started
+
+
+@shared_task(name="onboarding.send_drift_alerts")
+def send_drift_alerts(tenant_id: int) -> int:
+    return alerts.notify_drift(tenant_id)

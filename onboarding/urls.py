@@ -1,0 +1,11 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("onboarding.views.accounts")),
+    path("", include("onboarding.views.wizard")),
+    path("", include("onboarding.views.dashboard")),
+]
+
+handler403 = "onboarding.views.errors.forbidden"
+handler404 = "onboarding.views.errors.not_found"
+handler500 = "onboarding.views.errors.server_error"

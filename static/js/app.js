@@ -1,0 +1,25 @@
+// Small progressive enhancements; the pages work without them. No inline scripts (CSP).
+document.addEventListener("DOMContentLoaded", () => {
+  // "Select all" checkboxes: <input type="checkbox" data-select-all="name-of-the-boxes">
+  document.querySelectorAll("[data-select-all]").forEach((box) => {
+    box.addEventListener("change", () => {
+      document.querySelectorAll(`input[type=checkbox][name="${box.dataset.selectAll}"]`).forEach((b) => {
+        if (!b.disabled) b.checked = box.checked;
+      });
+    });
+  });
+  // Buttons that print the page: <button data-print>
+  document.querySelectorAll("[data-print]").forEach((b) => b.addEventListener("click", () => window.print()));
+  // Forms that auto-submit on change: <select data-autosubmit>
+  document.querySelectorAll("[data-autosubmit]").forEach((el) => el.addEventListener("change", () => el.form.requestSubmit()));
+  // Confirm before destructive or writing actions: <button data-confirm="...">
+  document.querySelectorAll("[data-confirm]").forEach((el) =>
+    el.addEventListener("click", (e) => { if (!window.confirm(el.dataset.confirm)) e.preventDefault(); }));
+});
+// A double click on a submit button sends the form once.
+document.addEventListener("submit", (e) => {
+  const form = e.target;
+  if (form.dataset.submitted === "1" && !form.hasAttribute("data-allow-resubmit")) { e.preventDefault(); return; }
+  form.dataset.submitted = "1";
+  setTimeout(() => { form.dataset.submitted = ""; }, 4000);
+});

@@ -1,0 +1,65 @@
+"""The fixed cast of users (STYLE.md): an admin and a read-only member of tenant A, an outsider from tenant B,
+and a support staff user; plus the in-process ConnectWise sandbox for integration tests."""
+
+from __future__ import annotations
+
+import pytest
+
+PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+
+
+def _user(django_user_model, email, **extra):
+    user = django_user_model.objects.create_user(username=email, email=email, password=PASSWORD, **extra)
+    return user
+
+
+@pytest.fixture
+def tenant_a(db):
+    from onboarding.models import Tenant
+
+    return Tenant.objects.create(slug="tenant-a", name="Tenant A")
+
+
+@pytest.fixture
+def tenant_b(db):
+    from onboarding.models import Tenant
+
+    return Tenant.objects.create(slug="tenant-b", name="Tenant B")
+
+
+@pytest.fixture
+def admin_a(django_user_model, tenant_a):
+    from onboarding.models import Membership
+
+    user = _user(django_user_model, "admin@a.example", first_name="Alice")
+    Membership.objects.create(tenant=tenant_a, user=user, role=Membership.Role.ADMIN)
+    return user
+
+
+@pytest.fixture
+def member_a(django_user_model, tenant_a):
+    from onboarding.models import Membership
+
+    user = _user(django_user_model, "member@a.example", first_name="Mo")
+    Membership.objects.create(tenant=tenant_a, user=user, role=Membership.Role.MEMBER)
+    return user
+
+
+@pytest.fixture
+def outsider_b(django_user_model, tenant_b):
+    from onboarding.models import Membership
+
+    user = _user(django_user_model, "admin@b.example", first_name="Bob")
+    Membership.objects.create(tenant=tenant_b, user=user, role=Membership.Role.ADMIN)
+    return user
+
+
+@pytest.fixture
+def support(django_user_model, db):
+    return _user(django_user_model, "support@distributor.example", first_name="Sam", is_support=True)
