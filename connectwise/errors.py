@@ -1,0 +1,217 @@
+"""The typed errors of the ConnectWise client, and the one table that maps an HTTP status to them.
+
+Error body, REFERENCE §6: ``{"code", "message", "errors": [{"code", "message", "resource", "field", "details"}]}``.
+Each class says whether it is ``transient`` (worth retrying later: Celery may retry the task) or permanent.
+Messages are built from the method, the path without its query, the status and ConnectWise's own code and
+message; never from request headers, so no key or ``Authorization`` value can end up in ``str()`` or ``repr()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One entry of the ``errors`` list of a ConnectWise error body."""
+
+    code: str = ""
+    message: str = ""
+    resource: str = ""
+    field: str = ""
+    details: Any = None
+
+
+class ConnectWiseError(Exception):
+    """Base class. ``status`` is the HTTP status (None when there was no response)."""
+
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, status={self.status!r}, code={self.code!r})"
+
+
+class ConnectionFailed(ConnectWiseError):
+    """No usable HTTP response: connection refused or reset, DNS failure, protocol error."""
+
+    transient = True
+
+
+class RedirectRefused(ConnectionFailed):
+    """The server answered with a redirect. The client never follows one (the host was vetted, its target not)."""
+
+    transient = False
+
+
+class Timeout(ConnectWiseError):
+    transient = True
+
+
+class RateLimited(ConnectWiseError):
+    """429. ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one."""
+
+    transient = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(ConnectWiseError):
+    """5xx."""
+
+    transient = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class AuthFailed(ConnectWiseError):
+    """401: wrong company id, keys or clientId (REFERENCE §6)."""
+
+
+class Forbidden(ConnectWiseError):
+    """403: the API member's security role lacks the level this call needs."""
+
+
+class NotFound(ConnectWiseError):
+    """404: an unknown record, or a codebase that is no longer current."""
+
+
+class BadRequest(ConnectWiseError):
+    """400: validation. ``errors`` holds the nested details; ``object_exists`` means a duplicate."""
+
+    def __init__(self, message: str, *, errors: list[ErrorDetail] | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.errors: list[ErrorDetail] = list(errors or [])
+
+    @property
+    def object_exists(self) -> bool:
+        """True when ConnectWise refused a create because the record already exists (nested ``ObjectExists``)."""
+        return any(e.code == "ObjectExists" for e in self.errors) or self.code == "ObjectExists"
+
+
+class UnknownCompany(ConnectWiseError):
+    """``/login/companyinfo/{companyId}`` answered ``null``: no such company on this host."""
+
+
+class RepeatedPage(ConnectWiseError):
+    """Paging returned a page already seen; stopping instead of looping."""
+
+
+class HostNotAllowed(ConnectWiseError):
+    """A host we refuse to talk to (the SSRF guard, or a ``Link`` header naming a foreign host)."""
+
+
+class UnexpectedResponse(ConnectWiseError):
+    """A successful status with a body we cannot use (not JSON, or not the shape the API documents)."""
+
+
+# The one table: status -> class. Other 5xx are ServerError, other statuses the base class.
+ERROR_BY_STATUS: dict[int, type[ConnectWiseError]] = {
+    400: BadRequest,
+    401: AuthFailed,
+    403: Forbidden,
+    404: NotFound,
+    429: RateLimited,
+}
+
+
+def error_class_for(status: int) -> type[ConnectWiseError]:
+    if status in ERROR_BY_STATUS:
+        return ERROR_BY_STATUS[status]
+    if 500 <= status <= 599:
+        return ServerError
+    return ConnectWiseError
+
+
+def _text(value: Any, limit: int = 500) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def parse_error_body(body: Any) -> tuple[str, str, list[ErrorDetail]]:
+    """``(code, message, errors)`` from a decoded error body; anything unexpected gives empty values."""
+    if not isinstance(body, dict):
+        return "", "", []
+    details = []
+    for item in body.get("errors") or []:
+        if isinstance(item, dict):
+            details.append(
+                ErrorDetail(
+                    code=_text(item.get("code")),
+                    message=_text(item.get("message")),
+                    resource=_text(item.get("resource")),
+                    field=_text(item.get("field")),
+                    details=item.get("details"),
+                )
+            )
+    return _text(body.get("code")), _text(body.get("message")), details
+
+
+def error_from_response(
+    status: int,
+    body: Any,
+    *,
+    method: str,
+    path: str,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+    redact: Callable[[str], str] = lambda s: s,
+) -> ConnectWiseError:
+    """Build the typed error for a non-2xx response. ``body`` is the decoded JSON (or None).
+
+    ``redact`` scrubs the caller's secrets out of the text the server sent back, in case a server echoes them.
+    """
+    code, message, details = parse_error_body(body)
+    code, message = redact(code), redact(message)
+    details = [
+        ErrorDetail(redact(d.code), redact(d.message), redact(d.resource), redact(d.field), d.details)
+        for d in details
+    ]
+    cls = error_class_for(status)
+    # REFERENCE §6: "UserNotAuthenticated" under code ConnectWiseApi means bad credentials whatever the status.
+    if code == "ConnectWiseApi" and message == "UserNotAuthenticated":
+        cls = AuthFailed
+
+    text = f"{method} {path} failed: HTTP {status}"
+    if code:
+        text += f" {code}"
+    if message:
+        text += f": {message}"
+    nested = "; ".join(
+        " ".join(p for p in (d.code, d.field and f"({d.field})", d.message) if p) for d in details[:5]
+    )
+    if nested:
+        text += f" [{nested}]"
+    if request_id:
+        text += f" (request id {request_id})"
+
+    kwargs: dict[str, Any] = dict(
+        status=status, code=code or None, request_id=request_id, method=method, path=path
+    )
+    if cls is BadRequest:
+        return BadRequest(text, errors=details, **kwargs)
+    if cls in (RateLimited, ServerError):
+        return cls(text, retry_after=retry_after, **kwargs)
+    return cls(text, **kwargs)
