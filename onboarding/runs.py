@@ -260,3 +260,54 @@ def severity_groups(result: StepResult) -> list[tuple[str, list[dict]]]:
 
 
 __all__ = ["STEP_TITLES", "start_run", "claim", "execute_run", "finish", "fail", "close_stuck_runs", "latest_results"]
+
+
+def run_as_dict(run: CheckRun) -> dict:
+    """The `verify_tenant --json` contract: tenant, run, ready, api_calls, steps[key, status, findings]."""
+    results = {r.key: r for r in run.results.all()}
+    return {
+        "tenant": run.tenant.slug,
+        "run": str(run.uuid),
+        "status": run.status,
+        "ready": bool(run.ready),
+        "api_calls": run.api_calls,
+        "duration_ms": run.duration_ms,
+        "error": run.error or None,
+        "steps": [
+            {
+                "key": key,
+                "status": results[key].status,
+                "summary": results[key].summary,
+                "findings": [
+                    {
+                        "code": f["code"],
+                        "severity": f["severity"],
+                        "subject": f["subject"],
+                        "repairable": bool(f.get("repairable")),
+                    }
+                    for f in results[key].findings
+                ],
+            }
+            for key in STEP_KEYS
+            if key in results
+        ],
+    }
+
+
+def run_now(tenant: Tenant, *, trigger: str, actor=None, steps: list[str] | None = None) -> CheckRun:
+    """Start and execute a run in this process (the CLI), through the same code as the background job."""
+    run, created = start_run(tenant, trigger=trigger, actor=actor, steps=steps, enqueue=False)
+    if not created:
+        raise RunInProgress(f"A check is already running for {tenant.slug} (run {run.uuid}); try again when it ends.")
+    claimed = claim(run.pk)
+    if claimed is None:
+        raise RunInProgress(f"Run {run.uuid} was picked up by a worker.")
+    try:
+        return execute_run(claimed)
+    except Exception as exc:
+        fail(claimed, f"The check crashed: {type(exc).__name__}")
+        raise
+
+
+class RunInProgress(Exception):
+    pass

@@ -155,6 +155,11 @@ TEMPLATES = [
 ]
 
 _default_db = f"sqlite:///{VAR_DIR / 'onboarding.sqlite3'}"
+_db_scheme = urlparse(os.environ.get("DATABASE_URL") or _default_db).scheme
+if _db_scheme not in {"sqlite", "postgres", "postgresql", "pgsql"}:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must be a sqlite:// or postgres:// URL, not one starting with {_db_scheme or '(nothing)'}://"
+    )
 try:
     DATABASES = {"default": env.db_url("DATABASE_URL", default=_default_db)}
 except (ImproperlyConfigured, KeyError, ValueError) as exc:

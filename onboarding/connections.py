@@ -1,0 +1,57 @@
+"""Saving a tenant's ConnectWise connection: the one code path behind the web form and `tenant_connect`."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from .hosts import SiteDecision, decide
+from .models import AuditEvent, Connection, Tenant
+
+
+class ConnectionRefused(ValueError):
+    """The site is not allowed or a field is missing; the message is for the person who typed it."""
+
+
+def validate(site: str, company_id: str, public_key: str, private_key: str | None, *, existing: bool) -> SiteDecision:
+    if not (company_id or "").strip():
+        raise ConnectionRefused("Enter your ConnectWise company ID.")
+    if not (public_key or "").strip():
+        raise ConnectionRefused("Enter the API member's public key.")
+    if not existing and not private_key:
+        raise ConnectionRefused("Enter the API member's private key.")
+    decision = decide(site)
+    if not decision.allowed:
+        raise ConnectionRefused(decision.refused)
+    return decision
+
+
+@transaction.atomic
+def save_connection(
+    tenant: Tenant, *, site: str, company_id: str, public_key: str, private_key: str | None, actor=None
+) -> tuple[Connection, bool]:
+    """Create or update; an empty private key keeps the stored one. Returns (connection, key_replaced)."""
+    connection = Connection.objects.filter(tenant=tenant).first()
+    decision = validate(site, company_id, public_key, private_key, existing=connection is not None)
+    is_new = connection is None
+    connection = connection or Connection(tenant=tenant)
+    connection.site = decision.entered.strip().lower()
+    connection.company_id = company_id.strip()
+    connection.public_key = public_key.strip()
+    if private_key:
+        connection.set_private_key(private_key.strip())
+    connection.codebase = ""
+    connection.updated_by = actor if getattr(actor, "pk", None) else None
+    connection.updated_at = timezone.now()
+    connection.save()
+    replaced = bool(private_key) and not is_new
+    AuditEvent.record(
+        AuditEvent.Kind.KEY_REPLACED if replaced else AuditEvent.Kind.CONNECTION_SAVED,
+        tenant=tenant,
+        actor=actor,
+        message=f"Connection saved: company {connection.company_id} at {connection.site}"
+        + (" (private key replaced)" if replaced else ""),
+        site=connection.site,
+        company_id=connection.company_id,
+    )
+    return connection, replaced

@@ -1,0 +1,105 @@
+"""Build repair plans; without --yes print them and change nothing; with --yes approve them as the operator,
+apply them, re-verify and print the new run like verify_tenant."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from connectwise.checks import plans as cw_plans
+from connectwise.errors import ConnectWiseError
+
+from ... import repairs
+from ...cw import choices_for, client_for
+from ...hosts import decide
+from ...models import CheckRun, RepairPlan
+from ...runs import RunInProgress, run_now
+from ._common import check_steps, get_tenant
+from .verify_tenant import print_run
+
+# Order matters: the catalog's misc product needs the setup-table records that the setup_tables plan creates.
+REPAIRABLE_STEPS = ("setup_tables", "catalog", "agreements")
+OPERATOR = "operator (command line)"
+
+
+class Command(BaseCommand):
+    help = "Build repair plans (print only), or with --yes approve, apply and re-verify."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--step", action="append", dest="steps", metavar="KEY")
+        parser.add_argument("--yes", action="store_true", help="Approve and apply the plans as the operator.")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args, slug, steps=None, yes=False, json=False, **options):
+        tenant = get_tenant(slug)
+        steps = check_steps(steps)
+        wanted = [s for s in REPAIRABLE_STEPS if not steps or s in steps]
+        connection = getattr(tenant, "connection", None)
+        if connection is None:
+            raise CommandError(f"Tenant {slug} has no connection; run tenant_connect first.")
+        decision = decide(connection.site)
+        if not decision.allowed:
+            raise CommandError(f"Connection refused: {decision.refused}")
+        if not yes:
+            self._preview(tenant, connection, decision, wanted, as_json=json)
+            return
+        applied = []
+        for step in wanted:
+            try:
+                plan = repairs.build_plan(tenant, step, actor=None)
+            except (ConnectWiseError, repairs.PlanError) as exc:
+                raise CommandError(f"Could not build the {step} plan: {exc}") from None
+            if not plan.operations.exists():
+                RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.DISCARDED)
+                continue
+            repairs.approve(plan, by=OPERATOR)
+            plan = repairs.claim_for_apply(plan.pk)
+            plan = repairs.apply(plan, verify=False, actor=OPERATOR)
+            applied.append(plan)
+            if not json:
+                self.stdout.write(f"Applied {plan.operations.count()} change(s) for {step}: {plan.status}")
+            if plan.status == RepairPlan.Status.FAILED:
+                self.stderr.write(f"The {step} plan failed: {plan.error}")
+        try:
+            run = run_now(tenant, trigger=CheckRun.Trigger.REPAIR, steps=[])
+        except RunInProgress as exc:
+            raise CommandError(str(exc)) from None
+        print_run(self, run, as_json=json)
+        if any(p.status == RepairPlan.Status.FAILED for p in applied):
+            raise CommandError("At least one change failed; see the plan's operations.")
+
+    def _preview(self, tenant, connection, decision, wanted, *, as_json):
+        out = []
+        with client_for(connection, decision) as client:
+            for step in wanted:
+                try:
+                    ops = cw_plans.build_plan(client, choices_for(tenant), step)
+                except ConnectWiseError as exc:
+                    raise CommandError(f"Could not build the {step} plan: {exc}") from None
+                out.append(
+                    {
+                        "step": step,
+                        "operations": [
+                            {
+                                "method": op.method,
+                                "path": op.path,
+                                "body": op.body,
+                                "finding": op.finding_code,
+                                "subject": op.subject,
+                                "description": op.description,
+                                "before": op.before,
+                            }
+                            for op in ops
+                        ],
+                    }
+                )
+        if as_json:
+            self.stdout.write(json.dumps({"tenant": tenant.slug, "applied": False, "plans": out}, indent=2))
+            return
+        for plan in out:
+            self.stdout.write(f"{plan['step']}: {len(plan['operations'])} change(s)")
+            for op in plan["operations"]:
+                self.stdout.write(f"  {op['method']:<6} {op['path']:<40} {op['description']}")
+        self.stdout.write("Nothing was changed. Run again with --yes to approve and apply these changes.")

@@ -1,0 +1,42 @@
+"""Re-encrypt every stored private key with the newest FIELD_ENCRYPTION_KEYS key.
+
+Rotation: put a new key first in FIELD_ENCRYPTION_KEYS (keep the old ones after it), restart, run this command,
+then remove the old keys. See SECURITY.md."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from ...crypto import DecryptionError, rotate
+from ...models import AuditEvent, Connection
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt every stored ConnectWise private key with the newest encryption key."
+
+    def handle(self, *args, **options):
+        done, failed = 0, []
+        for pk in Connection.objects.values_list("pk", flat=True).order_by("pk"):
+            with transaction.atomic():
+                conn = Connection.objects.select_for_update().select_related("tenant").get(pk=pk)
+                try:
+                    conn.private_key_encrypted = rotate(conn.private_key_encrypted)
+                except DecryptionError:
+                    failed.append(conn.tenant.slug)
+                    continue
+                conn.save(update_fields=["private_key_encrypted"])
+                done += 1
+        AuditEvent.record(
+            AuditEvent.Kind.KEYS_ROTATED,
+            actor="operator (command line)",
+            message=f"Re-encrypted {done} private key(s) with the newest key",
+            count=done,
+            failed=failed,
+        )
+        self.stdout.write(f"Re-encrypted {done} private key(s) with the newest key.")
+        if failed:
+            raise CommandError(
+                f"{len(failed)} key(s) could not be decrypted with any configured key: {', '.join(failed)}. "
+                "Their tenants must enter the private key again."
+            )

@@ -1,0 +1,77 @@
+"""Seed the demo: a partner admin, a read-only member and a support user (passwords printed), and tenants
+connected to the sandbox scenarios. Idempotent: running it again resets the demo passwords and connections."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from ...connections import save_connection
+from ...models import CheckRun, Membership, Tenant, User
+from ...runs import start_run
+
+SCENARIOS = Path(settings.BASE_DIR) / "connectwise" / "sandbox" / "scenarios"
+DEMO_PASSWORD = "demo-password-2026"  # development only: the demo prints it; production never seeds.
+
+TENANTS = [
+    # slug, name, scenario file, whose admin
+    ("acme-msp", "Acme MSP", "broken.json", "admin@acme.example"),
+    ("northwind-it", "Northwind IT", "healthy.json", "admin@northwind.example"),
+    ("bare-bones", "Bare Bones MSP", "bare.json", "admin@barebones.example"),
+]
+
+
+class Command(BaseCommand):
+    help = "Seed demo logins and tenants connected to the sandbox (development only)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-checks", action="store_true", help="Do not queue the first checks.")
+
+    def handle(self, *args, no_checks=False, **options):
+        if settings.PRODUCTION:
+            raise CommandError("seed_demo is for development only")
+        if not settings.CONNECTWISE_SANDBOX_URL:
+            raise CommandError("Set CONNECTWISE_SANDBOX_URL (make demo does) so that the demo tenants can connect.")
+        sandbox_site = settings.CONNECTWISE_SANDBOX_URL.split("://", 1)[1]
+        lines = []
+        with transaction.atomic():
+            support = self._user("support@distributor.example", "Sam", "Support", is_support=True)
+            lines.append(("Support staff", support.email))
+            for slug, name, scenario_file, admin_email in TENANTS:
+                scenario = json.loads((SCENARIOS / scenario_file).read_text())
+                member = scenario["apiMembers"][0]
+                tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": name})
+                admin = self._user(admin_email, "Pat", name.split()[0])
+                Membership.objects.update_or_create(tenant=tenant, user=admin, defaults={"role": Membership.Role.ADMIN})
+                save_connection(
+                    tenant,
+                    site=sandbox_site,
+                    company_id=scenario["company"]["id"],
+                    public_key=member["publicKey"],
+                    private_key=member["privateKey"],
+                    actor="demo seed",
+                )
+                lines.append((f"Partner admin, {name}", admin.email))
+            viewer = self._user("viewer@acme.example", "Vic", "Viewer")
+            Membership.objects.update_or_create(
+                tenant=Tenant.objects.get(slug="acme-msp"), user=viewer, defaults={"role": Membership.Role.MEMBER}
+            )
+            lines.append(("Read-only member, Acme MSP", viewer.email))
+        if not no_checks:
+            for slug, *_ in TENANTS:
+                start_run(Tenant.objects.get(slug=slug), trigger=CheckRun.Trigger.SCHEDULE)
+        width = max(len(label) for label, _ in lines)
+        self.stdout.write("Demo logins (password for all: %s)" % DEMO_PASSWORD)
+        for label, email in lines:
+            self.stdout.write(f"  {label:<{width}}  {email}")
+
+    def _user(self, email, first, last, is_support=False) -> User:
+        user, _ = User.objects.get_or_create(username=email, defaults={"email": email})
+        user.email, user.first_name, user.last_name, user.is_support = email, first, last, is_support
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+        return user
