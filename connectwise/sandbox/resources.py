@@ -1,0 +1,305 @@
+"""The record collections the sandbox serves (REFERENCE §2), in one table: fields, references, rules, security.
+
+Everything the app and the scenario validator need to know per path lives here, so adding a resource is one
+entry. Field lists follow the SPEC's component schemas (trimmed to what a partner's data plausibly holds); they
+are the fields ``conditions`` and ``orderBy`` may name even when a table is empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# REFERENCE §2 and §3: the enums the checks read.
+AGREEMENT_STATUSES = ("Active", "Cancelled", "Expired", "Inactive")
+INVOICING_CYCLES = ("ContractYear", "CalendarYear")
+BILLING_OPTIONS = (
+    "Monthly",
+    "Quarterly",
+    "Yearly",
+    "SemiAnnual",
+    "BiMonthly",
+    "BiWeekly",
+    "Weekly",
+    "NotRecurring",
+)
+LEVELS = ("All", "My", "None")
+LEVEL_FIELDS = ("addLevel", "editLevel", "deleteLevel", "inquireLevel")
+
+# Module functions -- the display names are what REFERENCE §2 says to match on.
+COMPANY_MAINTENANCE = ("Companies", "Company Maintenance")
+CONTACTS = ("Companies", "Contacts")
+AGREEMENTS = ("Finance", "Agreements")
+PRODUCT_CATALOG = ("Procurement", "Product Catalog")
+PRODUCTS = ("Procurement", "Products")
+TABLE_SETUP = ("System", "Table Setup")
+SECURITY_ROLES = ("System", "Security Roles")
+
+# What mySecurity lists besides the role's own rows (all None unless the role says otherwise). A real role has
+# many more functions; these are enough to make "every other level is None" a real comparison.
+KNOWN_MODULE_FUNCTIONS: tuple[tuple[str, str], ...] = (
+    ("Companies", "Company Maintenance"),
+    ("Companies", "Contacts"),
+    ("Companies", "Configurations"),
+    ("Companies", "Notes"),
+    ("Finance", "Agreements"),
+    ("Finance", "Billing View Time"),
+    ("Finance", "Invoicing"),
+    ("Finance", "Agreement Sales"),
+    ("Procurement", "Product Catalog"),
+    ("Procurement", "Products"),
+    ("Procurement", "Purchasing"),
+    ("Project", "Project Headers"),
+    ("Sales", "Opportunities"),
+    ("Service Desk", "Service Tickets"),
+    ("System", "Table Setup"),
+    ("System", "Members"),
+    ("System", "Security Roles"),
+    ("System", "My Company"),
+    ("Time & Expense", "Time Entry"),
+)
+
+TABLE_SETUP_CUSTOMIZE = "TableSetup"
+AGREEMENTS_CUSTOMIZE = "Agreements"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference field: ``{"id": N, <copied fields>}`` pointing into another collection."""
+
+    target: str
+    copy: tuple[str, ...] = ("name",)
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    path: str
+    resource: str  # lower-case singular, as ConnectWise names it in error bodies ("resource": "agreement")
+    guard: tuple[str, str]  # module function whose levels guard the path (PRODUCT.md)
+    fields: tuple[str, ...]
+    refs: dict[str, Ref] = field(default_factory=dict)
+    required: tuple[str, ...] = ()  # on create/PUT; "type/id" means a reference
+    unique: tuple[str, ...] = ()  # natural key: a duplicate is 400 ObjectExists
+    enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    defaults: dict = field(default_factory=dict)  # filled on create when absent
+    customize_item: str | None = None  # Table Setup "Access Allowed" item also needed
+    scenario_required: tuple[str, ...] = ()  # what every scenario record must carry besides "id"
+    aliases: tuple[str, ...] = ()  # other spellings of the path (the SPEC's trailing slash)
+
+    @property
+    def label(self) -> str:
+        return self.resource[:1].upper() + self.resource[1:]
+
+
+def _f(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+RESOURCES: dict[str, ResourceSpec] = {
+    spec.path: spec
+    for spec in (
+        ResourceSpec(
+            "company/companies",
+            "company",
+            COMPANY_MAINTENANCE,
+            _f(
+                "id identifier name status type types deletedFlag addressLine1 addressLine2 city state zip country "
+                "phoneNumber faxNumber website territory market accountNumber defaultContact dateAcquired "
+                "annualRevenue timeZoneSetup leadFlag unsubscribeFlag billingTerms invoiceToEmailAddress "
+                "billToCompany billingSite _info"
+            ),
+            refs={
+                "status": Ref("company/companies/statuses"),
+                "defaultContact": Ref("company/contacts"),
+                "billToCompany": Ref("company/companies", ("identifier", "name")),
+            },
+            required=("identifier", "name"),
+            unique=("identifier",),
+            defaults={"deletedFlag": False, "types": [], "leadFlag": False},
+            scenario_required=("identifier", "name"),
+        ),
+        ResourceSpec(
+            "company/companies/statuses",
+            "status",
+            COMPANY_MAINTENANCE,
+            _f(
+                "id name defaultFlag inactiveFlag notifyFlag disallowSavingFlag notificationMessage customNoteFlag "
+                "cancelOpenTracksFlag track _info"
+            ),
+            required=("name",),
+            unique=("name",),
+            defaults={"defaultFlag": False, "inactiveFlag": False, "disallowSavingFlag": False},
+            customize_item="Company / Company Status",
+            scenario_required=("name",),
+        ),
+        ResourceSpec(
+            "company/contacts",
+            "contact",
+            CONTACTS,
+            _f(
+                "id firstName lastName company site title defaultPhoneNumber defaultEmailAddress inactiveFlag "
+                "defaultFlag communicationItems types _info"
+            ),
+            refs={"company": Ref("company/companies", ("identifier", "name"))},
+            required=("firstName",),
+            defaults={"inactiveFlag": False},
+            scenario_required=("firstName",),
+        ),
+        ResourceSpec(
+            "finance/agreements",
+            "agreement",
+            AGREEMENTS,
+            _f(
+                "id name type company contact site customerPO location department restrictLocationFlag "
+                "restrictDepartmentFlag startDate endDate noEndingDateFlag agreementStatus cancelledFlag "
+                "dateCancelled reasonCancelled parentAgreement sla workOrder internalNotes applicationUnits "
+                "applicationLimit applicationCycle billingCycle invoicingCycle prorateFlag billOneTimeFlag oneTimeFlag "
+                "billAmount taxable prorateFirstBill billStartDate invoiceDescription periodType "
+                "billingTerms billToCompany _info"
+            ),
+            refs={
+                "type": Ref("finance/agreements/types"),
+                "company": Ref("company/companies", ("identifier", "name")),
+                "contact": Ref("company/contacts"),
+                "parentAgreement": Ref("finance/agreements"),
+                "billingCycle": Ref("finance/billingCycles"),
+                "billToCompany": Ref("company/companies", ("identifier", "name")),
+            },
+            required=("name", "type/id", "company/id", "contact/id"),
+            # Not confirmed that ConnectWise refuses a second agreement of the same name for a company; the sandbox
+            # does, so "create if missing" repairs can be tested for idempotency (PRODUCT.md "Repairs").
+            unique=("company/id", "name"),
+            enums={"agreementStatus": AGREEMENT_STATUSES, "invoicingCycle": INVOICING_CYCLES},
+            defaults={
+                "agreementStatus": "Active",
+                "cancelledFlag": False,
+                "noEndingDateFlag": True,
+                "invoicingCycle": "ContractYear",
+                "prorateFlag": False,
+                "billOneTimeFlag": False,
+                "oneTimeFlag": False,
+                "restrictLocationFlag": False,
+                "restrictDepartmentFlag": False,
+                "taxable": False,
+            },
+            scenario_required=("name", "type/id", "company/id"),
+        ),
+        ResourceSpec(
+            "finance/agreements/types",
+            "type",
+            AGREEMENTS,
+            _f(
+                "id name prefixSuffixOption defaultFlag inactiveFlag prePaymentFlag invoicePreSuffix location "
+                "department restrictLocationFlag restrictDepartmentFlag sla applicationUnits applicationLimit "
+                "applicationCycle billingCycle invoicingCycle prorateFlag billOneTimeFlag taxable billTime "
+                "billExpenses billProducts _info"
+            ),
+            refs={"billingCycle": Ref("finance/billingCycles")},
+            required=("name",),
+            unique=("name",),
+            enums={"invoicingCycle": INVOICING_CYCLES},
+            defaults={"inactiveFlag": False, "defaultFlag": False},
+            scenario_required=("name",),
+        ),
+        ResourceSpec(
+            "finance/billingCycles",
+            "billingCycle",
+            AGREEMENTS,
+            _f("id identifier name billingOptions dateStart inactiveFlag _info"),
+            required=("identifier", "name", "billingOptions"),
+            unique=("name",),
+            enums={"billingOptions": BILLING_OPTIONS},
+            scenario_required=("name", "billingOptions"),
+        ),
+        ResourceSpec(
+            "procurement/catalog",
+            "product",
+            PRODUCT_CATALOG,
+            _f(
+                "id identifier description inactiveFlag subcategory type productClass serializedFlag "
+                "serializedCostFlag phaseProductFlag unitOfMeasure minStockLevel price cost priceAttribute "
+                "taxableFlag dropShipFlag specialOrderFlag customerDescription manufacturer manufacturerPartNumber "
+                "vendor vendorSku notes integrationXRef sla entityType recurringFlag recurringRevenue recurringCost "
+                "recurringOneTimeFlag recurringBillCycle recurringCycleType calculatedPriceFlag calculatedCostFlag "
+                "category _info"
+            ),
+            refs={
+                "subcategory": Ref("procurement/subcategories"),
+                "category": Ref("procurement/categories"),
+                "type": Ref("procurement/types"),
+                "unitOfMeasure": Ref("procurement/unitOfMeasures"),
+            },
+            required=("identifier", "description", "subcategory/id", "type/id", "customerDescription"),
+            unique=("identifier",),
+            defaults={"inactiveFlag": False, "productClass": "NonInventory", "price": 0, "cost": 0},
+            scenario_required=("identifier",),
+        ),
+        ResourceSpec(
+            "procurement/categories",
+            "category",
+            TABLE_SETUP,
+            _f("id name inactiveFlag integrationXRef priceLevel _info"),
+            required=("name",),
+            unique=("name",),
+            defaults={"inactiveFlag": False},
+            customize_item="Products / Category",
+            scenario_required=("name",),
+        ),
+        ResourceSpec(
+            "procurement/subcategories",
+            "subcategory",
+            TABLE_SETUP,
+            _f("id name category inactiveFlag integrationXRef _info"),
+            refs={"category": Ref("procurement/categories")},
+            required=("name", "category/id"),
+            unique=("category/id", "name"),
+            defaults={"inactiveFlag": False},
+            customize_item="Products / Subcategories",
+            scenario_required=("name", "category/id"),
+            aliases=("procurement/subcategories/",),
+        ),
+        ResourceSpec(
+            "procurement/types",
+            "type",
+            TABLE_SETUP,
+            _f("id name typeXref inactiveFlag _info"),
+            required=("name",),
+            unique=("name",),
+            defaults={"inactiveFlag": False},
+            customize_item="Product Type",
+            scenario_required=("name",),
+        ),
+        ResourceSpec(
+            "procurement/unitOfMeasures",
+            "unitOfMeasure",
+            TABLE_SETUP,
+            _f("id name inactiveFlag defaultFlag _info"),
+            required=("name",),
+            unique=("name",),
+            defaults={"inactiveFlag": False},
+            customize_item="Product / UOM",
+            scenario_required=("name",),
+        ),
+    )
+}
+
+RECORD_PATHS: tuple[str, ...] = tuple(RESOURCES)
+
+
+def get_path(record: dict, path: str):
+    """``record["type"]["id"]`` for ``"type/id"``; None when any step is missing."""
+    value = record
+    for part in path.split("/"):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def norm_text(text: str | None) -> str:
+    """Case, surrounding and doubled spaces, and the spacing around "/" do not matter for display names."""
+    return "/".join(" ".join(part.split()) for part in (text or "").casefold().split("/"))
+
+
+def norm_identifier(text: str | None) -> str:
+    """ "TableSetup" == "Table Setup" == "table_setup" (customize identifiers are not confirmed, REFERENCE §2)."""
+    return "".join(ch for ch in (text or "").casefold() if ch.isalnum())

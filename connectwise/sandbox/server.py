@@ -1,0 +1,104 @@
+"""Serving the sandbox over a socket: a threaded ``wsgiref`` server that can reset connections on purpose.
+
+``make_server(app, host, port)`` builds it (``port=0`` picks a free port); ``serve_in_thread`` runs one in a
+background thread for tests (``with serve_in_thread(app) as url: ...``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import sys
+import threading
+from collections.abc import Iterator
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
+
+from .app import SandboxApp, SandboxReset
+
+
+class _ServerHandler(ServerHandler):
+    reset = False
+
+    def handle_error(self) -> None:
+        if isinstance(sys.exc_info()[1], SandboxReset):
+            self.reset = True  # write nothing: the connection is dropped by the request handler
+            return
+        super().handle_error()
+
+
+class _RequestHandler(WSGIRequestHandler):
+    server: SandboxServer
+
+    def handle(self) -> None:  # WSGIRequestHandler.handle with our ServerHandler
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.requestline = ""
+            self.request_version = ""
+            self.command = ""
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        handler = _ServerHandler(
+            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
+        )
+        handler.request_handler = self
+        handler.run(self.server.get_app())
+        if handler.reset:
+            self.server.mark_reset(self.connection)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's name
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class SandboxServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], verbose: bool = False) -> None:
+        self.verbose = verbose
+        self._resets: set[socket.socket] = set()
+        self._resets_lock = threading.Lock()
+        super().__init__(address, _RequestHandler)
+
+    def mark_reset(self, sock: socket.socket) -> None:
+        # SO_LINGER on with a zero timeout: close() sends an RST instead of a FIN ("connection reset by peer").
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with self._resets_lock:
+            self._resets.add(sock)
+
+    def shutdown_request(self, request: socket.socket) -> None:
+        with self._resets_lock:
+            reset = request in self._resets
+            self._resets.discard(request)
+        if reset:
+            request.close()  # no shutdown(SHUT_WR) first: that would send a FIN before the RST
+            return
+        super().shutdown_request(request)
+
+
+def make_server(
+    app: SandboxApp, host: str = "127.0.0.1", port: int = 0, verbose: bool = False
+) -> SandboxServer:
+    server = SandboxServer((host, port), verbose=verbose)
+    server.set_app(app)
+    return server
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: SandboxApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` from a daemon thread; yields the base URL (``http://127.0.0.1:PORT``)."""
+    server = make_server(app, host, port)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -1,0 +1,64 @@
+"""Control endpoints outside apis/3.0: describe, reset, faults, request log."""
+
+from __future__ import annotations
+
+from .conftest import make_client
+
+
+def test_describe_lists_what_is_served(control):
+    body = control.get("/_sandbox/").json()
+    assert [c["id"] for c in body["companies"]] == ["acme", "brokenco", "bareco"]
+    acme = body["companies"][0]
+    assert acme["apiBase"] == "http://sandbox.test/v4_6_release/apis/3.0/"
+    assert acme["records"]["company/companies"] == 12
+
+
+def test_request_log_counts_method_and_path_per_company(app, control, acme):
+    acme.get("company/companies", params={"pageSize": 5})
+    acme.get("company/companies", params={"pageSize": 5, "page": 2})
+    acme.post("procurement/categories", json={"name": "Services"})
+    acme.patch("procurement/catalog/1", json=[{"op": "replace", "path": "inactiveFlag", "value": False}])
+    acme.get("procurement/subcategories/")
+    control.get("/login/companyinfo/acme")
+    with make_client(app, "acme", private="wrong") as bad:
+        bad.get("system/info")
+    counts = control.get("/_sandbox/requests").json()
+    assert counts["acme"] == {
+        "GET company/companies": 2,
+        "POST procurement/categories": 1,
+        "PATCH procurement/catalog/1": 1,
+        "GET procurement/subcategories": 1,
+        "GET login/companyinfo/acme": 1,
+        "GET system/info": 1,
+    }
+    assert counts["brokenco"] == {}
+    assert control.get("/_sandbox/requests?company=acme").json() == {"acme": counts["acme"]}
+    assert control.delete("/_sandbox/requests").status_code == 204
+    assert control.get("/_sandbox/requests").json()["acme"] == {}
+
+
+def test_reset_restores_the_scenario(control, acme, broken):
+    acme.post("procurement/categories", json={"name": "Services"})
+    broken.patch("procurement/catalog/1", json=[{"op": "replace", "path": "inactiveFlag", "value": False}])
+    assert control.post("/_sandbox/reset?company=acme").json() == {"reset": ["acme"]}
+    assert acme.get("procurement/categories/count").json() == {"count": 3}
+    assert broken.get("procurement/catalog/1").json()["inactiveFlag"] is False  # brokenco untouched
+    control.post("/_sandbox/reset")
+    assert broken.get("procurement/catalog/1").json()["inactiveFlag"] is True
+
+
+def test_reset_restores_the_scenarios_faults(control, acme):
+    control.post("/_sandbox/faults", json={"company": "acme", "rates": {"500": 1.0}})
+    assert acme.get("system/info").status_code == 500
+    control.post("/_sandbox/reset")
+    assert acme.get("system/info").status_code == 200
+
+
+def test_unknown_company_on_control_is_404(control):
+    assert control.post("/_sandbox/reset?company=nosuchco").status_code == 404
+    assert control.post("/_sandbox/faults", json={"company": "nosuchco"}).status_code == 404
+
+
+def test_faults_can_be_read_back(control):
+    control.post("/_sandbox/faults", json={"company": "brokenco", "latencyMs": 5})
+    assert control.get("/_sandbox/faults?company=brokenco").json()["brokenco"]["latencyMs"] == 5

@@ -1,0 +1,121 @@
+"""The calling member's security role guards every path (PRODUCT.md): 403 where the level is None."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from connectwise.sandbox import SandboxApp, parse_scenario
+from connectwise.sandbox.generate import base_scenario, customize_items, role_settings
+
+from .conftest import make_client
+
+
+def _app(settings=None, items=None, **company):
+    data = base_scenario("roleco", "Role Co", "rolepub", "rolepriv")
+    data["company"].update(company)
+    role = data["securityRoles"][0]
+    if settings is not None:
+        role["settings"] = settings
+    if items is not None:
+        role["customizeItems"] = items
+    return SandboxApp([parse_scenario(copy.deepcopy(data))])
+
+
+def _client(app):
+    return make_client(app, "roleco", "rolepub", "rolepriv")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "company/companies",
+        "company/companies/statuses",
+        "finance/agreements",
+        "finance/billingCycles",
+        "procurement/catalog",
+        "procurement/categories",
+        "procurement/subcategories",
+        "procurement/types",
+        "procurement/unitOfMeasures",
+        "system/mySecurity",
+        "system/mySecurity/customizeItems",
+        "system/apiMembers",
+        "system/securityroles",
+    ],
+)
+def test_the_least_privilege_role_reads_what_the_sync_needs(path):
+    with _client(_app()) as client:
+        assert client.get(path).status_code == 200
+
+
+def test_contacts_need_their_own_function():
+    with _client(_app()) as client:
+        response = client.get("company/contacts")
+    assert response.status_code == 403
+    assert response.json()["code"] == "Forbidden"
+    assert "Companies > Contacts" in response.json()["message"]
+
+
+def test_inquire_none_is_403_on_list_by_id_and_count():
+    app = _app(role_settings({("Finance", "Agreements"): {"inquireLevel": "None"}}))
+    with _client(app) as client:
+        for path in (
+            "finance/agreements",
+            "finance/agreements/count",
+            "finance/agreements/types",
+            "finance/agreements/1",
+        ):
+            assert client.get(path).status_code == 403, path
+        assert client.get("company/companies").status_code == 200
+
+
+def test_my_counts_as_allowed():
+    app = _app(role_settings({("Procurement", "Product Catalog"): {"inquireLevel": "My", "editLevel": "My"}}))
+    with _client(app) as client:
+        assert client.get("procurement/catalog").status_code == 200
+        ops = [{"op": "replace", "path": "inactiveFlag", "value": True}]
+        assert client.patch("procurement/catalog/1", json=ops).status_code == 200
+
+
+def test_each_method_needs_its_level():
+    app = _app(role_settings({("System", "Table Setup"): {"addLevel": "None", "deleteLevel": "None"}}))
+    with _client(app) as client:
+        created = client.post("procurement/categories", json={"name": "Services"})
+        assert created.status_code == 403
+        assert "Add level is None" in created.json()["message"]
+        assert client.delete("procurement/categories/2").status_code == 403
+        ops = [{"op": "replace", "path": "inactiveFlag", "value": True}]
+        assert client.patch("procurement/categories/2", json=ops).status_code == 200
+
+
+def test_table_setup_tables_also_need_their_customize_item():
+    items = [i for i in customize_items() if i["itemIdentifier"] != "Product / UOM"]
+    with _client(_app(items=items)) as client:
+        response = client.get("procurement/unitOfMeasures")
+        assert response.status_code == 403
+        assert "Product / UOM" in response.json()["message"]
+        assert client.get("procurement/categories").status_code == 200
+
+
+def test_agreement_writes_need_the_type_in_the_agreements_customize_items(app):
+    with make_client(app, "brokenco") as client:
+        ops = [{"op": "replace", "path": "prorateFlag", "value": True}]
+        assert client.patch("finance/agreements/9", json=ops).status_code == 200  # O365: allowed
+        response = client.patch("finance/agreements/13", json=ops)  # Managed Services: not allowed
+        assert response.status_code == 403
+        assert "Managed Services" in response.json()["message"]
+
+
+def test_my_security_can_be_made_unreadable():
+    with _client(_app(mySecurityReadable=False)) as client:
+        assert client.get("system/mySecurity").status_code == 403
+        assert client.get("system/mySecurity/customizeItems").status_code == 403
+        assert client.get("system/info").status_code == 200
+
+
+def test_the_broken_locked_member_cannot_read_my_security(app):
+    with make_client(app, "brokenco", "brokenlockedpub", "brokenlockedpriv-0123456789") as client:
+        assert client.get("system/mySecurity").status_code == 403
+        assert client.get("company/companies").status_code == 200
