@@ -1,0 +1,248 @@
+"""One run's ConnectWise data: every resource fetched at most once, the independent ones concurrently.
+
+The runner asks each requested step what it ``needs`` and prefetches the union in one concurrent wave, so a full
+verify costs the pages the tenant's data needs plus a constant, and its latency is about one chain of calls (count,
+then the pages) rather than one per resource. A step reads with ``ctx.get(key)``; a failed read raises
+``ResourceError`` carrying the ConnectWise error and the security role function that guards the path, which the
+runner turns into ``step.read_forbidden`` or ``step.check_failed``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from connectwise.errors import ConnectWiseError
+
+if TYPE_CHECKING:
+    from .runner import ConnectionInfo, TenantChoices
+
+PAGE_SIZE = 1000  # REFERENCE §4: the hard maximum
+
+# Role functions as a partner admin finds them under System > Security Roles (REFERENCE §2 and the sandbox
+# contract in PRODUCT.md: which module function guards which path).
+COMPANY_MAINTENANCE = "Companies > Company Maintenance"
+CONTACTS = "Companies > Contacts"
+AGREEMENTS = "Finance > Agreements"
+PRODUCT_CATALOG = "Procurement > Product Catalog"
+TABLE_SETUP = "System > Table Setup"
+
+
+@dataclass(frozen=True)
+class Resource:
+    key: str
+    path: str
+    role_function: str  # the module function whose Inquire level the read needs
+    fields: str | None = None
+    conditions: str | None = None
+    customize_item: str | None = None  # the Table Setup "Access Allowed" item the read also needs
+    large: bool = False  # True: may span many pages, read through list() (count, then pages concurrently)
+    countable: bool = True  # False: no documented /count; one GET of one full page is all we read
+
+    @property
+    def needed_role(self) -> str:
+        text = f"{self.role_function}: Inquire"
+        if self.customize_item:
+            text += f' (and the Table Setup customize item "{self.customize_item}")'
+        return text
+
+
+# fields= keeps payloads small (REFERENCE §4): only what the checks and the customers page read.
+RESOURCES: dict[str, Resource] = {
+    r.key: r
+    for r in (
+        Resource("my_security", "system/mySecurity", "System > My Security", countable=False),
+        Resource(
+            "customize_items", "system/mySecurity/customizeItems", "System > My Security", countable=False
+        ),
+        Resource(
+            "companies",
+            "company/companies",
+            COMPANY_MAINTENANCE,
+            fields="id,identifier,name,status/id,status/name,deletedFlag,defaultContact/id",
+            large=True,
+        ),
+        Resource(
+            "company_statuses",
+            "company/companies/statuses",
+            COMPANY_MAINTENANCE,
+            fields="id,name,inactiveFlag",
+            customize_item="Company / Company Status",
+        ),
+        Resource(
+            "agreements",
+            "finance/agreements",
+            AGREEMENTS,
+            fields=(
+                "id,name,type/id,type/name,company/id,company/name,agreementStatus,cancelledFlag,startDate,"
+                "endDate,noEndingDateFlag,parentAgreement/id,billingCycle/id,billingCycle/name,invoicingCycle,"
+                "prorateFlag,billOneTimeFlag,oneTimeFlag"
+            ),
+            large=True,
+        ),
+        Resource("agreement_types", "finance/agreements/types", AGREEMENTS, fields="id,name,inactiveFlag"),
+        Resource(
+            "billing_cycles", "finance/billingCycles", AGREEMENTS, fields="id,identifier,name,billingOptions"
+        ),
+        # ConnectWise lists inactive catalog items only when the conditions do not exclude them: no
+        # inactiveFlag filter here, so "all statuses" come back (REFERENCE §8 "Status All").
+        Resource(
+            "misc_catalog",
+            "procurement/catalog",
+            PRODUCT_CATALOG,
+            fields="id,identifier,description,inactiveFlag",
+            conditions='identifier like "misc%"',
+        ),
+        Resource(
+            "categories",
+            "procurement/categories",
+            TABLE_SETUP,
+            fields="id,name,inactiveFlag",
+            customize_item="Products / Category",
+        ),
+        Resource(
+            "subcategories",
+            "procurement/subcategories",
+            TABLE_SETUP,
+            fields="id,name,inactiveFlag,category/id,category/name",
+            customize_item="Products / Subcategories",
+        ),
+        Resource(
+            "product_types",
+            "procurement/types",
+            TABLE_SETUP,
+            fields="id,name,inactiveFlag",
+            customize_item="Product Type",
+        ),
+        Resource(
+            "uoms",
+            "procurement/unitOfMeasures",
+            TABLE_SETUP,
+            fields="id,name,inactiveFlag",
+            customize_item="Product / UOM",
+        ),
+    )
+}
+
+MAX_PARALLEL_RESOURCES = 16  # more than a run ever needs: the client's semaphore bounds requests in flight
+
+
+class ResourceError(Exception):
+    """A read a step needed failed. ``cause`` is the ConnectWise error, ``resource`` what was read."""
+
+    def __init__(self, resource: Resource, cause: ConnectWiseError) -> None:
+        super().__init__(f"reading {resource.path} failed: {cause}")
+        self.resource = resource
+        self.cause = cause
+
+
+@dataclass
+class RunContext:
+    client: Any  # ConnectWiseClient (or a test double with the same methods)
+    choices: TenantChoices
+    connection: ConnectionInfo | None = None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    memo: dict[str, Any] = field(default_factory=dict)  # derived values steps share (e.g. target agreements)
+    _results: dict[str, tuple[Any, ConnectWiseError | None]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Fetch every resource in ``keys`` not yet loaded, concurrently. Failures are kept for ``get``."""
+        todo = [k for k in dict.fromkeys(keys) if k not in self._results]
+        if not todo:
+            return
+        if len(todo) == 1:
+            self._load(todo[0])
+            return
+        # Our own small pool rather than client.map_concurrent: list() may itself fan pages out through the
+        # client, and the client's in-flight bound is what protects the tenant either way.
+        with ThreadPoolExecutor(max_workers=min(len(todo), MAX_PARALLEL_RESOURCES)) as pool:
+            list(pool.map(self._load, todo))
+
+    def get(self, key: str) -> Any:
+        """The resource's records (fetching it now if no prefetch did); raises ResourceError on a failed read."""
+        if key not in self._results:
+            self._load(key)
+        data, error = self._results[key]
+        if error is not None:
+            raise ResourceError(RESOURCES[key], error)
+        return data
+
+    def error_of(self, key: str) -> ConnectWiseError | None:
+        """The error of a failed read, None when it worked (fetching it now if needed)."""
+        if key not in self._results:
+            self._load(key)
+        return self._results[key][1]
+
+    def loaded_ok(self, key: str) -> bool:
+        """True when the resource was already read successfully (no new call)."""
+        return key in self._results and self._results[key][1] is None
+
+    def remember(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
+
+    def _load(self, key: str) -> None:
+        resource = RESOURCES[key]
+        try:
+            data = _fetch(self.client, resource)
+            result: tuple[Any, ConnectWiseError | None] = (data, None)
+        except ConnectWiseError as exc:
+            result = (None, exc)
+        with self._lock:
+            self._results.setdefault(key, result)
+
+
+def _fetch(client: Any, resource: Resource) -> list[dict]:
+    """Large collections through list(). Small ones (setup tables, statuses, cycles, the misc items) with one
+    GET of a full page, which saves the /count call; a page that comes back full is read again through list()
+    so nothing is ever cut off. mySecurity has no documented /count: its one page is what we read."""
+    if resource.large:
+        return client.list(
+            resource.path,
+            conditions=resource.conditions,
+            fields=resource.fields,
+            order_by="id asc",
+            page_size=PAGE_SIZE,
+        )
+    params: dict[str, Any] = {"pageSize": PAGE_SIZE}
+    if resource.countable:
+        params["orderBy"] = "id asc"
+        if resource.conditions:
+            params["conditions"] = resource.conditions
+    data = client.get(resource.path, params=params, fields=resource.fields)
+    rows = [data] if isinstance(data, dict) else list(data or [])
+    if resource.countable and len(rows) >= PAGE_SIZE:
+        return client.list(
+            resource.path,
+            conditions=resource.conditions,
+            fields=resource.fields,
+            order_by="id asc",
+            page_size=PAGE_SIZE,
+        )
+    return rows
+
+
+def ref_id(record: dict | None, name: str) -> int | None:
+    """``record[name]["id"]`` for a reference field, or None."""
+    value = (record or {}).get(name)
+    if isinstance(value, dict):
+        return value.get("id")
+    return None
+
+
+def ref_name(record: dict | None, name: str) -> str:
+    value = (record or {}).get(name)
+    if isinstance(value, dict):
+        return str(value.get("name") or value.get("identifier") or "")
+    return ""
+
+
+def same_name(a: str | None, b: str | None) -> bool:
+    """ConnectWise compares names case-insensitively; so do we (ignoring surrounding and doubled spaces)."""
+    return " ".join((a or "").split()).casefold() == " ".join((b or "").split()).casefold()

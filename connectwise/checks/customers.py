@@ -1,0 +1,239 @@
+"""Step 5, customers: the companies the partner chose exist, are real customers, and have an active agreement.
+
+Cost: one paged read of all companies, one of company statuses and one of all agreements (shared with the
+agreements step), never a call per company. The same read refreshes the company directory behind the customers
+page (``facts["directory"]``), so the page never calls ConnectWise itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import codes
+from .agreements import agreements_by_company, is_active
+from .base import Finding, Severity, StepOutcome
+from .context import RunContext, ref_id, ref_name
+from .names import normalize_company_name
+
+KEY = "customers"
+
+# Status names that mean "not (yet) a customer" even when the status itself is not flagged inactive
+# (REFERENCE §7: prospect and "not approved" companies are a common source of wrong matches). Compared after
+# normalising case and spaces; a status whose name contains one of these words counts.
+PROSPECT_LIKE_STATUSES: tuple[str, ...] = (
+    "prospect",
+    "not approved",
+    "lead",
+    "suspect",
+    "pending approval",
+    "inactive",
+    "former client",
+    "former customer",
+    "lost",
+    "do not use",
+)
+
+FIX_COMPANY = "In ConnectWise go to Companies > Companies > search {name} > open it"
+
+
+def needs(choices) -> frozenset[str]:
+    return frozenset({"companies", "company_statuses", "agreements"})
+
+
+def _norm(text: str | None) -> str:
+    return " ".join((text or "").casefold().split())
+
+
+def prospect_like(status_name: str | None) -> bool:
+    name = _norm(status_name)
+    return any(re.search(rf"\b{re.escape(word)}\b", name) for word in PROSPECT_LIKE_STATUSES)
+
+
+def inactive_reason(company: dict, statuses: dict[int, dict]) -> str | None:
+    status = statuses.get(ref_id(company, "status"))
+    name = ref_name(company, "status") or (status or {}).get("name") or ""
+    if status is not None and status.get("inactiveFlag"):
+        return f'its status "{name}" is an inactive status'
+    if prospect_like(name):
+        return f'its status "{name}" means it is not a customer yet'
+    return None
+
+
+def check(ctx: RunContext) -> StepOutcome:
+    companies = ctx.get("companies")
+    statuses = {s["id"]: s for s in ctx.get("company_statuses")}
+    by_company = agreements_by_company(ctx)
+    live = [c for c in companies if not c.get("deletedFlag")]
+    by_id = {c["id"]: c for c in companies}
+    by_normalized: dict[str, list[dict]] = {}
+    for c in live:
+        by_normalized.setdefault(normalize_company_name(c.get("name") or ""), []).append(c)
+
+    findings: list[Finding] = []
+    chosen = ctx.choices.companies
+    if not chosen:
+        findings.append(
+            Finding(
+                codes.CUSTOMERS_NONE_SELECTED,
+                Severity.ERROR,
+                subject="Customers",
+                explanation=(
+                    "No ConnectWise company has been chosen for the sync yet, so it has no customer to write seats "
+                    "for."
+                ),
+                fix="Choose your customers' companies on the Customers page here (search, or import a CSV).",
+            )
+        )
+    for choice in chosen:
+        company = by_id.get(choice.cw_company_id)
+        if company is None or company.get("deletedFlag"):
+            findings.append(_missing(choice.cw_company_id, company))
+            continue
+        findings.extend(
+            _check_company(ctx, company, statuses, by_company.get(company["id"], []), by_normalized)
+        )
+
+    findings.extend(_unmatched(ctx.choices.billing_customers, by_normalized))
+
+    directory = [_directory_row(ctx, c, statuses, by_company.get(c["id"], [])) for c in live]
+    summary = f"{len(chosen)} companies chosen out of {len(live)} in ConnectWise."
+    return StepOutcome.from_findings(
+        KEY, findings, summary, chosen=len(chosen), companies=len(live), directory=directory
+    )
+
+
+def describe(company: dict) -> str:
+    return f'Company "{company.get("name") or company.get("identifier") or ""}" (id {company["id"]})'
+
+
+def _missing(company_id: int, company: dict | None) -> Finding:
+    deleted = company is not None
+    return Finding(
+        codes.CUSTOMERS_COMPANY_MISSING,
+        Severity.ERROR,
+        subject=describe(company) if deleted else f"Company id {company_id}",
+        explanation=(
+            "This company was chosen for the sync but has since been deleted in ConnectWise."
+            if deleted
+            else "This company was chosen for the sync but ConnectWise no longer has it (deleted or merged)."
+        ),
+        fix=(
+            "Restore it from the ConnectWise recycle bin if it was deleted by mistake, or remove it here and choose "
+            "the company that replaced it on the Customers page."
+        ),
+        record={"path": "company/companies", "id": company_id},
+        data={"company_id": company_id, "deleted": deleted},
+    )
+
+
+def _check_company(ctx, company, statuses, agreements, by_normalized) -> list[Finding]:
+    findings: list[Finding] = []
+    name = company.get("name") or ""
+    record = {"path": "company/companies", "id": company["id"]}
+    reason = inactive_reason(company, statuses)
+    if reason:
+        findings.append(
+            Finding(
+                codes.CUSTOMERS_COMPANY_INACTIVE,
+                Severity.ERROR,
+                subject=describe(company),
+                explanation=(
+                    f"This company was chosen for the sync, but {reason}. Seats for it would be billed to a "
+                    "company ConnectWise does not treat as an active customer."
+                ),
+                fix=(
+                    f"{FIX_COMPANY.format(name=name)} > set Status to your active customer status > Save; or, if "
+                    "this is a duplicate, choose the active company here instead."
+                ),
+                record=record,
+                data={"company_id": company["id"], "status": ref_name(company, "status")},
+            )
+        )
+    if not any(is_active(a, ctx.now) for a in agreements):
+        findings.append(
+            Finding(
+                codes.CUSTOMERS_NO_ACTIVE_AGREEMENT,
+                Severity.ERROR,
+                subject=describe(company),
+                explanation=(
+                    f"{name} has no active agreement ({len(agreements)} agreements in total, none active), so the "
+                    "sync has nowhere to write its seats."
+                ),
+                fix=(
+                    f"{FIX_COMPANY.format(name=name)} > tab Agreements: create the agreement (+) or set the existing "
+                    "one's status to Active."
+                ),
+                record=record,
+                data={"company_id": company["id"], "agreements": len(agreements)},
+            )
+        )
+    same = [c for c in by_normalized.get(normalize_company_name(name), []) if c["id"] != company["id"]]
+    if same:
+        listed = ", ".join(describe(c) for c in same[:5])
+        findings.append(
+            Finding(
+                codes.CUSTOMERS_DUPLICATE_NAME,
+                Severity.WARNING,
+                subject=describe(company),
+                explanation=(
+                    f"Another company has the same name once case, punctuation and legal forms such as Ltd or "
+                    f"Limited are ignored: {listed}. Make sure the one chosen is the one you invoice."
+                ),
+                fix=(
+                    "In ConnectWise go to Companies > Companies > search the name and compare them; merge or mark "
+                    "the duplicate inactive, or choose the right one here."
+                ),
+                record=record,
+                data={"company_id": company["id"], "duplicates": [c["id"] for c in same]},
+            )
+        )
+    return findings
+
+
+def _unmatched(billing_customers: list[str], by_normalized: dict[str, list[dict]]) -> list[Finding]:
+    findings = []
+    for name in billing_customers or []:
+        if by_normalized.get(normalize_company_name(name)):
+            continue
+        findings.append(
+            Finding(
+                codes.CUSTOMERS_UNMATCHED,
+                Severity.WARNING,
+                subject=f'Billing customer "{name}"',
+                explanation=(
+                    f'The billing customer "{name}" from your import has no ConnectWise company with the same name, '
+                    "so its seats have nowhere to go."
+                ),
+                fix=(
+                    "Match it to a company on the Customers page here, or create the company in ConnectWise under "
+                    "Companies > Companies > + and import again."
+                ),
+                data={"name": name, "normalized": normalize_company_name(name)},
+            )
+        )
+    return findings
+
+
+def _directory_row(ctx: RunContext, company: dict, statuses: dict[int, dict], agreements: list[dict]) -> dict:
+    """One row of the cached company list behind the customers page (onboarding stores it)."""
+    rows = [
+        {
+            "id": a["id"],
+            "name": a.get("name") or "",
+            "type": ref_name(a, "type"),
+            "status": a.get("agreementStatus") or "",
+            "active": is_active(a, ctx.now),
+            "child": bool(ref_id(a, "parentAgreement")),
+            "billing_cycle": ref_name(a, "billingCycle"),
+        }
+        for a in agreements
+    ]
+    return {
+        "id": company["id"],
+        "identifier": company.get("identifier") or "",
+        "name": company.get("name") or "",
+        "status": ref_name(company, "status"),
+        "inactive": inactive_reason(company, statuses) is not None,
+        "active_agreements": sum(1 for r in rows if r["active"]),
+        "agreements": rows,
+    }

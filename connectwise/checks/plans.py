@@ -1,0 +1,221 @@
+"""Repairs as data: a plan is the exact list of API writes that fixes a step's repairable findings.
+
+``build_plan`` re-runs the step's check and asks the step module (repairs live next to the check they fix) to
+turn its repairable findings into ``PlannedOperation``s. The partner admin approves the plan; a background job
+calls ``apply_operation`` for one operation at a time, in order.
+
+Applying is idempotent (PRODUCT.md "Repairs"): a create re-queries with its ``lookup`` first and treats a found
+record, or ConnectWise's ``ObjectExists``, as already done; a PATCH re-reads the record and does nothing when it
+already has the target values. So a plan applied twice, or resumed after a crash halfway, changes nothing twice.
+
+Placeholders: an operation's ``body`` (and its lookup ``conditions``) may refer to the id created by an earlier
+operation of the same plan: ``{"$ref": "2"}`` in a body, ``{$ref:2}`` in a conditions string, where 2 is that
+operation's ``seq``, its 1-based position in the plan. ``created_ids`` maps seq (str) -> id as they are applied.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from connectwise.errors import BadRequest
+
+from .context import ResourceError, RunContext
+from .registry import get_step, step_module
+
+PATCH = "PATCH"
+POST = "POST"
+
+
+@dataclass
+class PlannedOperation:
+    method: str  # "POST" (create) or "PATCH" (an operation array)
+    path: str  # relative to .../apis/3.0/, e.g. "procurement/catalog/12"
+    body: Any  # a record (POST) or [{"op": "replace", "path": ..., "value": ...}] (PATCH)
+    finding_code: str
+    subject: str
+    description: str  # one sentence for the approval page
+    before: dict[str, Any] | None = None  # the record's relevant fields before (None for a create)
+    lookup: dict[str, Any] | None = None  # {"path", "conditions"}: how a create re-queries first
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlannedOperation:
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class AppliedResult:
+    status: str  # "done" (we wrote it) or "already" (nothing to do: the record was already as planned)
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> Any:
+        return self.record.get("id")
+
+
+class UnresolvedReference(ValueError):
+    """A placeholder names an operation that has not been applied (apply in order)."""
+
+
+def build_plan(client: Any, choices: Any, step_key: str) -> list[PlannedOperation]:
+    """The writes that would fix ``step_key``'s repairable findings, after re-checking the step.
+
+    Raises the ConnectWise error when a read the plan needs fails (the caller shows it; nothing was written).
+    """
+    get_step(step_key)
+    module = step_module(step_key)
+    if not hasattr(module, "build_plan"):
+        return []
+    ctx = RunContext(client, choices)
+    try:
+        ctx.prefetch(module.needs(choices))
+        outcome = module.check(ctx)
+        return list(module.build_plan(ctx, outcome))
+    except ResourceError as exc:
+        raise exc.cause from None
+
+
+def apply_operation(client: Any, op: PlannedOperation, created_ids: dict | None = None) -> AppliedResult:
+    """Apply one operation idempotently; see the module docstring."""
+    created_ids = created_ids or {}
+    body = resolve_refs(op.body, created_ids)
+    path = resolve_text(op.path, created_ids)
+    method = op.method.upper()
+    if method == POST:
+        return _create(client, path, body, op.lookup, created_ids)
+    if method == PATCH:
+        return _patch(client, path, body)
+    raise ValueError(f"plans only create (POST) and update (PATCH), not {op.method}")
+
+
+def _find(client: Any, lookup: dict | None, created_ids: dict) -> dict | None:
+    if not lookup:
+        return None
+    rows = client.list(
+        lookup["path"], conditions=resolve_text(lookup.get("conditions"), created_ids) or None, page_size=25
+    )
+    return rows[0] if rows else None
+
+
+def _create(client: Any, path: str, body: dict, lookup: dict | None, created_ids: dict) -> AppliedResult:
+    existing = _find(client, lookup, created_ids)
+    if existing is not None:
+        return AppliedResult("already", existing)
+    try:
+        record = client.create(path, body)
+    except BadRequest as exc:
+        if not exc.object_exists:
+            raise
+        # ConnectWise says it exists (created meanwhile, or our lookup could not see it): done, find its id.
+        return AppliedResult("already", _find(client, lookup, created_ids) or {})
+    return AppliedResult("done", record)
+
+
+def _patch(client: Any, path: str, operations: list[dict]) -> AppliedResult:
+    current = client.get(path)
+    if isinstance(current, dict) and all(_has_value(current, o) for o in operations):
+        return AppliedResult("already", current)
+    return AppliedResult("done", client.patch(path, operations))
+
+
+def _has_value(record: dict, operation: dict) -> bool:
+    if operation.get("op") != "replace":
+        return False
+    value = record
+    for part in str(operation["path"]).strip("/").split("/"):
+        if not isinstance(value, dict):
+            return False
+        value = value.get(part)
+    target = operation.get("value")
+    if isinstance(target, dict) and "id" in target:  # a reference: compare ids only
+        return isinstance(value, dict) and value.get("id") == target["id"]
+    if target is False:  # ConnectWise omits false flags from some records: absent means false
+        return value in (False, None)
+    return value == target
+
+
+def resolve_refs(value: Any, created_ids: dict) -> Any:
+    """Replace ``{"$ref": seq}`` with the id created by operation ``seq``."""
+    if isinstance(value, dict):
+        if set(value) == {"$ref"}:
+            return _lookup_id(value["$ref"], created_ids)
+        return {k: resolve_refs(v, created_ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_refs(v, created_ids) for v in value]
+    return value
+
+
+_TEXT_REF = re.compile(r"\{\$ref:(\d+)\}")
+
+
+def resolve_text(text: str | None, created_ids: dict) -> str | None:
+    if text is None:
+        return None
+    return _TEXT_REF.sub(lambda m: str(_lookup_id(m.group(1), created_ids)), text)
+
+
+def _lookup_id(seq: Any, created_ids: dict) -> Any:
+    for key in (str(seq), seq):
+        if key in created_ids and created_ids[key] is not None:
+            return created_ids[key]
+    try:
+        if int(seq) in created_ids and created_ids[int(seq)] is not None:
+            return created_ids[int(seq)]
+    except (TypeError, ValueError):
+        pass
+    raise UnresolvedReference(f"operation {seq} has not created its record yet: apply the plan in order")
+
+
+def ref(seq: int) -> dict[str, str]:
+    """The body placeholder for the id that operation ``seq`` creates."""
+    return {"$ref": str(seq)}
+
+
+def text_ref(seq: int) -> str:
+    return "{$ref:" + str(seq) + "}"
+
+
+def patch_description(field_label: str, what: str, before: str, after: str) -> str:
+    return f'Set "{field_label}" on {what}: {before} -> {after}'
+
+
+def ops_from_patch_findings(outcome: Any, *, what=None) -> list[PlannedOperation]:
+    """A PATCH per repairable finding whose ``data`` carries ``patch`` (and ``before``)."""
+    ops = []
+    for f in outcome.findings:
+        if not f.repairable or not f.data.get("patch") or not f.record:
+            continue
+        path = f"{f.record['path']}/{f.record['id']}"
+        label = what(f) if what else f.subject
+        ops.append(
+            PlannedOperation(
+                method=PATCH,
+                path=path,
+                body=f.data["patch"],
+                finding_code=f.code,
+                subject=f.subject,
+                description=patch_description(
+                    f.data.get("field_label", "Inactive"),
+                    label,
+                    f.data.get("before_label", "on"),
+                    f.data.get("after_label", "off"),
+                ),
+                before=f.data.get("before"),
+            )
+        )
+    return ops
+
+
+__all__ = [
+    "AppliedResult",
+    "PlannedOperation",
+    "RunContext",
+    "UnresolvedReference",
+    "apply_operation",
+    "build_plan",
+]

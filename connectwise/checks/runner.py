@@ -1,0 +1,192 @@
+"""Run the wizard's checks for one tenant: the entry point of the background job and the CLI.
+
+``run_steps`` checks the connection first (every other step requires it), then prefetches, in one concurrent
+wave, every resource the remaining steps need, and evaluates the steps in wizard order. It returns one outcome per
+requested step, blocked ones included. Checks never write anything; the caller stores what comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectwise.errors import ConnectWiseError, Forbidden
+
+from . import codes
+from .base import OK_STATUSES, Finding, Severity, Status, StepOutcome
+from .context import RESOURCES, Resource, ResourceError, RunContext
+from .registry import STEP_KEYS, STEP_TITLES, STEPS, get_step, step_module
+
+log = logging.getLogger(__name__)
+
+MOTIONS = ("monthly", "azure", "annual")
+
+
+@dataclass(frozen=True)
+class ChosenCompany:
+    cw_company_id: int
+    motion: str = "monthly"  # "monthly", "azure" or "annual"
+    agreement_id: int | None = None  # the partner's explicit target; None = choose automatically
+
+
+@dataclass(frozen=True)
+class TenantChoices:
+    companies: list[ChosenCompany] = field(default_factory=list)
+    billing_customers: list[str] = field(default_factory=list)  # imported names without an explicit match
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    site_entered: str  # what the partner typed
+    api_host: str  # the host we call (after rewriting a browser host)
+    host_refused_reason: str | None = None  # set when the host guard refused it: no call is made
+    company_id: str = ""  # for messages only
+
+
+def run_steps(
+    client: Any,
+    choices: TenantChoices,
+    steps: list[str] | None = None,
+    on_progress: Callable[[str, int], None] | None = None,
+    connection: ConnectionInfo | None = None,
+) -> list[StepOutcome]:
+    """Outcomes of the requested steps (all six when ``steps`` is None) in wizard order.
+
+    ``client`` may be None when the host was refused (``connection.host_refused_reason``): the connection step
+    fails without a call and every other step is blocked. ``on_progress(step_key, steps_done)`` is called before
+    each step is evaluated.
+    """
+    wanted = set(steps) if steps else set(STEP_KEYS)
+    for key in wanted:
+        get_step(key)  # unknown keys fail loudly
+    ctx = RunContext(client, choices, connection)
+    requested = [s.key for s in STEPS if s.key in wanted]
+    # Every step the requested ones depend on is evaluated too (only the requested ones are returned).
+    needed = _with_requirements(requested)
+    done = 0
+    outcomes: dict[str, StepOutcome] = {}
+
+    def progress(key: str) -> None:
+        if on_progress is not None and key in wanted:
+            on_progress(key, done)
+
+    prefetched = False
+    for info in STEPS:
+        if info.key not in needed:
+            continue
+        progress(info.key)
+        blocked = _blocked_reason(info.key, outcomes, choices)
+        if blocked:
+            outcomes[info.key] = StepOutcome(info.key, Status.BLOCKED, summary=blocked)
+        else:
+            if info.key != "connection" and not prefetched:
+                ctx.prefetch(_needs(needed, outcomes, choices))
+                prefetched = True
+            outcomes[info.key] = evaluate(info.key, ctx)
+        if info.key in wanted:
+            done += 1
+    return [outcomes[k] for k in requested]
+
+
+def evaluate(key: str, ctx: RunContext) -> StepOutcome:
+    """One step's check, with failed reads turned into an ``error`` outcome."""
+    module = step_module(key)
+    try:
+        return module.check(ctx)
+    except ResourceError as exc:
+        return _read_error(key, exc.cause, exc.resource)
+    except ConnectWiseError as exc:
+        return _read_error(key, exc, _resource_for_path(exc.path or ""), exc.path or "")
+
+
+def _with_requirements(keys: list[str]) -> set[str]:
+    out: set[str] = set()
+    todo = list(keys)
+    while todo:
+        key = todo.pop()
+        if key not in out:
+            out.add(key)
+            todo.extend(get_step(key).requires)
+    return out
+
+
+def _blocked_reason(key: str, outcomes: dict[str, StepOutcome], choices: TenantChoices) -> str | None:
+    for required in get_step(key).requires:
+        status = outcomes[required].status if required in outcomes else None
+        if status not in OK_STATUSES:
+            return f"Blocked until the {STEP_TITLES[required]} step passes."
+    if key == "agreements" and not choices.companies:
+        return "Blocked until at least one company is chosen on the Customers step."
+    return None
+
+
+def _needs(needed: set[str], outcomes: dict[str, StepOutcome], choices: TenantChoices) -> set[str]:
+    keys: set[str] = set()
+    for info in STEPS:
+        if info.key == "connection" or info.key not in needed:
+            continue
+        if _blocked_reason(info.key, outcomes, choices):
+            continue
+        keys |= set(step_module(info.key).needs(choices))
+    return keys
+
+
+def _read_error(key: str, exc: ConnectWiseError, resource: Resource | None, path: str = "") -> StepOutcome:
+    path = resource.path if resource else path
+    if isinstance(exc, Forbidden):
+        role = resource.needed_role if resource else "the Inquire level for this data"
+        where = (
+            f"{resource.role_function} > set Inquire Level to All"
+            + (
+                f', and in the "customize" list of Table Setup allow "{resource.customize_item}"'
+                if resource.customize_item
+                else ""
+            )
+            if resource
+            else "the module that holds this data > set Inquire Level to All"
+        )
+        finding = Finding(
+            codes.STEP_READ_FORBIDDEN,
+            Severity.ERROR,
+            subject=f"Read of {path} refused",
+            explanation=(
+                f"ConnectWise refused to let the API member read {path} (HTTP 403), so this step could not be "
+                f"checked. The security role is missing {role}."
+            ),
+            fix=(
+                "In ConnectWise go to System > Security Roles > open the API member's security role > "
+                f"{where} > Save; then run the check again."
+            ),
+            data={"path": path, "role_function": role, "status": exc.status},
+        )
+        return StepOutcome(
+            key, Status.ERROR, [finding], summary=f"Could not check: the role is missing {role}."
+        )
+    finding = Finding(
+        codes.STEP_CHECK_FAILED,
+        Severity.ERROR,
+        subject=f"Read of {path}" if path else "ConnectWise",
+        explanation=(
+            f"ConnectWise did not answer the check ({type(exc).__name__}"
+            f"{', HTTP ' + str(exc.status) if exc.status else ''}). "
+            + (
+                "This is usually temporary; nothing was changed."
+                if exc.transient
+                else "Nothing was changed; the details are below."
+            )
+        ),
+        fix="Run the check again in a few minutes. If it keeps failing, contact our support team.",
+        data={"path": path, "error": type(exc).__name__, "status": exc.status, "transient": exc.transient},
+    )
+    return StepOutcome(key, Status.ERROR, [finding], summary="Could not check: ConnectWise did not answer.")
+
+
+def _resource_for_path(path: str) -> Resource | None:
+    path = path.strip("/")
+    best = None
+    for resource in RESOURCES.values():
+        if path.startswith(resource.path) and (best is None or len(resource.path) > len(best.path)):
+            best = resource
+    return best

@@ -1,0 +1,246 @@
+from __future__ import annotations
+
+from connectwise.checks import codes
+from connectwise.checks.base import Status
+from connectwise.checks.plans import apply_operation, build_plan
+from connectwise.checks.runner import ChosenCompany, TenantChoices
+
+from .fakes import (
+    agreement,
+    codes_of,
+    company,
+    healthy_client,
+    healthy_customize_items,
+    healthy_records,
+    run_check,
+)
+
+MONTHLY = TenantChoices([ChosenCompany(2)])
+ANNUAL = TenantChoices([ChosenCompany(2, "annual")])
+
+
+def _client(agreements, **kwargs):
+    records = healthy_records()
+    records["finance/agreements"] = agreements
+    return healthy_client(records=records, **kwargs)
+
+
+def test_it_selects_the_only_candidate_automatically_and_passes():
+    outcome = run_check("agreements", healthy_client(), MONTHLY)
+    assert outcome.status == Status.PASS
+    fact = outcome.facts["companies"][0]
+    assert fact["how"] == "auto" and fact["agreement_id"] == 10
+    assert "chosen automatically" in fact["note"]
+
+
+def test_an_explicit_agreement_wins_over_candidates():
+    client = _client([agreement(10, 2), agreement(12, 2, name="Azure", type_id=5, type_name="Annual")])
+    outcome = run_check("agreements", client, TenantChoices([ChosenCompany(2, "monthly", agreement_id=12)]))
+    assert outcome.facts["companies"][0]["how"] == "explicit"
+    assert outcome.facts["companies"][0]["agreement_id"] == 12
+
+
+def test_it_flags_a_company_without_a_candidate():
+    outcome = run_check("agreements", _client([agreement(10, 2, cancelledFlag=True)]), MONTHLY)
+    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_MAPPED]
+    assert not outcome.findings[0].repairable
+
+
+def test_it_flags_an_explicit_agreement_of_another_company_as_not_mapped():
+    outcome = run_check("agreements", healthy_client(), TenantChoices([ChosenCompany(2, agreement_id=11)]))
+    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_MAPPED]
+    assert "no longer exists or belongs to another company" in outcome.findings[0].explanation
+
+
+def test_it_refuses_to_guess_between_several_candidates():
+    client = _client([agreement(10, 2), agreement(12, 2, name="Other", type_id=5, type_name="Annual")])
+    outcome = run_check("agreements", client, MONTHLY)
+    assert codes_of(outcome) == [codes.AGREEMENTS_AMBIGUOUS]
+    assert outcome.findings[0].data["candidates"] == [10, 12]
+
+
+def test_child_and_ended_agreements_are_not_candidates():
+    client = _client(
+        [
+            agreement(10, 2),
+            agreement(12, 2, name="Child", parentAgreement={"id": 10}),
+            agreement(13, 2, name="Old", type_id=5, endDate="2020-12-31T00:00:00Z"),
+        ]
+    )
+    outcome = run_check("agreements", client, MONTHLY)
+    assert outcome.status == Status.PASS
+    assert outcome.facts["companies"][0]["candidates"] == [10]
+
+
+def test_it_flags_an_explicit_target_that_is_not_active():
+    client = _client([agreement(10, 2, agreementStatus="Expired", endDate="2021-01-31T00:00:00Z")])
+    outcome = run_check("agreements", client, TenantChoices([ChosenCompany(2, agreement_id=10)]))
+    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_ACTIVE]
+    assert outcome.findings[0].data["reasons"] == ["its status is Expired", "it ended on 2021-01-31"]
+
+
+def test_it_flags_and_repairs_the_monthly_settings():
+    client = _client([agreement(10, 2, cycle=2, invoicingCycle="ContractYear", prorateFlag=False)])
+    outcome = run_check("agreements", client, MONTHLY)
+    assert codes_of(outcome) == [
+        codes.AGREEMENTS_BILLING_CYCLE_NOT_MONTHLY,
+        codes.AGREEMENTS_INVOICING_CYCLE_NOT_CALENDAR_YEAR,
+        codes.AGREEMENTS_PRORATE_OFF,
+    ]
+    assert all(
+        f.repairable and f.record == {"path": "finance/agreements", "id": 10} for f in outcome.findings
+    )
+    assert "Billing Cycle to Monthly" in outcome.findings[0].fix
+
+    plan = build_plan(client, MONTHLY, "agreements")
+    assert [(op.method, op.path, op.body) for op in plan] == [
+        ("PATCH", "finance/agreements/10", [{"op": "replace", "path": "billingCycle", "value": {"id": 1}}]),
+        (
+            "PATCH",
+            "finance/agreements/10",
+            [{"op": "replace", "path": "invoicingCycle", "value": "CalendarYear"}],
+        ),
+        ("PATCH", "finance/agreements/10", [{"op": "replace", "path": "prorateFlag", "value": True}]),
+    ]
+    assert plan[2].description == 'Set "Prorate Agreement" on agreement "O365" (id 10): off -> on'
+    assert (
+        plan[1].description
+        == 'Set "Cycle Based On" on agreement "O365" (id 10): Contract Year -> Calendar Year'
+    )
+    assert plan[0].before == {"billingCycle": {"id": 2, "name": "Quarterly"}}
+    assert plan[2].before == {"prorateFlag": False}
+
+    assert [apply_operation(client, op, {}).status for op in plan] == ["done"] * 3
+    assert [apply_operation(client, op, {}).status for op in plan] == ["already"] * 3
+    assert client.calls_to("PATCH", "finance/agreements/10") == 3
+    assert run_check("agreements", client, MONTHLY).status == Status.PASS
+
+
+def test_an_azure_customer_needs_the_same_settings():
+    client = _client([agreement(10, 2, prorateFlag=False)])
+    outcome = run_check("agreements", client, TenantChoices([ChosenCompany(2, "azure")]))
+    assert codes_of(outcome) == [codes.AGREEMENTS_PRORATE_OFF]
+
+
+def test_annual_accepts_a_one_time_billing_cycle_or_flag_and_says_which():
+    outcome = run_check("agreements", _client([agreement(10, 2, cycle=4)]), ANNUAL)
+    assert outcome.status == Status.PASS
+    assert outcome.facts["companies"][0]["one_time_seen"] == ["billingCycle.billingOptions=NotRecurring"]
+
+    outcome = run_check("agreements", _client([agreement(10, 2, cycle=2, billOneTimeFlag=True)]), ANNUAL)
+    assert outcome.status == Status.PASS
+    assert outcome.facts["companies"][0]["one_time_seen"] == ["billOneTimeFlag=true"]
+
+
+def test_annual_prefers_the_one_time_agreement():
+    client = _client(
+        [agreement(10, 2), agreement(12, 2, name="Annual", type_id=5, type_name="Annual", cycle=4)]
+    )
+    outcome = run_check("agreements", client, ANNUAL)
+    assert outcome.facts["companies"][0]["agreement_id"] == 12
+    assert outcome.status == Status.PASS  # the two are of different types: no multiple_active_same_type
+
+
+def test_it_creates_a_one_time_agreement_for_an_annual_customer_without_one():
+    client = _client([agreement(10, 2)])
+    outcome = run_check("agreements", client, ANNUAL)
+    assert codes_of(outcome) == [codes.AGREEMENTS_ANNUAL_NOT_ONE_TIME]
+    finding = outcome.findings[0]
+    assert finding.repairable and finding.data["seen"] == [] and finding.data["billingOptions"] == "Monthly"
+
+    plan = build_plan(client, ANNUAL, "agreements")
+    assert len(plan) == 1
+    op = plan[0]
+    assert (op.method, op.path) == ("POST", "finance/agreements")
+    assert op.body["name"] == "Contoso Ltd Annual seats"
+    assert op.body["company"] == {"id": 2} and op.body["contact"] == {"id": 200}
+    assert op.body["billingCycle"] == {"id": 4}
+    assert op.body["type"] == {"id": 5}  # the active, allowed type named like "annual"
+    assert op.lookup == {
+        "path": "finance/agreements",
+        "conditions": 'company/id = 2 and name = "Contoso Ltd Annual seats"',
+    }
+    assert apply_operation(client, op, {}).status == "done"
+    assert apply_operation(client, op, {}).status == "already"
+    assert client.calls_to("POST", "finance/agreements") == 1
+    outcome = run_check("agreements", client, ANNUAL)
+    assert outcome.status == Status.PASS, outcome.findings
+    assert outcome.facts["companies"][0]["how"] == "auto"
+
+
+def test_an_annual_customer_without_agreements_gets_one_with_a_looked_up_contact():
+    records = healthy_records()
+    records["finance/agreements"] = []
+    records["company/companies"] = [company(2, "Contoso Ltd", defaultContact=None)]
+    client = healthy_client(records=records)
+    outcome = run_check("agreements", client, ANNUAL)
+    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_MAPPED]
+    assert outcome.findings[0].repairable
+    plan = build_plan(client, ANNUAL, "agreements")
+    assert plan[0].body["contact"] == {"id": 200}
+    assert client.calls_to("GET", "company/contacts") == 1
+
+
+def test_it_flags_a_type_the_role_does_not_allow():
+    items = [i for i in healthy_customize_items() if i["itemIdentifier"] != "O365"]
+    outcome = run_check("agreements", healthy_client(customize_items=items), MONTHLY)
+    assert codes_of(outcome) == [codes.AGREEMENTS_TYPE_NOT_ALLOWED]
+    assert '"customize" link next to Agreements' in outcome.findings[0].fix
+
+
+def test_it_skips_the_type_check_with_a_note_when_customize_items_are_unreadable():
+    from connectwise.errors import Forbidden
+
+    client = healthy_client(failures={"system/mySecurity/customizeItems": Forbidden("403", status=403)})
+    outcome = run_check("agreements", client, MONTHLY)
+    assert outcome.status == Status.PASS
+    assert "not checked" in outcome.facts["notes"][0]
+
+
+def test_it_warns_about_a_child_target_and_several_active_agreements_of_one_type():
+    client = _client(
+        [
+            agreement(9, 2, name="Parent", type_id=5, type_name="Annual", cycle=4),
+            agreement(10, 2, parentAgreement={"id": 9}),
+            agreement(11, 3),
+            agreement(12, 3, name="O365 old"),
+        ]
+    )
+    choices = TenantChoices([ChosenCompany(2, agreement_id=10), ChosenCompany(3, agreement_id=11)])
+    outcome = run_check("agreements", client, choices)
+    assert outcome.status == Status.WARN
+    assert sorted(codes_of(outcome)) == [
+        codes.AGREEMENTS_CHILD_AGREEMENT,
+        codes.AGREEMENTS_MULTIPLE_ACTIVE_SAME_TYPE,
+    ]
+    same = next(f for f in outcome.findings if f.code == codes.AGREEMENTS_MULTIPLE_ACTIVE_SAME_TYPE)
+    assert same.data["agreement_ids"] == [11, 12]
+
+
+def test_the_cost_does_not_grow_with_the_number_of_companies():
+    records = healthy_records()
+    records["company/companies"] = [company(i, f"Customer {i}") for i in range(1, 1501)]
+    records["finance/agreements"] = [agreement(10_000 + i, i, prorateFlag=False) for i in range(1, 1501)]
+    client = healthy_client(records=records)
+    choices = TenantChoices([ChosenCompany(i) for i in range(1, 1501)])
+    outcome = run_check("agreements", client, choices)
+    assert len(outcome.findings) == 1500
+    assert client.calls_to("GET", "finance/agreements") == 2
+    assert len(client.calls) <= 14
+    plan = build_plan(client, choices, "agreements")
+    assert len(plan) == 1500
+
+
+def test_the_type_name_tells_azure_and_monthly_agreements_apart():
+    client = _client([agreement(10, 2), agreement(12, 2, name="Azure", type_id=7, type_name="Azure Plan")])
+    monthly = run_check("agreements", client, MONTHLY)
+    azure = run_check("agreements", client, TenantChoices([ChosenCompany(2, "azure")]))
+    assert monthly.facts["companies"][0]["agreement_id"] == 10
+    assert azure.facts["companies"][0]["agreement_id"] == 12
+
+
+def test_a_one_time_agreement_is_no_target_for_monthly_seats():
+    outcome = run_check(
+        "agreements", _client([agreement(10, 2, type_id=5, type_name="Annual", cycle=4)]), MONTHLY
+    )
+    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_MAPPED]

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from connectwise.checks import codes
+from connectwise.checks.base import Status
+from connectwise.checks.customers import prospect_like
+from connectwise.checks.runner import ChosenCompany, TenantChoices
+
+from .fakes import agreement, codes_of, company, healthy_client, healthy_records, run_check
+
+BOTH = TenantChoices([ChosenCompany(2), ChosenCompany(3)])
+
+
+def test_it_passes_for_active_companies_with_active_agreements():
+    outcome = run_check("customers", healthy_client(), BOTH)
+    assert outcome.status == Status.PASS
+    row = next(r for r in outcome.facts["directory"] if r["id"] == 2)
+    assert row["name"] == "Contoso Ltd" and row["active_agreements"] == 1 and not row["inactive"]
+    assert row["agreements"][0]["id"] == 10
+
+
+def test_it_fails_when_nothing_is_chosen():
+    outcome = run_check("customers", healthy_client())
+    assert codes_of(outcome) == [codes.CUSTOMERS_NONE_SELECTED]
+    assert outcome.status == Status.FAIL
+
+
+def test_it_flags_deleted_and_vanished_companies():
+    records = healthy_records()
+    records["company/companies"][0]["deletedFlag"] = True
+    outcome = run_check(
+        "customers", healthy_client(records=records), TenantChoices([ChosenCompany(2), ChosenCompany(99)])
+    )
+    assert codes_of(outcome) == [codes.CUSTOMERS_COMPANY_MISSING, codes.CUSTOMERS_COMPANY_MISSING]
+    assert outcome.findings[0].data["deleted"] is True
+    assert outcome.findings[1].subject == "Company id 99"
+    assert all(r["id"] != 2 for r in outcome.facts["directory"])
+
+
+def test_it_flags_inactive_and_prospect_like_statuses():
+    records = healthy_records()
+    records["company/companies"] = [
+        company(2, "Contoso", status_id=2, status="Inactive"),
+        company(3, "Fabrikam", 3, "Prospect"),
+    ]
+    outcome = run_check("customers", healthy_client(records=records), BOTH)
+    assert codes_of(outcome) == [codes.CUSTOMERS_COMPANY_INACTIVE] * 2
+    assert "inactive status" in outcome.findings[0].explanation
+    assert "not a customer yet" in outcome.findings[1].explanation
+
+
+def test_the_prospect_list_matches_words_not_fragments():
+    assert prospect_like("Not Approved")
+    assert prospect_like("Lead - web")
+    assert not prospect_like("Leadership Account")
+    assert not prospect_like("Active")
+
+
+def test_it_flags_a_company_without_an_active_agreement():
+    records = healthy_records()
+    records["finance/agreements"][0]["agreementStatus"] = "Cancelled"
+    records["finance/agreements"].append(agreement(30, 2, endDate="2020-01-01T00:00:00Z"))
+    outcome = run_check("customers", healthy_client(records=records), BOTH)
+    assert codes_of(outcome) == [codes.CUSTOMERS_NO_ACTIVE_AGREEMENT]
+    assert outcome.findings[0].record == {"path": "company/companies", "id": 2}
+
+
+def test_it_warns_about_a_duplicate_normalised_name():
+    records = healthy_records()
+    records["company/companies"].append(company(4, "CONTOSO LIMITED"))
+    outcome = run_check("customers", healthy_client(records=records), BOTH)
+    assert outcome.status == Status.WARN
+    assert codes_of(outcome) == [codes.CUSTOMERS_DUPLICATE_NAME]
+    assert outcome.findings[0].data["duplicates"] == [4]
+
+
+def test_it_warns_about_imported_billing_customers_without_a_company():
+    choices = TenantChoices([ChosenCompany(2)], billing_customers=["Contoso Limited", "Tailspin Toys"])
+    outcome = run_check("customers", healthy_client(), choices)
+    assert codes_of(outcome) == [codes.CUSTOMERS_UNMATCHED]
+    assert outcome.findings[0].subject == 'Billing customer "Tailspin Toys"'
+
+
+def test_it_reads_companies_and_agreements_once_however_many_are_chosen():
+    records = healthy_records()
+    records["company/companies"] = [company(i, f"Customer {i}") for i in range(1, 2501)]
+    records["finance/agreements"] = [agreement(10_000 + i, i) for i in range(1, 2501)]
+    client = healthy_client(records=records)
+    choices = TenantChoices([ChosenCompany(i) for i in range(1, 2501)])
+    outcome = run_check("customers", client, choices)
+    assert outcome.status == Status.PASS
+    assert client.calls_to("GET", "company/companies") == 3  # 2500 records: three pages of 1000
+    assert client.calls_to("GET", "finance/agreements") == 3
+    assert len(client.calls) <= 3 + 3 + 1 + 3  # pages + statuses + counts
