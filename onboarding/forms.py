@@ -1,0 +1,346 @@
+"""Forms. Every form renders through crispy-forms (Bootstrap 5); errors in plain language next to the field."""
+
+from __future__ import annotations
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Field, Layout, Submit
+from django import forms
+from django.conf import settings
+
+from connectwise.client import CLOUD_HOSTS
+
+from .hosts import decide
+from .models import Connection
+
+REGION_LABELS = {
+    "api-na.myconnectwise.net": "North America (na.myconnectwise.net)",
+    "api-eu.myconnectwise.net": "Europe (eu.myconnectwise.net)",
+    "api-au.myconnectwise.net": "Australia (au.myconnectwise.net)",
+    "api-aus.myconnectwise.net": "Australia South (aus.myconnectwise.net)",
+    "api-za.myconnectwise.net": "South Africa (za.myconnectwise.net)",
+    "api-staging.connectwisedev.com": "ConnectWise staging (connectwisedev.com)",
+}
+ONPREM = "onprem"
+SANDBOX = "sandbox"
+
+
+def region_choices() -> list[tuple[str, str]]:
+    choices = [(h, REGION_LABELS.get(h, h)) for h in CLOUD_HOSTS]
+    if settings.CONNECTWISE_SANDBOX_URL:
+        choices.insert(0, (SANDBOX, f"Sandbox ConnectWise (demo, {settings.CONNECTWISE_SANDBOX_URL})"))
+    choices.append((ONPREM, "On-premise server (your own host name)"))
+    return choices
+
+
+class ConnectionForm(forms.Form):
+    """Step 1. The private key is write-only: left empty on an existing connection, the stored key is kept."""
+
+    region = forms.ChoiceField(
+        label="ConnectWise site", choices=(), help_text="Where your ConnectWise is hosted."
+    )
+    onprem_host = forms.CharField(
+        label="On-premise host name",
+        required=False,
+        max_length=253,
+        help_text="Only for on-premise servers, e.g. cw.example.com. Our support team must approve it first.",
+    )
+    company_id = forms.CharField(
+        label="Company ID",
+        max_length=100,
+        help_text="The company name you type on ConnectWise's sign-in page.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    public_key = forms.CharField(
+        label="Public key",
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    private_key = forms.CharField(
+        label="Private key",
+        max_length=100,
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
+    )
+
+    def __init__(self, *args, connection: Connection | None = None, **kwargs):
+        self.connection = connection
+        initial = kwargs.setdefault("initial", {})
+        if connection is not None:
+            initial.setdefault("company_id", connection.company_id)
+            initial.setdefault("public_key", connection.public_key)
+            decision = decide(connection.site)
+            if decision.kind == "sandbox":
+                initial.setdefault("region", SANDBOX)
+            elif decision.api_host in CLOUD_HOSTS:
+                initial.setdefault("region", decision.api_host)
+            else:
+                initial.setdefault("region", ONPREM)
+                initial.setdefault("onprem_host", connection.site)
+        super().__init__(*args, **kwargs)
+        self.fields["region"].choices = region_choices()
+        # app.js hides the on-premise host field unless "On-premise server" is chosen; without JS it stays visible.
+        self.fields["region"].widget.attrs["data-onprem-toggle"] = ONPREM
+        if connection is not None:
+            self.fields["private_key"].help_text = (
+                f"Stored encrypted, shown masked: {connection.private_key_masked}. Leave empty to keep it, "
+                "or paste a new key to replace it."
+            )
+        else:
+            self.fields["private_key"].required = True
+            self.fields[
+                "private_key"
+            ].help_text = "Shown once by ConnectWise when you create the API key. Stored encrypted."
+        self.helper = FormHelper()
+        self.helper.form_id = "connection-form"
+        self.helper.layout = Layout(
+            Field("region"),
+            Field("onprem_host", wrapper_class="onprem-only"),
+            Field("company_id"),
+            Field("public_key"),
+            Field("private_key"),
+            Submit("save", "Save and check connection", css_class="btn-primary"),
+        )
+
+    def site(self) -> str:
+        region = self.cleaned_data["region"]
+        if region == SANDBOX:
+            return settings.CONNECTWISE_SANDBOX_URL.split("://", 1)[1]
+        if region == ONPREM:
+            return self.cleaned_data.get("onprem_host", "")
+        return region
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        if data.get("region") == ONPREM and not data.get("onprem_host"):
+            self.add_error("onprem_host", "Enter your on-premise ConnectWise host name.")
+            return data
+        decision = decide(self.site())
+        if not decision.allowed:
+            field = "onprem_host" if data.get("region") == ONPREM else "region"
+            self.add_error(field, decision.refused)
+        self.decision = decision
+        return data
+
+    def save(self, tenant, *, user) -> tuple[Connection, bool]:
+        """Create or update the connection through the one code path it shares with ``tenant_connect`` (which
+        also records the audit event); returns (connection, key_replaced). A refusal at that point (the host's
+        approval was withdrawn meanwhile, say) becomes a form error and ``ConnectionRefused`` is re-raised."""
+        from .connections import ConnectionRefused, save_connection  # noqa: PLC0415
+
+        try:
+            return save_connection(
+                tenant,
+                site=self.site(),
+                company_id=self.cleaned_data["company_id"],
+                public_key=self.cleaned_data["public_key"],
+                private_key=self.cleaned_data.get("private_key") or None,
+                actor=user,
+            )
+        except ConnectionRefused as exc:
+            self.add_error(None, str(exc))
+            raise
+
+
+class ReplaceKeyForm(forms.Form):
+    """Replace only the stored private key (e.g. after rotating the API key in ConnectWise). The field has its own
+    name so that it never collides with the connection form's optional private key on the same page."""
+
+    new_private_key = forms.CharField(
+        label="New private key",
+        max_length=100,
+        strip=True,
+        help_text="Paste the new key. The old one is overwritten; neither is ever shown again.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
+    )
+
+
+def _password_field(
+    label: str, *, autocomplete: str = "new-password", help_text: str = ""
+) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        strip=False,
+        help_text=help_text,
+        widget=forms.PasswordInput(attrs={"autocomplete": autocomplete}),
+    )
+
+
+class _NewPasswordMixin:
+    """Two password fields checked against each other and Django's password validators."""
+
+    def _clean_passwords(self, user) -> None:
+        from django.contrib.auth import password_validation  # noqa: PLC0415
+
+        p1, p2 = self.cleaned_data.get("password1"), self.cleaned_data.get("password2")
+        if p1 and p2 and p1 != p2:
+            self.add_error("password2", "The two passwords do not match.")
+            return
+        if p1:
+            try:
+                password_validation.validate_password(p1, user)
+            except forms.ValidationError as exc:
+                self.add_error("password1", exc)
+
+
+def _email_taken(email: str) -> bool:
+    from django.contrib.auth import get_user_model  # noqa: PLC0415
+    from django.db.models import Q  # noqa: PLC0415
+
+    return get_user_model().objects.filter(Q(email__iexact=email) | Q(username__iexact=email)).exists()
+
+
+class SignupForm(_NewPasswordMixin, forms.Form):
+    """A new partner organisation (tenant) and its first admin."""
+
+    organisation = forms.CharField(
+        label="Organisation name", max_length=200, help_text="Your company, as your team knows it."
+    )
+    name = forms.CharField(
+        label="Your name", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name"})
+    )
+    email = forms.EmailField(label="Work e-mail", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    password1 = _password_field(
+        "Password", help_text="At least 10 characters; not a common or all-numeric one."
+    )
+    password2 = _password_field("Password again")
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip()
+        if _email_taken(email):
+            raise forms.ValidationError(
+                "An account with this e-mail address already exists. Sign in instead."
+            )
+        return email
+
+    def clean(self):
+        data = super().clean()
+        from django.contrib.auth import get_user_model  # noqa: PLC0415
+
+        User = get_user_model()
+        self._clean_passwords(
+            User(email=data.get("email", ""), username=data.get("email", ""), first_name=data.get("name", ""))
+        )
+        return data
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(
+        label="Teammate's e-mail", widget=forms.EmailInput(attrs={"autocomplete": "off"})
+    )
+    role = forms.ChoiceField(
+        label="Access",
+        choices=[
+            ("member", "Read-only member: sees every step and result, changes nothing"),
+            ("admin", "Partner admin: can change the connection, customers and approve repairs"),
+        ],
+        initial="member",
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(self, *args, tenant=None, **kwargs):
+        self.tenant = tenant
+        super().__init__(*args, **kwargs)
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip()
+        if self.tenant is not None and self.tenant.memberships.filter(user__email__iexact=email).exists():
+            raise forms.ValidationError("This person is already a member of your organisation.")
+        return email
+
+
+class AcceptInvitationForm(_NewPasswordMixin, forms.Form):
+    """Create an account for an invited teammate; the e-mail address comes from the invitation."""
+
+    name = forms.CharField(
+        label="Your name", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name"})
+    )
+    password1 = _password_field(
+        "Password", help_text="At least 10 characters; not a common or all-numeric one."
+    )
+    password2 = _password_field("Password again")
+
+    def __init__(self, *args, email: str = "", **kwargs):
+        self.email = email
+        super().__init__(*args, **kwargs)
+
+    def clean(self):
+        data = super().clean()
+        from django.contrib.auth import get_user_model  # noqa: PLC0415
+
+        User = get_user_model()
+        self._clean_passwords(User(email=self.email, username=self.email, first_name=data.get("name", "")))
+        return data
+
+
+CSV_MAX_BYTES = 1024 * 1024
+CSV_MAX_ROWS = 20000
+_HEADER_WORDS = {"name", "customer", "customer name", "company", "company name", "client", "client name"}
+
+
+class CustomerCsvForm(forms.Form):
+    """The billing side's customer list: a CSV with a ``name`` column, or names in the first column."""
+
+    file = forms.FileField(
+        label="Billing customer list (CSV)",
+        help_text="A .csv file up to 1 MB with a column called 'name', or the names in the first column.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+
+    def clean_file(self):
+        f = self.cleaned_data["file"]
+        if f.size > CSV_MAX_BYTES:
+            raise forms.ValidationError(
+                f"This file is {f.size / 1024 / 1024:.1f} MB; the limit is 1 MB. Export only the customer names, "
+                "or split the list. Nothing was imported."
+            )
+        name = (f.name or "").lower()
+        if not (name.endswith(".csv") or name.endswith(".txt")):
+            raise forms.ValidationError("Choose a .csv file (comma-separated values). Nothing was imported.")
+        raw = f.read(CSV_MAX_BYTES + 1)
+        if b"\x00" in raw:
+            raise forms.ValidationError(
+                "This does not look like a CSV file (it contains binary data). Save the list as CSV and try again."
+            )
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("cp1252", errors="replace")
+        self.names = parse_customer_names(text)
+        if not self.names:
+            raise forms.ValidationError("The file has no customer names in it. Nothing was imported.")
+        if len(self.names) > CSV_MAX_ROWS:
+            raise forms.ValidationError(
+                f"The file has more than {CSV_MAX_ROWS} names. Split it and try again."
+            )
+        return f
+
+
+def parse_customer_names(text: str) -> list[str]:
+    """Names from a CSV: the ``name`` column when there is one, else the first column; blanks and repeats dropped."""
+    import csv  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = [r for r in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in r)]
+    if not rows:
+        return []
+    header = [c.strip().lower() for c in rows[0]]
+    column = 0
+    if "name" in header:
+        column, rows = header.index("name"), rows[1:]
+    elif header and header[0] in _HEADER_WORDS:
+        rows = rows[1:]
+    seen: set[str] = set()
+    names = []
+    for row in rows:
+        value = row[column].strip() if column < len(row) else ""
+        if value and value.casefold() not in seen:
+            seen.add(value.casefold())
+            names.append(value[:200])
+    return names

@@ -1,0 +1,255 @@
+"""Accounts: sign up (a new tenant and its first admin), sign in and out with throttling, password reset through
+Django's views, and the team page where admins invite teammates by an e-mailed link.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import path, reverse, reverse_lazy
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from ..access import get_tenant
+from ..forms import AcceptInvitationForm, InviteForm, SignupForm
+from ..models import AuditEvent, Invitation, Membership, Tenant
+from ..throttle import ThrottledAuthenticationForm
+
+AUTH_BACKEND = "onboarding.auth.EmailBackend"
+
+
+@login_required
+def home(request):
+    if request.user.is_support:
+        return redirect("dashboard")
+    tenants = list(Tenant.objects.for_user(request.user))
+    if len(tenants) == 1:
+        return redirect("tenant_home", slug=tenants[0].slug)
+    return render(request, "onboarding/home.html", {"tenants": tenants})
+
+
+# Sign in -----------------------------------------------------------------------------------------------------
+
+
+class LoginView(auth_views.LoginView):
+    """Django's sign-in behind the throttle in onboarding.throttle (per account and per address)."""
+
+    redirect_authenticated_user = True
+    authentication_form = ThrottledAuthenticationForm
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.throttled:
+            response.status_code = 429
+        return response
+
+
+# Sign up -----------------------------------------------------------------------------------------------------
+
+
+def signup(request):
+    """A new partner organisation and its first admin; the wizard starts at the connection step."""
+    if request.user.is_authenticated and request.method == "GET":
+        messages.info(request, "You are already signed in.")
+        return redirect("home")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        User = get_user_model()
+        first, _, last = data["name"].strip().partition(" ")
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(
+                    username=data["email"].lower(),
+                    email=data["email"],
+                    password=data["password1"],
+                    first_name=first[:150],
+                    last_name=last[:150],
+                )
+                tenant = Tenant.objects.create(
+                    slug=Tenant.unique_slug(data["organisation"]), name=data["organisation"]
+                )
+                Membership.objects.create(tenant=tenant, user=user, role=Membership.Role.ADMIN)
+                AuditEvent.record(
+                    AuditEvent.Kind.MEMBER_JOINED,
+                    tenant=tenant,
+                    actor=user,
+                    message=f"{user.email} signed up and created {tenant.name}",
+                    role=Membership.Role.ADMIN,
+                )
+        except IntegrityError:  # a double submit or a race on the same e-mail or slug
+            form.add_error(None, "That did not work because the account was just created. Try signing in.")
+        else:
+            login(request, user, backend=AUTH_BACKEND)
+            messages.success(
+                request, f"Welcome! {tenant.name} is set up. Start by connecting your ConnectWise."
+            )
+            return redirect("step", slug=tenant.slug, key="connection")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+# Team and invitations ----------------------------------------------------------------------------------------
+
+
+def _send_invitation(request, invitation: Invitation) -> None:
+    url = request.build_absolute_uri(reverse("accept_invitation", args=[invitation.token]))
+    context = {"invitation": invitation, "url": url, "inviter": request.user, "tenant": invitation.tenant}
+    send_mail(
+        subject=f"You are invited to {invitation.tenant.name} on billing sync readiness",
+        message=render_to_string("registration/invitation_email.txt", context),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+@login_required
+def team(request, slug):
+    access = get_tenant(request, slug, change=request.method == "POST")
+    tenant = access.tenant
+    form = InviteForm(request.POST or None, tenant=tenant) if access.can_change else None
+    if request.method == "POST" and form.is_valid():
+        email, role = form.cleaned_data["email"], form.cleaned_data["role"]
+        with transaction.atomic():
+            # A new invitation for the same address replaces the older link.
+            tenant.invitations.filter(email__iexact=email, accepted_at__isnull=True).delete()
+            invitation = Invitation.objects.create(
+                tenant=tenant, email=email, role=role, invited_by=request.user
+            )
+            AuditEvent.record(
+                AuditEvent.Kind.MEMBER_INVITED,
+                tenant=tenant,
+                actor=request.user,
+                message=f"Invited {email} as {invitation.get_role_display()}",
+                email=email,
+                role=role,
+            )
+        _send_invitation(request, invitation)
+        messages.success(request, f"Invitation sent to {email}. The link works for 7 days.")
+        return redirect("team", slug=slug)
+    members = tenant.memberships.select_related("user").order_by("role", "user__email")
+    pending = [
+        i for i in tenant.invitations.filter(accepted_at__isnull=True).order_by("-created_at") if i.is_valid()
+    ]
+    return render(
+        request,
+        "onboarding/team.html",
+        {"access": access, "tenant": tenant, "members": members, "pending": pending, "form": form},
+    )
+
+
+@login_required
+@require_POST
+def revoke_invitation(request, slug, token):
+    access = get_tenant(request, slug, change=True)
+    deleted, _ = access.tenant.invitations.filter(token=token, accepted_at__isnull=True).delete()
+    if not deleted:
+        raise Http404
+    messages.success(request, "Invitation withdrawn; its link no longer works.")
+    return redirect("team", slug=slug)
+
+
+def accept_invitation(request, token):
+    """Join a tenant from an e-mailed link: a signed-in person just joins; otherwise an account is created for
+    the invited address (or, when that address already has an account, the person is asked to sign in)."""
+    invitation = Invitation.objects.select_related("tenant", "invited_by").filter(token=token).first()
+    if invitation is None or not invitation.is_valid():
+        return render(request, "registration/invitation_invalid.html", status=404)
+    User = get_user_model()
+    existing = User.objects.filter(email__iexact=invitation.email).order_by("id").first()
+    signed_in = request.user.is_authenticated
+    form = (
+        None if signed_in or existing else AcceptInvitationForm(request.POST or None, email=invitation.email)
+    )
+    if request.method == "POST":
+        if not signed_in and existing:
+            return redirect(f"{reverse('login')}?next={request.path}")
+        if signed_in or form.is_valid():
+            return _join(request, invitation, form)
+    return render(
+        request,
+        "registration/accept_invitation.html",
+        {"invitation": invitation, "tenant": invitation.tenant, "form": form, "existing": existing},
+    )
+
+
+def _join(request, invitation: Invitation, form: AcceptInvitationForm | None):
+    tenant = invitation.tenant
+    with transaction.atomic():
+        # Claim the invitation once: a double click or a second tab does not join twice.
+        if not Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
+            accepted_at=timezone.now()
+        ):
+            return render(request, "registration/invitation_invalid.html", status=404)
+        if form is None:
+            user = request.user
+        else:
+            first, _, last = form.cleaned_data["name"].strip().partition(" ")
+            user = get_user_model().objects.create_user(
+                username=invitation.email.lower(),
+                email=invitation.email,
+                password=form.cleaned_data["password1"],
+                first_name=first[:150],
+                last_name=last[:150],
+            )
+        membership, created = Membership.objects.get_or_create(
+            tenant=tenant, user=user, defaults={"role": invitation.role}
+        )
+        if created:
+            AuditEvent.record(
+                AuditEvent.Kind.MEMBER_JOINED,
+                tenant=tenant,
+                actor=user,
+                message=f"{user.email} joined as {membership.get_role_display()}",
+                role=membership.role,
+                invited_by=getattr(invitation.invited_by, "email", ""),
+            )
+    if form is not None:
+        login(request, user, backend=AUTH_BACKEND)
+    if created:
+        messages.success(request, f"Welcome to {tenant.name}.")
+    else:
+        messages.info(request, f"You were already a member of {tenant.name}.")
+    return redirect("tenant_home", slug=tenant.slug)
+
+
+# Password reset: Django's views with our templates; the mail goes through the configured backend.
+password_reset = auth_views.PasswordResetView.as_view(
+    template_name="registration/password_reset_form.html",
+    email_template_name="registration/password_reset_email.txt",
+    subject_template_name="registration/password_reset_subject.txt",
+    success_url=reverse_lazy("password_reset_done"),
+)
+password_reset_done = auth_views.PasswordResetDoneView.as_view(
+    template_name="registration/password_reset_done.html"
+)
+password_reset_confirm = auth_views.PasswordResetConfirmView.as_view(
+    template_name="registration/password_reset_confirm.html",
+    success_url=reverse_lazy("password_reset_complete"),
+)
+password_reset_complete = auth_views.PasswordResetCompleteView.as_view(
+    template_name="registration/password_reset_complete.html"
+)
+
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("accounts/login/", LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", signup, name="signup"),
+    path("accounts/password-reset/", password_reset, name="password_reset"),
+    path("accounts/password-reset/sent/", password_reset_done, name="password_reset_done"),
+    path("accounts/reset/<uidb64>/<token>/", password_reset_confirm, name="password_reset_confirm"),
+    path("accounts/reset/done/", password_reset_complete, name="password_reset_complete"),
+    path("invitations/<uuid:token>/", accept_invitation, name="accept_invitation"),
+    path("t/<slug:slug>/team/", team, name="team"),
+    path(
+        "t/<slug:slug>/team/invitations/<uuid:token>/withdraw/", revoke_invitation, name="revoke_invitation"
+    ),
+]

@@ -1,0 +1,286 @@
+"""The "Fix it for me" flow: build a repair plan in the background, show its exact changes, approve or discard it, and
+follow it being applied and re-verified.
+
+Views never call ConnectWise: building and applying are Celery tasks (onboarding.tasks.build_plan / apply_plan);
+the pages poll stored rows with htmx and still make sense after a reload.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.db import transaction
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from connectwise.checks.registry import STEP_KEYS, STEP_TITLES
+
+from .. import repairs
+from ..access import TenantAccess, get_plan, get_tenant
+from ..models import RepairOperation, RepairPlan, StepResult
+
+BUILD_TIMEOUT = 15 * 60  # seconds a "building your plan…" marker lives without an answer from the worker
+
+
+def _building_key(tenant_id: int, step: str) -> str:
+    return f"plan-building:{tenant_id}:{step}"
+
+
+def _error_key(tenant_id: int, step: str) -> str:
+    # Written by onboarding.tasks.build_plan when building fails.
+    return f"plan-error:{tenant_id}:{step}"
+
+
+def _step_or_404(key: str) -> str:
+    if key not in STEP_KEYS:
+        raise Http404
+    return key
+
+
+def building_since(tenant, step: str) -> datetime | None:
+    """When a plan build was requested for the step and has not answered yet, else None."""
+    started = cache.get(_building_key(tenant.pk, step))
+    return datetime.fromtimestamp(started, tz=UTC) if started else None
+
+
+def plan_context(access: TenantAccess, key: str, result: StepResult | None) -> dict:
+    """What a step page shows about repairs: the offer, a build in progress, the draft waiting, earlier plans."""
+    tenant = access.tenant
+    plans = list(RepairPlan.objects.filter(tenant=tenant, step=key).order_by("-created_at")[:6])
+    draft = next((p for p in plans if p.status == RepairPlan.Status.DRAFT), None)
+    active = next(
+        (p for p in plans if p.status in (RepairPlan.Status.APPROVED, RepairPlan.Status.APPLYING)), None
+    )
+    repairable = [f for f in (result.findings if result else []) if f.get("repairable")]
+    return {
+        "repairable_count": len(repairable),
+        "plan_building": building_since(tenant, key) is not None,
+        "plan_draft": draft,
+        "plan_active": active,
+        "plans": [p for p in plans if p not in (draft, active)][:5],
+    }
+
+
+@login_required
+@require_POST
+def build(request, slug, key):
+    """Enqueue building a plan for the step's repairable findings; the step page then polls until it exists."""
+    access = get_tenant(request, slug, change=True)
+    tenant = access.tenant
+    key = _step_or_404(key)
+    if getattr(tenant, "connection", None) is None:
+        messages.error(request, "Save your ConnectWise connection first.")
+        return redirect("step", slug=slug, key=key)
+    cache.delete(_error_key(tenant.pk, key))
+    cache.set(_building_key(tenant.pk, key), time.time(), BUILD_TIMEOUT)
+    from ..tasks import build_plan  # noqa: PLC0415 (tasks import the settings-heavy Celery app)
+
+    tenant_id, user_id = tenant.pk, request.user.pk
+    transaction.on_commit(lambda: build_plan.delay(tenant_id, key, user_id))
+    return redirect(f"{reverse('step', args=[slug, key])}#repair")
+
+
+@login_required
+@require_GET
+def build_status(request, slug, key):
+    """htmx fragment while a plan is being built: redirects to the plan when it appears, or shows the error."""
+    access = get_tenant(request, slug)
+    tenant = access.tenant
+    key = _step_or_404(key)
+    since = building_since(tenant, key)
+    error = cache.get(_error_key(tenant.pk, key))
+    draft = None
+    if since is not None:
+        # A second of slack: the worker's clock and ours are the same machine's, but timestamps are rounded.
+        draft = (
+            RepairPlan.objects.filter(
+                tenant=tenant,
+                step=key,
+                status=RepairPlan.Status.DRAFT,
+                created_at__gte=since - timedelta(seconds=1),
+            )
+            .order_by("-created_at")
+            .first()
+        )
+    if draft is not None:
+        cache.delete(_building_key(tenant.pk, key))
+        url = reverse("plan", args=[slug, draft.uuid])
+        if request.htmx:
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = url
+            return response
+        return redirect(url)
+    state = "building"
+    if error:
+        cache.delete(_building_key(tenant.pk, key))
+        state = "error"
+    elif since is None:
+        state = "lost"
+    return render(
+        request,
+        "partials/plan_building.html",
+        {"access": access, "tenant": tenant, "step_key": key, "state": state, "error": error},
+    )
+
+
+# The plan page -----------------------------------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> str:
+    """A field value the way a partner admin reads it: names for references, JSON literals for the rest."""
+    if isinstance(value, dict):
+        if "$ref" in value:
+            return f"(the record created by change {value['$ref']})"
+        if "name" in value:
+            return f"{value['name']} (id {value['id']})" if "id" in value else str(value["name"])
+        if set(value) == {"id"}:
+            inner = value["id"]
+            return _fmt(inner) if isinstance(inner, dict) else f"id {inner}"
+    if value is None:
+        return "empty"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _before_of(before: Any, field: str) -> Any:
+    if not isinstance(before, dict):
+        return None
+    node: Any = before
+    for part in field.strip("/").split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def operation_row(op: RepairOperation) -> dict:
+    """One row of the plan table: what is changed (field, before, after) or what is created."""
+    changes: list[dict] = []
+    created: list[dict] = []
+    if op.method == "PATCH" and isinstance(op.body, list):
+        for item in op.body:
+            if isinstance(item, dict):
+                field = str(item.get("path", "")).strip("/")
+                changes.append(
+                    {
+                        "field": field,
+                        "before": _fmt(_before_of(op.before, field)),
+                        "after": _fmt(item.get("value")),
+                    }
+                )
+    elif op.method == "PUT" and isinstance(op.body, dict):
+        for field, value in op.body.items():
+            old = _before_of(op.before, field)
+            if old != value:
+                changes.append({"field": field, "before": _fmt(old), "after": _fmt(value)})
+    elif isinstance(op.body, dict):
+        created = [{"field": k, "value": _fmt(v)} for k, v in op.body.items()]
+    return {
+        "op": op,
+        "action": {"POST": "Create", "PATCH": "Change", "PUT": "Replace", "DELETE": "Delete"}.get(
+            op.method, op.method
+        ),
+        "changes": changes,
+        "created": created,
+    }
+
+
+def _plan_body_context(access: TenantAccess, plan: RepairPlan) -> dict:
+    ops = list(plan.operations.all())
+    counts = {s: 0 for s in RepairOperation.Status.values}
+    for op in ops:
+        counts[op.status] += 1
+    finished = counts["done"] + counts["already"] + counts["failed"]
+    verify = plan.verify_run
+    verify_result = None
+    if verify is not None and not verify.is_active:
+        verify_result = StepResult.objects.filter(run=verify, key=plan.step).first()
+    applying = plan.status in (RepairPlan.Status.APPROVED, RepairPlan.Status.APPLYING)
+    return {
+        "access": access,
+        "tenant": access.tenant,
+        "plan": plan,
+        "step_title": STEP_TITLES.get(plan.step, plan.step),
+        "rows": [operation_row(op) for op in ops],
+        "counts": counts,
+        "finished": finished,
+        "total": len(ops),
+        "percent": round(100 * finished / len(ops)) if ops else 100,
+        "verify": verify,
+        "verify_result": verify_result,
+        # Keep polling while the worker applies the plan and while the re-check after it runs.
+        "polling": applying or (verify is not None and verify.is_active),
+    }
+
+
+@login_required
+@require_GET
+def plan_page(request, slug, plan_uuid):
+    access = get_tenant(request, slug)
+    plan = get_plan(access, plan_uuid)
+    context = _plan_body_context(access, plan)
+    return render(request, "onboarding/plan.html", context)
+
+
+@login_required
+@require_GET
+def plan_status(request, slug, plan_uuid):
+    """htmx fragment: the plan's operations with their live status."""
+    access = get_tenant(request, slug)
+    plan = get_plan(access, plan_uuid)
+    return render(request, "partials/plan_body.html", _plan_body_context(access, plan))
+
+
+@login_required
+@require_POST
+def approve(request, slug, plan_uuid):
+    access = get_tenant(request, slug, change=True)
+    plan = get_plan(access, plan_uuid)
+    if plan.status == RepairPlan.Status.DRAFT and not plan.operations.exists():
+        messages.info(request, "This plan has no changes to apply.")
+        return redirect("plan", slug=slug, plan_uuid=plan.uuid)
+    if repairs.approve(plan, by=request.user):
+        repairs.enqueue_apply(plan)
+        messages.success(request, "Approved. The changes are being applied to your ConnectWise now.")
+    else:
+        messages.info(
+            request,
+            f"This plan was already {plan.get_status_display().lower()}, so nothing was approved or applied twice.",
+        )
+    return redirect("plan", slug=slug, plan_uuid=plan.uuid)
+
+
+@login_required
+@require_POST
+def discard(request, slug, plan_uuid):
+    access = get_tenant(request, slug, change=True)
+    plan = get_plan(access, plan_uuid)
+    if RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.DRAFT).update(
+        status=RepairPlan.Status.DISCARDED
+    ):
+        messages.success(request, "Plan discarded. Nothing was changed in your ConnectWise.")
+        return redirect("step", slug=slug, key=plan.step)
+    plan.refresh_from_db()
+    messages.info(
+        request, f"This plan is {plan.get_status_display().lower()} and can no longer be discarded."
+    )
+    return redirect("plan", slug=slug, plan_uuid=plan.uuid)
+
+
+urlpatterns = [
+    path("t/<slug:slug>/steps/<str:key>/fix/", build, name="plan_build"),
+    path("t/<slug:slug>/steps/<str:key>/fix/status/", build_status, name="plan_build_status"),
+    path("t/<slug:slug>/plans/<uuid:plan_uuid>/", plan_page, name="plan"),
+    path("t/<slug:slug>/plans/<uuid:plan_uuid>/status/", plan_status, name="plan_status"),
+    path("t/<slug:slug>/plans/<uuid:plan_uuid>/approve/", approve, name="plan_approve"),
+    path("t/<slug:slug>/plans/<uuid:plan_uuid>/discard/", discard, name="plan_discard"),
+]

@@ -1,0 +1,268 @@
+"""The partner admin's wizard: the tenant overview, the six step pages, checks with live progress, the connection
+form with its "replace key" flow, and the printable summary.
+
+Views never call ConnectWise: they save choices, enqueue jobs and render stored results.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from connectwise.checks.registry import STEP_KEYS, STEP_TITLES, STEPS, get_step
+
+from ..access import TenantAccess, get_run, get_tenant
+from ..connections import ConnectionRefused
+from ..forms import ConnectionForm, ReplaceKeyForm
+from ..models import AuditEvent, CheckRun
+from ..runs import latest_results, severity_groups, start_run
+from ..steps_text import STEP_TEXT
+from . import plans, step_pages
+
+
+def _steps_nav(tenant, latest) -> list[dict]:
+    nav = []
+    for i, step in enumerate(STEPS, start=1):
+        result = latest.get(step.key)
+        nav.append(
+            {
+                "num": i,
+                "key": step.key,
+                "title": step.title,
+                "status": result.status if result else "",
+                "checked_at": result.created_at if result else None,
+                "url": reverse("step", args=[tenant.slug, step.key]),
+            }
+        )
+    return nav
+
+
+def _progress(nav) -> int:
+    done = sum(1 for s in nav if s["status"] in ("pass", "warn"))
+    return round(100 * done / len(nav))
+
+
+def _active_run(tenant):
+    return CheckRun.objects.filter(tenant=tenant, status__in=CheckRun.ACTIVE).first()
+
+
+@login_required
+@require_GET
+def tenant_home(request, slug):
+    access = get_tenant(request, slug)
+    tenant = access.tenant
+    latest = latest_results(tenant)
+    nav = _steps_nav(tenant, latest)
+    return render(
+        request,
+        "onboarding/tenant_home.html",
+        {
+            "access": access,
+            "tenant": tenant,
+            "nav": nav,
+            "progress": _progress(nav),
+            "latest": latest,
+            "active_run": _active_run(tenant),
+            "step_text": STEP_TEXT,
+            "connection": getattr(tenant, "connection", None),
+        },
+    )
+
+
+def render_step(request, access: TenantAccess, key: str, *, status: int = 200, **overrides) -> HttpResponse:
+    """The step page; ``overrides`` replace parts of the context (a bound form with errors, for instance)."""
+    tenant = access.tenant
+    info = get_step(key)
+    connection = getattr(tenant, "connection", None)
+    latest = latest_results(tenant)
+    nav = _steps_nav(tenant, latest)
+    result = latest.get(key)
+    index = STEP_KEYS.index(key)
+    context = {
+        "access": access,
+        "tenant": tenant,
+        "step": info,
+        "step_num": index + 1,
+        "text": STEP_TEXT[key],
+        "nav": nav,
+        "progress": _progress(nav),
+        "result": result,
+        "groups": severity_groups(result) if result else [],
+        "active_run": _active_run(tenant),
+        "connection": connection,
+        "prev": STEPS[index - 1] if index else None,
+        "next": STEPS[index + 1] if index + 1 < len(STEPS) else None,
+    }
+    context.update(plans.plan_context(access, key, result))
+    provider = getattr(step_pages, f"context_{key}", None)
+    if provider:
+        context.update(provider(request, access, result=result))
+    context.update(overrides)
+    return render(request, "onboarding/step.html", context, status=status)
+
+
+@login_required
+def step(request, slug, key):
+    if request.method not in ("GET", "HEAD", "POST"):
+        return HttpResponseNotAllowed(["GET", "POST"])
+    access = get_tenant(request, slug, change=request.method == "POST")
+    if key not in STEP_KEYS:
+        raise Http404
+    if request.method == "POST":
+        if key != "connection":
+            return HttpResponseNotAllowed(["GET"])
+        return _save_connection(request, access)
+    return render_step(request, access, key)
+
+
+def _save_connection(request, access: TenantAccess) -> HttpResponse:
+    tenant = access.tenant
+    existing = getattr(tenant, "connection", None)
+    form = ConnectionForm(request.POST, connection=existing)
+    if not form.is_valid():
+        return render_step(request, access, "connection", status=400, form=form)
+    try:
+        form.save(tenant, user=request.user)  # records CONNECTION_SAVED, or KEY_REPLACED with a new key
+    except ConnectionRefused:
+        return render_step(request, access, "connection", status=400, form=form)
+    _, created = start_run(tenant, actor=request.user, steps=["connection"])
+    if created:
+        messages.success(request, "Connection saved. Checking it against your ConnectWise now.")
+    else:
+        messages.success(
+            request, "Connection saved. A check is already running; run it again when it finishes."
+        )
+    return redirect("step", slug=tenant.slug, key="connection")
+
+
+def _record_key_replaced(request, tenant, connection) -> None:
+    AuditEvent.record(
+        AuditEvent.Kind.KEY_REPLACED,
+        tenant=tenant,
+        actor=request.user,
+        message=f"Private key replaced for company {connection.company_id} at {connection.site}",
+        site=connection.site,
+        company_id=connection.company_id,
+    )
+
+
+@login_required
+@require_POST
+def replace_key(request, slug):
+    """Replace only the stored private key; the old one is overwritten and neither is ever shown."""
+    access = get_tenant(request, slug, change=True)
+    tenant = access.tenant
+    connection = getattr(tenant, "connection", None)
+    if connection is None:
+        raise Http404
+    form = ReplaceKeyForm(request.POST)
+    if not form.is_valid():
+        return render_step(request, access, "connection", status=400, key_form=form)
+    connection.set_private_key(form.cleaned_data["new_private_key"])
+    connection.updated_by = request.user
+    connection.updated_at = timezone.now()
+    connection.save(update_fields=["private_key_encrypted", "private_key_hint", "updated_by", "updated_at"])
+    _record_key_replaced(request, tenant, connection)
+    start_run(tenant, actor=request.user, steps=["connection"])
+    messages.success(request, "Private key replaced. Checking the connection with the new key now.")
+    return redirect("step", slug=slug, key="connection")
+
+
+@login_required
+@require_POST
+def run_check(request, slug):
+    access = get_tenant(request, slug, change=True)
+    steps = [s for s in request.POST.getlist("step") if s in STEP_KEYS]
+    run, created = start_run(access.tenant, actor=request.user, steps=steps)
+    if not created:
+        messages.info(request, "A check is already running for this tenant; showing its progress.")
+    back = request.POST.get("next") or ""
+    if back.startswith("/") and not back.startswith("//"):
+        return redirect(back)
+    return redirect("tenant_home", slug=slug)
+
+
+@login_required
+@require_GET
+def run_status(request, slug, run_uuid):
+    """htmx fragment: progress of a run; when it has finished, tells htmx to reload the page."""
+    access = get_tenant(request, slug)
+    run = get_run(access, run_uuid)
+    if not run.is_active:
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    total = run.progress.get("total") or len(run.requested_steps()) or 1
+    done = run.progress.get("done") or 0
+    current = run.progress.get("current") or ""
+    return render(
+        request,
+        "partials/run_progress.html",
+        {
+            "tenant": access.tenant,
+            "run": run,
+            "percent": max(5, round(100 * done / total)),
+            "current": STEP_TITLES.get(current, ""),
+        },
+    )
+
+
+@login_required
+@require_GET
+def summary(request, slug):
+    """Ready for billing sync, or what remains: per step its status and counts of findings. Printable."""
+    access = get_tenant(request, slug)
+    tenant = access.tenant
+    latest = latest_results(tenant)
+    rows = []
+    for i, info in enumerate(STEPS, start=1):
+        result = latest.get(info.key)
+        counts = {"error": 0, "warning": 0, "info": 0}
+        for f in result.findings if result else []:
+            counts[f.get("severity", "info")] = counts.get(f.get("severity", "info"), 0) + 1
+        rows.append(
+            {
+                "num": i,
+                "key": info.key,
+                "title": info.title,
+                "result": result,
+                "status": result.status if result else "",
+                "counts": counts,
+                "ok": bool(result and result.status in ("pass", "warn")),
+                "codes": sorted({f["code"] for f in result.findings if f.get("severity") != "info"})
+                if result
+                else [],
+            }
+        )
+    remaining = [r for r in rows if not r["ok"]]
+    return render(
+        request,
+        "onboarding/summary.html",
+        {
+            "access": access,
+            "tenant": tenant,
+            "rows": rows,
+            "remaining": remaining,
+            "ready": not remaining,
+            "connection": getattr(tenant, "connection", None),
+            "chosen": tenant.company_choices.count(),
+            "last_run": tenant.runs.filter(status=CheckRun.Status.DONE).first(),
+        },
+    )
+
+
+urlpatterns = [
+    path("t/<slug:slug>/", tenant_home, name="tenant_home"),
+    path("t/<slug:slug>/steps/<str:key>/", step, name="step"),
+    path("t/<slug:slug>/connection/key/", replace_key, name="replace_key"),
+    path("t/<slug:slug>/check/", run_check, name="run_check"),
+    path("t/<slug:slug>/runs/<uuid:run_uuid>/status/", run_status, name="run_status"),
+    path("t/<slug:slug>/summary/", summary, name="summary"),
+    *step_pages.urlpatterns,
+    *plans.urlpatterns,
+]

@@ -1,0 +1,330 @@
+"""'Fix it for me': build in the background, review the exact changes, approve once, follow the apply."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+
+from onboarding.models import AuditEvent, CheckRun, RepairOperation, RepairPlan
+from tests.onboarding.wizard_helpers import (  # noqa: F401 (fixtures)
+    clean_cache_fixture,
+    connection_a_fixture,
+    finding,
+    stored_result,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def build_delay():
+    with mock.patch("onboarding.tasks.build_plan.delay") as delay:
+        yield delay
+
+
+@pytest.fixture
+def apply_delay():
+    with mock.patch("onboarding.tasks.apply_plan.delay") as delay:
+        yield delay
+
+
+@pytest.fixture
+def plan(tenant_a, admin_a):
+    """A draft catalog plan: one PATCH that activates a product, one POST that creates a category."""
+    plan = RepairPlan.objects.create(tenant=tenant_a, step="catalog", created_by=admin_a)
+    RepairOperation.objects.create(
+        plan=plan,
+        seq=1,
+        method="PATCH",
+        path="procurement/catalog/12",
+        body=[{"op": "replace", "path": "inactiveFlag", "value": False}],
+        finding_code="catalog.misc_inactive",
+        subject='Product "misc-seat" (id 12)',
+        description="Activate the product misc-seat",
+        before={"inactiveFlag": True},
+    )
+    RepairOperation.objects.create(
+        plan=plan,
+        seq=2,
+        method="POST",
+        path="procurement/subcategories",
+        body={"name": "Miscellaneous", "category": {"id": {"$ref": "1"}}},
+        finding_code="tables.subcategory_missing",
+        subject='Subcategory "Miscellaneous"',
+        description="Create the subcategory Miscellaneous",
+        lookup={"path": "procurement/subcategories", "conditions": 'name="Miscellaneous"'},
+    )
+    return plan
+
+
+def _repairable_result(tenant):
+    return stored_result(
+        tenant,
+        "catalog",
+        "fail",
+        [finding("catalog.misc_inactive", repairable=True, record={"path": "procurement/catalog", "id": 12})],
+    )
+
+
+# Building ----------------------------------------------------------------------------------------------------
+
+
+def test_step_with_repairable_findings_offers_fix_it(client, admin_a, member_a, tenant_a, connection_a):
+    _repairable_result(tenant_a)
+    client.force_login(admin_a)
+    html = client.get(reverse("step", args=[tenant_a.slug, "catalog"])).content.decode()
+    assert "Fix it for me" in html and reverse("plan_build", args=[tenant_a.slug, "catalog"]) in html
+    client.force_login(member_a)
+    html = client.get(reverse("step", args=[tenant_a.slug, "catalog"])).content.decode()
+    assert reverse("plan_build", args=[tenant_a.slug, "catalog"]) not in html
+
+
+def test_fix_it_enqueues_the_build_and_shows_building(
+    client, admin_a, tenant_a, connection_a, build_delay, django_capture_on_commit_callbacks
+):
+    _repairable_result(tenant_a)
+    client.force_login(admin_a)
+    with mock.patch("onboarding.cw.client_for", side_effect=AssertionError("views never call ConnectWise")):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(reverse("plan_build", args=[tenant_a.slug, "catalog"]))
+    assert response.status_code == 302
+    build_delay.assert_called_once_with(tenant_a.pk, "catalog", admin_a.pk)
+    html = client.get(reverse("step", args=[tenant_a.slug, "catalog"])).content.decode()
+    assert "Building your plan…" in html
+    assert reverse("plan_build_status", args=[tenant_a.slug, "catalog"]) in html
+
+
+def test_build_status_polls_then_redirects_to_the_new_plan(
+    client, admin_a, tenant_a, connection_a, build_delay, plan
+):
+    RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.DISCARDED)  # an older plan
+    client.force_login(admin_a)
+    client.post(reverse("plan_build", args=[tenant_a.slug, "catalog"]))
+    url = reverse("plan_build_status", args=[tenant_a.slug, "catalog"])
+    waiting = client.get(url, HTTP_HX_REQUEST="true")
+    assert waiting.status_code == 200 and "Building your plan…" in waiting.content.decode()
+    assert 'hx-trigger="load delay:1s"' in waiting.content.decode()
+
+    new = RepairPlan.objects.create(tenant=tenant_a, step="catalog", created_by=admin_a)  # the worker's plan
+    done = client.get(url, HTTP_HX_REQUEST="true")
+    assert done.status_code == 204
+    assert done["HX-Redirect"] == reverse("plan", args=[tenant_a.slug, new.uuid])
+    # the marker is gone: the step page no longer says "building"
+    assert (
+        "Building your plan…"
+        not in client.get(reverse("step", args=[tenant_a.slug, "catalog"])).content.decode()
+    )
+
+
+def test_a_build_error_from_the_worker_is_shown(client, admin_a, tenant_a, connection_a, build_delay):
+    from onboarding import repairs
+    from onboarding.tasks import build_plan
+
+    client.force_login(admin_a)
+    client.post(reverse("plan_build", args=[tenant_a.slug, "catalog"]))
+    with mock.patch.object(
+        repairs, "build_plan", side_effect=repairs.PlanError("The catalog cannot be read.")
+    ):
+        assert build_plan.apply(args=[tenant_a.pk, "catalog", admin_a.pk]).get() == "error"
+    response = client.get(
+        reverse("plan_build_status", args=[tenant_a.slug, "catalog"]), HTTP_HX_REQUEST="true"
+    )
+    html = response.content.decode()
+    assert "We could not build the plan." in html and "The catalog cannot be read." in html
+    assert "hx-trigger" not in html  # polling stops
+    assert "Try again" in html
+
+
+def test_a_build_that_never_answers_stops_polling(client, admin_a, tenant_a):
+    client.force_login(admin_a)
+    response = client.get(reverse("plan_build_status", args=[tenant_a.slug, "catalog"]))
+    assert "taking longer than expected" in response.content.decode()
+    assert "hx-trigger" not in response.content.decode()
+
+
+def test_fix_it_is_403_for_a_member_and_support_and_404_for_an_outsider(
+    client, member_a, support, outsider_b, tenant_a, connection_a, build_delay
+):
+    url = reverse("plan_build", args=[tenant_a.slug, "catalog"])
+    for user, status in ((member_a, 403), (support, 403), (outsider_b, 404)):
+        client.force_login(user)
+        assert client.post(url).status_code == status
+    assert not build_delay.called
+    assert cache.get(f"plan-building:{tenant_a.pk}:catalog") is None
+
+
+def test_build_status_is_404_for_an_outsider(client, outsider_b, tenant_a):
+    client.force_login(outsider_b)
+    assert client.get(reverse("plan_build_status", args=[tenant_a.slug, "catalog"])).status_code == 404
+
+
+def test_fix_it_for_an_unknown_step_is_404(client, admin_a, tenant_a, connection_a, build_delay):
+    client.force_login(admin_a)
+    assert client.post(reverse("plan_build", args=[tenant_a.slug, "nope"])).status_code == 404
+
+
+# Reviewing ---------------------------------------------------------------------------------------------------
+
+
+def test_plan_page_shows_the_exact_changes(client, admin_a, tenant_a, plan):
+    client.force_login(admin_a)
+    response = client.get(reverse("plan", args=[tenant_a.slug, plan.uuid]))
+    html = response.content.decode()
+    assert "Product &quot;misc-seat&quot; (id 12)" in html
+    assert "PATCH procurement/catalog/12" in html and "POST procurement/subcategories" in html
+    patch_row = response.context["rows"][0]
+    assert patch_row["changes"] == [{"field": "inactiveFlag", "before": "true", "after": "false"}]
+    create_row = response.context["rows"][1]
+    assert {"field": "name", "value": "Miscellaneous"} in create_row["created"]
+    assert {"field": "category", "value": "(the record created by change 1)"} in create_row["created"]
+    assert "Approve and apply" in html and "Discard" in html
+    assert "2 changes will be made" in html
+
+
+def test_the_step_page_links_to_a_waiting_draft(client, member_a, tenant_a, plan):
+    client.force_login(member_a)
+    html = client.get(reverse("step", args=[tenant_a.slug, "catalog"])).content.decode()
+    assert reverse("plan", args=[tenant_a.slug, plan.uuid]) in html
+    assert "waiting for an admin's approval" in html
+
+
+def test_member_and_support_see_the_plan_without_buttons(client, member_a, support, tenant_a, plan):
+    for user in (member_a, support):
+        client.force_login(user)
+        response = client.get(reverse("plan", args=[tenant_a.slug, plan.uuid]))
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "PATCH procurement/catalog/12" in html
+        assert (
+            "Approve and apply" not in html
+            and reverse("plan_discard", args=[tenant_a.slug, plan.uuid]) not in html
+        )
+
+
+def test_plan_pages_are_404_for_an_outsider(client, outsider_b, tenant_a, plan, apply_delay):
+    client.force_login(outsider_b)
+    for name in ("plan", "plan_status"):
+        assert client.get(reverse(name, args=[tenant_a.slug, plan.uuid])).status_code == 404
+    for name in ("plan_approve", "plan_discard"):
+        assert client.post(reverse(name, args=[tenant_a.slug, plan.uuid])).status_code == 404
+    plan.refresh_from_db()
+    assert plan.status == RepairPlan.Status.DRAFT
+
+
+def test_a_plan_of_another_tenant_is_404(client, admin_a, outsider_b, tenant_b, plan):
+    client.force_login(outsider_b)
+    assert client.get(reverse("plan", args=[tenant_b.slug, plan.uuid])).status_code == 404
+
+
+# Approving ---------------------------------------------------------------------------------------------------
+
+
+def test_approve_applies_once_even_when_clicked_twice(
+    client, admin_a, tenant_a, connection_a, plan, apply_delay, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_a)
+    url = reverse("plan_approve", args=[tenant_a.slug, plan.uuid])
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.post(url, follow=True)
+    assert "being applied" in first.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        second = client.post(url, follow=True)
+    assert "nothing was approved or applied twice" in second.content.decode()
+    apply_delay.assert_called_once_with(plan.pk)
+    plan.refresh_from_db()
+    assert plan.status == RepairPlan.Status.APPROVED and plan.approved_by == admin_a
+    assert AuditEvent.objects.filter(tenant=tenant_a, kind=AuditEvent.Kind.PLAN_APPROVED).count() == 1
+
+
+def test_approve_and_discard_are_403_for_a_member_and_support(
+    client, member_a, support, tenant_a, plan, apply_delay
+):
+    for user in (member_a, support):
+        client.force_login(user)
+        assert client.post(reverse("plan_approve", args=[tenant_a.slug, plan.uuid])).status_code == 403
+        assert client.post(reverse("plan_discard", args=[tenant_a.slug, plan.uuid])).status_code == 403
+    plan.refresh_from_db()
+    assert plan.status == RepairPlan.Status.DRAFT
+    assert not apply_delay.called
+
+
+def test_discard_a_draft(client, admin_a, tenant_a, plan, apply_delay):
+    client.force_login(admin_a)
+    response = client.post(reverse("plan_discard", args=[tenant_a.slug, plan.uuid]))
+    assert response.status_code == 302 and response.url == reverse("step", args=[tenant_a.slug, "catalog"])
+    plan.refresh_from_db()
+    assert plan.status == RepairPlan.Status.DISCARDED
+    # a discarded plan cannot be approved any more
+    client.post(reverse("plan_approve", args=[tenant_a.slug, plan.uuid]))
+    plan.refresh_from_db()
+    assert plan.status == RepairPlan.Status.DISCARDED and not apply_delay.called
+
+
+def test_an_applied_plan_cannot_be_discarded(client, admin_a, tenant_a, plan):
+    RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.APPLIED)
+    client.force_login(admin_a)
+    response = client.post(reverse("plan_discard", args=[tenant_a.slug, plan.uuid]), follow=True)
+    assert "can no longer be discarded" in response.content.decode()
+    plan.refresh_from_db()
+    assert plan.status == RepairPlan.Status.APPLIED
+
+
+def test_an_empty_plan_has_nothing_to_approve(client, admin_a, tenant_a, apply_delay):
+    empty = RepairPlan.objects.create(tenant=tenant_a, step="catalog", created_by=admin_a)
+    client.force_login(admin_a)
+    html = client.get(reverse("plan", args=[tenant_a.slug, empty.uuid])).content.decode()
+    assert "Nothing to change" in html and "Approve and apply" not in html
+    client.post(reverse("plan_approve", args=[tenant_a.slug, empty.uuid]))
+    empty.refresh_from_db()
+    assert empty.status == RepairPlan.Status.DRAFT and not apply_delay.called
+
+
+# Following the apply -----------------------------------------------------------------------------------------
+
+
+def test_live_progress_per_operation(client, member_a, tenant_a, plan):
+    RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.APPLYING)
+    RepairOperation.objects.filter(plan=plan, seq=1).update(status=RepairOperation.Status.ALREADY)
+    client.force_login(member_a)
+    response = client.get(reverse("plan_status", args=[tenant_a.slug, plan.uuid]), HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert "Applying the changes…" in html and "1 of 2 done" in html
+    assert "Already done" in html and "Pending" in html
+    assert 'hx-trigger="load delay:1s"' in html and 'aria-live="polite"' in html
+
+
+def test_failed_operation_shows_its_error(client, member_a, tenant_a, plan):
+    RepairPlan.objects.filter(pk=plan.pk).update(
+        status=RepairPlan.Status.FAILED, error="A change failed: 403"
+    )
+    RepairOperation.objects.filter(plan=plan, seq=1).update(
+        status=RepairOperation.Status.FAILED, error="Forbidden"
+    )
+    client.force_login(member_a)
+    html = client.get(reverse("plan", args=[tenant_a.slug, plan.uuid])).content.decode()
+    assert "A change failed; the rest were not applied." in html and "Forbidden" in html
+
+
+def test_applied_plan_links_to_the_reverified_result(client, admin_a, tenant_a, plan):
+    result = stored_result(tenant_a, "catalog", "pass")
+    RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.APPLIED, verify_run=result.run)
+    RepairOperation.objects.filter(plan=plan).update(status=RepairOperation.Status.DONE)
+    client.force_login(admin_a)
+    response = client.get(reverse("plan_status", args=[tenant_a.slug, plan.uuid]), HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert "All 2 changes applied" in html
+    assert "See the re-checked result" in html and reverse("step", args=[tenant_a.slug, "catalog"]) in html
+    assert "hx-trigger" not in html  # finished: no more polling
+
+
+def test_polling_continues_while_the_recheck_runs(client, admin_a, tenant_a, plan):
+    run = CheckRun.objects.create(
+        tenant=tenant_a, status=CheckRun.Status.RUNNING, trigger=CheckRun.Trigger.REPAIR
+    )
+    RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.APPLIED, verify_run=run)
+    client.force_login(admin_a)
+    html = client.get(reverse("plan_status", args=[tenant_a.slug, plan.uuid])).content.decode()
+    assert "Checking the step again" in html and "hx-trigger" in html

@@ -1,0 +1,105 @@
+"""The wizard pages over real stored results: checks and repairs run against the in-process sandbox (the
+broken scenario, see connectwise/sandbox/__init__.py for which data causes which finding), the pages render
+what was stored. No worker: the test calls what the worker would call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from connectwise.sandbox import SandboxApp, load_scenario, sandbox_transport
+from onboarding import cw, repairs, runs
+from onboarding.models import CompanyChoice, CompanyDirectory, Connection, RepairOperation, RepairPlan
+from tests.onboarding.wizard_helpers import clean_cache_fixture  # noqa: F401 (autouse fixture)
+
+pytestmark = pytest.mark.django_db
+
+SCENARIO = Path(settings.BASE_DIR) / "connectwise" / "sandbox" / "scenarios" / "broken.json"
+
+
+@pytest.fixture
+def sandboxed(settings, monkeypatch, tenant_a, admin_a):
+    settings.CONNECTWISE_SANDBOX_URL = "http://sandbox.test"
+    app = SandboxApp([load_scenario(SCENARIO)], sleep=lambda s: None, enable_faults=False)
+    monkeypatch.setattr(cw, "TRANSPORT_FACTORY", lambda: sandbox_transport(app))
+    conn = Connection(tenant=tenant_a, site="sandbox.test", company_id="brokenco", public_key="brokenpub")
+    conn.set_private_key("brokenpriv-0123456789")
+    conn.save()
+    tenant_a.refresh_from_db()
+    return app
+
+
+def _verify(tenant, steps=None):
+    run, _ = runs.start_run(tenant, steps=steps, enqueue=False)
+    return runs.execute_run(runs.claim(run.pk))
+
+
+def test_customers_agreements_and_a_repair_over_the_sandbox(client, admin_a, tenant_a, sandboxed):
+    client.force_login(admin_a)
+    _verify(tenant_a, ["customers"])  # what "Refresh company list" runs in the background
+    assert CompanyDirectory.objects.filter(tenant=tenant_a).count() >= 15
+
+    page = client.get(reverse("step", args=[tenant_a.slug, "customers"]), {"q": "contoso"})
+    assert all(r["duplicate"] for r in page.context["rows"])  # Contoso Ltd and Contoso Limited
+
+    with mock.patch("onboarding.tasks.run_checks.delay"):
+        client.post(
+            reverse("customers_select", args=[tenant_a.slug]),
+            {"action": "add", "company": [str(i) for i in range(7, 17)]},
+        )
+        client.post(
+            reverse("agreements_save", args=[tenant_a.slug]),
+            {"action": "bulk", "company": ["12"], "bulk_motion": "annual"},
+        )
+        client.post(  # Trey Research: its Azure Plan agreement, a child of the O365 one, chosen explicitly
+            reverse("agreements_save", args=[tenant_a.slug]),
+            {"action": "save", "row": ["14"], "motion-14": "azure", "agreement-14": "114"},
+        )
+    assert CompanyChoice.objects.filter(tenant=tenant_a).count() == 10
+    run = _verify(tenant_a)
+    assert run.status == "done", run.error
+
+    page = client.get(reverse("step", args=[tenant_a.slug, "agreements"]))
+    assert page.status_code == 200
+    rules = {
+        r["choice"].cw_company_id: {x["key"]: x["state"] for x in r["rules"]} for r in page.context["rows"]
+    }
+    assert rules[7]["monthly"] == "fail"  # Adventure Works: Quarterly
+    assert rules[8]["calendar"] == "fail"  # Litware: ContractYear
+    assert rules[9]["prorate"] == "fail"  # Proseware: prorate off
+    assert rules[13]["type"] == "fail"  # Blue Yonder: Managed Services not allowed
+    assert rules[15]["target"] == "fail"  # Margie's Travel: two candidates
+    assert rules[12]["one_time"] == "fail"  # Coho Winery: annual on a monthly cycle
+    assert rules[14]["top_level"] == "warn"  # Trey Research: a child agreement
+    rows = {r["choice"].cw_company_id: r for r in page.context["rows"]}
+    assert rows[7]["auto"]["id"] == 7 and len(rows[15]["candidates"]) == 2
+
+    summary = client.get(reverse("summary", args=[tenant_a.slug]))
+    assert not summary.context["ready"]
+    assert "agreements.prorate_off" in summary.content.decode()
+
+    # "Fix it for me": the worker builds the plan, the page shows the exact changes.
+    plan = repairs.build_plan(tenant_a, "agreements", actor=admin_a)
+    page = client.get(reverse("plan", args=[tenant_a.slug, plan.uuid]))
+    changes = [c for r in page.context["rows"] for c in r["changes"]]
+    assert {"field": "prorateFlag", "before": "false", "after": "true"} in changes
+    assert any(c["field"] == "invoicingCycle" and c["before"] == "ContractYear" for c in changes)
+    html = page.content.decode()
+    assert "PATCH finance/agreements/9" in html
+
+    with mock.patch("onboarding.tasks.apply_plan.delay"):
+        client.post(reverse("plan_approve", args=[tenant_a.slug, plan.uuid]))
+    repairs.apply(repairs.claim_for_apply(plan.pk), verify=False)
+    plan.refresh_from_db()
+    # The broken scenario's role may edit agreements but not add them: the PATCHes are done, creating Coho
+    # Winery's one-time agreement is refused, and the page says which change failed and why.
+    statuses = list(plan.operations.values_list("status", flat=True))
+    assert plan.status == RepairPlan.Status.FAILED
+    assert statuses.count(RepairOperation.Status.FAILED) == 1 and RepairOperation.Status.DONE in statuses
+    html = client.get(reverse("plan_status", args=[tenant_a.slug, plan.uuid])).content.decode()
+    assert "A change failed; the rest were not applied." in html
+    assert "Finance &gt; Agreements Add level is None" in html
