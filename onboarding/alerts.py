@@ -1,8 +1,15 @@
-"""E-mails to a tenant's admins and to support: once per drift episode (not once per run), and for stale tenants."""
+"""E-mails to a tenant's admins and to support: once per drift episode (not once per run), and a daily summary of
+stale tenants to support.
+
+A drift episode is a DriftAlert row (runs._track_drift opens one when a step goes from pass/warn to fail/error and
+resolves it when the step passes again), so "once per drift" is "once per row": each row is claimed by setting
+``notified_at`` before sending, and released again when sending fails so that the next run retries it.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
@@ -11,53 +18,120 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from connectwise.checks.registry import STEP_TITLES
+from connectwise.checks.registry import STEP_KEYS, STEP_TITLES
 
-from .models import DriftAlert, Tenant
+from . import monitoring
+from .models import DriftAlert, StepResult, Tenant
+
+log = logging.getLogger(__name__)
+
+STALE_LIST_LIMIT = 200
+FINDINGS_PER_STEP = 5
+
+
+def absolute_url(path: str) -> str:
+    """E-mails need absolute links: SITE_URL (e.g. https://readiness.example.com) when set, else the bare path."""
+    return getattr(settings, "SITE_URL", "").rstrip("/") + path
+
+
+def _claim(alerts: list[DriftAlert], now: datetime) -> list[DriftAlert]:
+    """Claim each alert for this worker; the ones another worker claimed first are left to it."""
+    return [
+        a
+        for a in alerts
+        if DriftAlert.objects.filter(pk=a.pk, notified_at__isnull=True, resolved_at__isnull=True).update(
+            notified_at=now
+        )
+    ]
 
 
 def notify_drift(tenant_id: int) -> int:
-    """Send one e-mail for the tenant's drift alerts not yet notified; mark them. Safe to run twice."""
+    """Send one e-mail for the tenant's open drift alerts not yet notified. Safe to run twice."""
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is None:
         return 0
-    pending = list(DriftAlert.objects.filter(tenant=tenant, notified_at__isnull=True, resolved_at__isnull=True))
-    if not pending:
-        return 0
-    # Claim them first, so that two workers never both send the same alert.
-    claimed = DriftAlert.objects.filter(pk__in=[a.pk for a in pending], notified_at__isnull=True).update(
-        notified_at=timezone.now()
+    pending = list(
+        DriftAlert.objects.filter(tenant=tenant, notified_at__isnull=True, resolved_at__isnull=True).order_by(
+            "pk"
+        )
     )
+    claimed = _claim(pending, timezone.now())
     if not claimed:
         return 0
-    steps = [STEP_TITLES.get(a.step, a.step) for a in pending]
-    context = {"tenant": tenant, "steps": steps, "url": reverse("tenant_home", args=[tenant.slug])}
-    body = render_to_string("emails/drift.txt", context)
+    claimed.sort(key=lambda a: STEP_KEYS.index(a.step) if a.step in STEP_KEYS else len(STEP_KEYS))
+    results = {
+        (r.run_id, r.key): r
+        for r in StepResult.objects.filter(
+            run_id__in={a.run_id for a in claimed}, key__in={a.step for a in claimed}
+        )
+    }
+    steps = []
+    for a in claimed:
+        result = results.get((a.run_id, a.step))
+        findings = [f for f in (result.findings if result else []) if f.get("severity") == "error"]
+        steps.append(
+            {
+                "title": STEP_TITLES.get(a.step, a.step),
+                "status": result.status if result else "",
+                "findings": findings[:FINDINGS_PER_STEP],
+                "more": max(0, len(findings) - FINDINGS_PER_STEP),
+            }
+        )
+    context = {
+        "tenant": tenant,
+        "steps": steps,
+        "detected_at": min(a.detected_at for a in claimed),
+        "url": absolute_url(reverse("tenant_home", args=[tenant.slug])),
+    }
     recipients = sorted(set(tenant.admin_emails()) | {settings.SUPPORT_EMAIL})
-    send_mail(
-        f"[Billing sync] {tenant.name}: {', '.join(steps)} stopped passing",
-        body,
-        settings.DEFAULT_FROM_EMAIL,
-        recipients,
-    )
-    return len(pending)
+    try:
+        send_mail(
+            f"[Billing sync] {tenant.name}: {', '.join(s['title'] for s in steps)} stopped passing",
+            render_to_string("emails/drift.txt", context),
+            settings.DEFAULT_FROM_EMAIL,
+            recipients,
+        )
+    except Exception:
+        # Release the claim so that the next run (which enqueues this task again) retries the e-mail.
+        DriftAlert.objects.filter(pk__in=[a.pk for a in claimed]).update(notified_at=None)
+        log.warning("drift e-mail for tenant %s could not be sent; will retry", tenant.pk)
+        raise
+    return len(claimed)
 
 
-def notify_stale(now=None) -> int:
-    """One summary e-mail to support per day listing connected tenants not verified for STALE_AFTER_HOURS."""
+def notify_stale(now: datetime | None = None) -> int:
+    """One summary e-mail a day to support listing connected tenants not verified for STALE_AFTER_HOURS."""
     now = now or timezone.now()
     key = f"stale-mail:{now.date().isoformat()}"
-    cutoff = now - timedelta(hours=settings.STALE_AFTER_HOURS)
-    stale = list(
-        Tenant.objects.connected().filter(last_checked_at__lt=cutoff).order_by("last_checked_at")[:200]
-    )
-    if not stale or not cache.add(key, 1, 60 * 60 * 26):
+    if cache.get(key):
         return 0
-    body = render_to_string("emails/stale.txt", {"tenants": stale, "hours": settings.STALE_AFTER_HOURS})
-    send_mail(
-        f"[Billing sync] {len(stale)} tenant(s) not verified for {settings.STALE_AFTER_HOURS} hours",
-        body,
-        settings.DEFAULT_FROM_EMAIL,
-        [settings.SUPPORT_EMAIL],
+    stale = Tenant.objects.filter(monitoring.stale_q(now))
+    total = stale.count()
+    if not total or not cache.add(key, 1, 60 * 60 * 26):
+        return 0
+    listed = list(
+        stale.order_by(monitoring.F_LAST_CHECKED_NULLS_FIRST, "name").only("name", "slug", "last_checked_at")[
+            :STALE_LIST_LIMIT
+        ]
     )
-    return len(stale)
+    body = render_to_string(
+        "emails/stale.txt",
+        {
+            "tenants": listed,
+            "total": total,
+            "more": total - len(listed),
+            "hours": settings.STALE_AFTER_HOURS,
+            "url": absolute_url(reverse("dashboard") + "?show=stale"),
+        },
+    )
+    try:
+        send_mail(
+            f"[Billing sync] {total} tenant{'s' if total != 1 else ''} not verified for {settings.STALE_AFTER_HOURS} hours",
+            body,
+            settings.DEFAULT_FROM_EMAIL,
+            [settings.SUPPORT_EMAIL],
+        )
+    except Exception:
+        cache.delete(key)  # try again at the next tick
+        raise
+    return total

@@ -11,7 +11,7 @@ from datetime import timedelta
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import alerts, repairs, runs
@@ -71,12 +71,16 @@ def apply_plan(plan_id: int) -> str:
         plan = repairs.apply(plan)
     except SoftTimeLimitExceeded:
         RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.APPLYING).update(
-            status=RepairPlan.Status.FAILED, error="Applying took longer than its time limit.", finished_at=timezone.now()
+            status=RepairPlan.Status.FAILED,
+            error="Applying took longer than its time limit.",
+            finished_at=timezone.now(),
         )
     except Exception as exc:
         log.exception("plan %s crashed", plan.uuid)
         RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.APPLYING).update(
-            status=RepairPlan.Status.FAILED, error=f"Applying crashed: {type(exc).__name__}", finished_at=timezone.now()
+            status=RepairPlan.Status.FAILED,
+            error=f"Applying crashed: {type(exc).__name__}",
+            finished_at=timezone.now(),
         )
     return "done"
 
@@ -86,37 +90,45 @@ def watchdog() -> int:
     """Close runs stuck past their time limit and resume plans whose worker died mid-apply."""
     closed = runs.close_stuck_runs()
     stale = timezone.now() - timedelta(seconds=settings.PLAN_APPLY_TIME_LIMIT + 60)
-    for plan_id in RepairPlan.objects.filter(status=RepairPlan.Status.APPLYING, started_at__lt=stale).values_list(
-        "pk", flat=True
-    ):
+    for plan_id in RepairPlan.objects.filter(
+        status=RepairPlan.Status.APPLYING, started_at__lt=stale
+    ).values_list("pk", flat=True):
         apply_plan.delay(plan_id)
     return closed
 
 
 @shared_task(name="onboarding.schedule_verifications")
 def schedule_verifications() -> int:
-    """Beat, every few minutes: start scheduled re-checks for connected tenants that are due, spread over the
-    interval, with a cap on how many scheduled runs are in flight."""
+    """Beat, every minute: start scheduled re-checks for connected tenants that are due, with a cap on how many
+    scheduled runs are in flight; each tenant's next check is spread over the interval."""
     now = timezone.now()
+    interval = timedelta(hours=settings.VERIFY_INTERVAL_HOURS)
+    # A tenant without a slot that was checked recently (it just connected, say) is due one interval after that
+    # check, not now: otherwise every newly connected tenant is checked twice and the schedule bunches up.
+    Tenant.objects.connected().filter(next_check_at__isnull=True, last_checked_at__gt=now - interval).update(
+        next_check_at=F("last_checked_at") + interval
+    )
+    alerts.notify_stale(now)
     in_flight = CheckRun.objects.filter(status__in=CheckRun.ACTIVE, trigger=CheckRun.Trigger.SCHEDULE).count()
     room = max(0, settings.VERIFY_MAX_CONCURRENT - in_flight)
     if not room:
         return 0
-    interval = timedelta(hours=settings.VERIFY_INTERVAL_HOURS)
     due = (
         Tenant.objects.connected()
         .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
         .exclude(runs__status__in=CheckRun.ACTIVE)
-        .order_by("next_check_at", "last_checked_at", "pk")[:room]
+        # Longest overdue first; NULLs first on every database (SQLite and PostgreSQL disagree by default).
+        .order_by(F("next_check_at").asc(nulls_first=True), F("last_checked_at").asc(nulls_first=True), "pk")[
+            :room
+        ]
     )
     started = 0
     for tenant in due:
         _, created = runs.start_run(tenant, trigger=CheckRun.Trigger.SCHEDULE)
-        # Spread the next check over the interval so that tenants do not all come due together.
-        jitter = timedelta(seconds=random.uniform(0, interval.total_seconds() * 0.1))
-        Tenant.objects.filter(pk=tenant.pk).update(next_check_at=now + interval - jitter)
+        # A little jitter either way keeps tenants from drifting back into the same minute over the days.
+        jitter = timedelta(seconds=random.uniform(-0.05, 0.05) * interval.total_seconds())
+        Tenant.objects.filter(pk=tenant.pk).update(next_check_at=now + interval + jitter)
         started += int(created)
-    alerts.notify_stale()
     return started
 
 

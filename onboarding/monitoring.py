@@ -1,0 +1,107 @@
+"""What "stale", "drift" and "readiness" mean in queries, in one place for the dashboard, its exports and the
+monitoring e-mails. Everything here reads the denormalised Tenant columns only (see runs.finish), so a list of any
+length costs one query and the overview (summary cards and funnel) one aggregate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.utils import timezone
+
+from connectwise.checks.base import OK_STATUSES
+from connectwise.checks.registry import STEP_KEYS
+
+from .models import Connection, Tenant
+
+OK = sorted(str(s) for s in OK_STATUSES)
+# Never checked first, then the longest unchecked: the same on SQLite and PostgreSQL (which differ by default).
+F_LAST_CHECKED_NULLS_FIRST = F("last_checked_at").asc(nulls_first=True)
+
+
+def stale_cutoff(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) - timedelta(hours=settings.STALE_AFTER_HOURS)
+
+
+def connected_q() -> Q:
+    return Q(Exists(Connection.objects.filter(tenant=OuterRef("pk"))))
+
+
+def stale_q(now: datetime | None = None) -> Q:
+    """Connected and not verified for STALE_AFTER_HOURS (never verified counts), like Tenant.is_stale."""
+    cutoff = stale_cutoff(now)
+    return connected_q() & (Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=cutoff))
+
+
+def step_ok_q(key: str) -> Q:
+    """The tenant's latest status of this step is pass or warn (a JSON key lookup; SQLite and PostgreSQL)."""
+    return Q(**{f"step_statuses__{key}__in": OK})
+
+
+def passed_steps_expression():
+    """How many of the six steps pass (or warn), as one SQL expression: the readiness score."""
+    parts = [
+        Case(When(step_ok_q(k), then=Value(1)), default=Value(0), output_field=IntegerField())
+        for k in STEP_KEYS
+    ]
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def with_markers(qs: QuerySet[Tenant], now: datetime | None = None) -> QuerySet[Tenant]:
+    """Annotate connected, stale and passed (readiness score) so that templates never query per row."""
+    return qs.annotate(
+        connected=Exists(Connection.objects.filter(tenant=OuterRef("pk"))),
+        stale=Case(When(stale_q(now), then=Value(True)), default=Value(False), output_field=BooleanField()),
+        passed=passed_steps_expression(),
+    )
+
+
+def overview(qs: QuerySet[Tenant] | None = None, now: datetime | None = None) -> dict:
+    """Summary counts and the funnel in ONE aggregate query.
+
+    ``passing[key]``: tenants whose latest status of that step is pass or warn. ``through[key]``: tenants that pass
+    this step and every step before it (first_open_step is a later step, or none) - the funnel proper.
+    """
+    qs = Tenant.objects.all() if qs is None else qs
+    aggregates = {
+        "total": Count("pk"),
+        "ready": Count("pk", filter=Q(ready=True)),
+        "stale": Count("pk", filter=stale_q(now)),
+        "drift": Count("pk", filter=Q(drift_since__isnull=False)),
+        "errors": Count("pk", filter=Q(has_error=True)),
+        "never": Count("pk", filter=Q(last_checked_at__isnull=True)),
+    }
+    for i, key in enumerate(STEP_KEYS):
+        aggregates[f"passing__{key}"] = Count("pk", filter=step_ok_q(key))
+        # Passed all steps up to this one = the first open step (if any) comes later; ready tenants have none.
+        aggregates[f"through__{key}"] = Count(
+            "pk", filter=Q(last_checked_at__isnull=False) & ~Q(first_open_step__in=STEP_KEYS[: i + 1])
+        )
+    row = qs.aggregate(**aggregates)
+    return {
+        "total": row["total"],
+        "ready": row["ready"],
+        "stale": row["stale"],
+        "drift": row["drift"],
+        "errors": row["errors"],
+        "never": row["never"],
+        "passing": {k: row[f"passing__{k}"] for k in STEP_KEYS},
+        "through": {k: row[f"through__{k}"] for k in STEP_KEYS},
+    }
