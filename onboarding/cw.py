@@ -9,9 +9,11 @@ from django.conf import settings
 
 from connectwise.checks.runner import ChosenCompany, ConnectionInfo, TenantChoices
 from connectwise.client import ConnectWiseClient, Credentials
+from connectwise.errors import HostNotAllowed
 
 from .hosts import SiteDecision, decide
 from .models import Connection, Tenant
+from .netguard import GuardedTransport
 
 # Tests point this at the in-process sandbox (connectwise.sandbox.sandbox_transport); None = real network.
 TRANSPORT_FACTORY: Callable[[], httpx.BaseTransport] | None = None
@@ -20,6 +22,9 @@ TRANSPORT_FACTORY: Callable[[], httpx.BaseTransport] | None = None
 def client_for(connection: Connection, decision: SiteDecision | None = None) -> ConnectWiseClient:
     """A client for the tenant's ConnectWise. Decrypts the private key here, in the worker, and nowhere else."""
     decision = decision or decide(connection.site)
+    # Defence in depth: callers check first, but no client is ever built for a refused host.
+    if not decision.allowed:
+        raise HostNotAllowed(decision.refused or "This ConnectWise host is not allowed.")
     creds = Credentials(
         origin=decision.origin,
         company_id=connection.company_id,
@@ -29,11 +34,22 @@ def client_for(connection: Connection, decision: SiteDecision | None = None) -> 
     )
     return ConnectWiseClient(
         creds,
-        transport=TRANSPORT_FACTORY() if TRANSPORT_FACTORY else None,
+        transport=_transport(decision),
         timeout=httpx.Timeout(settings.CONNECTWISE_TIMEOUT_SECONDS, connect=10.0),
         max_in_flight=settings.CONNECTWISE_MAX_IN_FLIGHT,
         codebase=connection.codebase or None,
     )
+
+
+def _transport(decision: SiteDecision) -> httpx.BaseTransport | None:
+    """Partner hosts go through the SSRF-guarded transport (it validates the address actually connected to);
+    the sandbox, a local service the operator configured, does not."""
+    if TRANSPORT_FACTORY:
+        return TRANSPORT_FACTORY()
+    if decision.kind in ("cloud", "onprem"):
+        limit = settings.CONNECTWISE_MAX_IN_FLIGHT
+        return GuardedTransport(limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit))
+    return None
 
 
 def connection_info(connection: Connection, decision: SiteDecision) -> ConnectionInfo:

@@ -11,6 +11,8 @@ from django.conf import settings
 
 from connectwise.client import CLOUD_HOSTS, api_host_for
 
+from . import netguard
+
 
 @dataclass(frozen=True)
 class SiteDecision:
@@ -47,6 +49,11 @@ def decide(site: str) -> SiteDecision:
     origin = f"https://{host}"
     if host in CLOUD_HOSTS:
         return SiteDecision(entered, host, rewritten, "cloud", origin)
+    # A private address however spelled (127.1, 0x7f.1, [::1]) is refused before approval is even considered;
+    # names are looked up only once staff approved them, so this form cannot be used to probe our DNS.
+    literal = netguard.literal_refuse_reason(host)
+    if literal:
+        return SiteDecision(entered, host, rewritten, "onprem", origin, refused=literal)
     from .models import ApprovedHost  # noqa: PLC0415 (models import this module's callers)
 
     if not ApprovedHost.objects.filter(hostname=host).exists():
@@ -61,7 +68,7 @@ def decide(site: str) -> SiteDecision:
                 "team first: ask them to approve this host name, then try again."
             ),
         )
-    from .netguard import refuse_reason  # noqa: PLC0415
-
-    reason = refuse_reason(host)
+    # Approved, and every address it resolves to must be public (checked again at connect time by the
+    # transport in netguard, against DNS rebinding).
+    reason = netguard.refuse_reason(host)
     return SiteDecision(entered, host, rewritten, "onprem", origin, refused=reason)

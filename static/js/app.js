@@ -23,3 +23,20 @@ document.addEventListener("submit", (e) => {
   form.dataset.submitted = "1";
   setTimeout(() => { form.dataset.submitted = ""; }, 4000);
 });
+
+// The connection form's on-premise host field only matters for "On-premise server": hide it otherwise.
+// <select data-onprem-toggle="onprem"> and wrappers with class "onprem-only" in the same form. Without JS the
+// field simply stays visible (its help text says when it is needed).
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("select[data-onprem-toggle]").forEach((select) => {
+    const update = () => {
+      const show = select.value === select.dataset.onpremToggle;
+      select.form.querySelectorAll(".onprem-only").forEach((wrapper) => {
+        wrapper.hidden = !show;
+        wrapper.querySelectorAll("input").forEach((input) => { input.disabled = !show; });
+      });
+    };
+    select.addEventListener("change", update);
+    update();
+  });
+});
