@@ -57,6 +57,7 @@ def connection_info(connection: Connection, decision: SiteDecision) -> Connectio
         site_entered=decision.entered,
         api_host=decision.api_host,
         host_refused_reason=decision.refused,
+        company_id=connection.company_id,
     )
 
 

@@ -130,7 +130,7 @@ def apply(plan: RepairPlan, *, verify: bool = True, actor=None) -> RepairPlan:
             )
             try:
                 result = cw_plans.apply_operation(client, planned, created_ids)
-            except ConnectWiseError as exc:
+            except (ConnectWiseError, cw_plans.UnresolvedReference) as exc:
                 op.status = RepairOperation.Status.FAILED
                 op.error = str(exc)[:2000]
                 op.applied_at = timezone.now()

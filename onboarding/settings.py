@@ -286,6 +286,8 @@ else:
     )
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Billing sync readiness <noreply@localhost>")
 SUPPORT_EMAIL = os.environ.get("SUPPORT_EMAIL", "support@localhost")
+# The public address of this product, for links in e-mails (e.g. https://readiness.example.com).
+SITE_URL = os.environ.get("SITE_URL", "").rstrip("/") or ("" if PRODUCTION else "http://127.0.0.1:8000")
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
