@@ -67,14 +67,16 @@ def build_plan(client: Any, choices: Any, step_key: str) -> list[PlannedOperatio
 
     Raises the ConnectWise error when a read the plan needs fails (the caller shows it; nothing was written).
     """
+    from .runner import limit_repairs_to_role  # noqa: PLC0415 (runner imports the step modules)
+
     get_step(step_key)
     module = step_module(step_key)
     if not hasattr(module, "build_plan"):
         return []
     ctx = RunContext(client, choices)
     try:
-        ctx.prefetch(module.needs(choices))
-        outcome = module.check(ctx)
+        ctx.prefetch(set(module.needs(choices)) | {"my_security"})
+        outcome = limit_repairs_to_role(module.check(ctx), ctx)
         return list(module.build_plan(ctx, outcome))
     except ResourceError as exc:
         raise exc.cause from None

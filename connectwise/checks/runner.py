@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connectwise.errors import ConnectWiseError, Forbidden
@@ -84,7 +84,7 @@ def run_steps(
             if info.key != "connection" and not prefetched:
                 ctx.prefetch(_needs(needed, outcomes, choices))
                 prefetched = True
-            outcomes[info.key] = evaluate(info.key, ctx)
+            outcomes[info.key] = limit_repairs_to_role(evaluate(info.key, ctx), ctx)
         if info.key in wanted:
             done += 1
     return [outcomes[k] for k in requested]
@@ -99,6 +99,55 @@ def evaluate(key: str, ctx: RunContext) -> StepOutcome:
         return _read_error(key, exc.cause, exc.resource)
     except ConnectWiseError as exc:
         return _read_error(key, exc, _resource_for_path(exc.path or ""), exc.path or "")
+
+
+# Which security level a repair's write needs (REFERENCE §2 / PRODUCT.md's guard table), by finding.
+_TABLE_SETUP = ("System", "Table Setup")
+_CATALOG = ("Procurement", "Product Catalog")
+_AGREEMENTS = ("Finance", "Agreements")
+
+
+def _write_needs(finding: Finding) -> tuple[tuple[str, str], str] | None:
+    code = finding.code
+    if code.startswith("tables."):
+        return _TABLE_SETUP, "addLevel" if code.endswith("_missing") else "editLevel"
+    if code.startswith("catalog."):
+        return _CATALOG, "addLevel" if code.endswith("_missing") else "editLevel"
+    if code.startswith("agreements."):
+        return _AGREEMENTS, "addLevel" if finding.data.get("create") else "editLevel"
+    return None
+
+
+def limit_repairs_to_role(outcome: StepOutcome, ctx: RunContext) -> StepOutcome:
+    """A finding is offered as "we can fix this" only when the API member's role allows the write: a plan that
+    is bound to fail with 403 would be approved for nothing. When the role cannot be read, we cannot know, and
+    the finding stays repairable (the apply reports a refusal clearly)."""
+    if not any(f.repairable for f in outcome.findings) or not ctx.loaded_ok("my_security"):
+        return outcome
+    levels = {
+        (str(r.get("moduleName", "")).strip().lower(), str(r.get("moduleFunctionName", "")).strip().lower()): r
+        for r in ctx.get("my_security") or []
+    }
+    changed = []
+    for f in outcome.findings:
+        need = _write_needs(f) if f.repairable else None
+        if need is not None:
+            (module, function), level = need
+            row = levels.get((module.lower(), function.lower()), {})
+            current = row.get(level) or "None"
+            if current == "None":
+                label = "Add" if level == "addLevel" else "Edit"
+                f = replace(
+                    f,
+                    repairable=False,
+                    explanation=(
+                        f"{f.explanation} We can't fix this for you: the API member's security role has "
+                        f"{module} > {function}: {label} set to None (see the Security role step)."
+                    ),
+                    data={**f.data, "repair_blocked_by_role": f"{module} > {function}: {label}"},
+                )
+        changed.append(f)
+    return replace(outcome, findings=changed)
 
 
 def _with_requirements(keys: list[str]) -> set[str]:
@@ -129,7 +178,10 @@ def _needs(needed: set[str], outcomes: dict[str, StepOutcome], choices: TenantCh
             continue
         if _blocked_reason(info.key, outcomes, choices):
             continue
-        keys |= set(step_module(info.key).needs(choices))
+        module = step_module(info.key)
+        keys |= set(module.needs(choices))
+        if hasattr(module, "build_plan"):
+            keys.add("my_security")  # to offer only the repairs the role allows (limit_repairs_to_role)
     return keys
 
 

@@ -167,8 +167,6 @@ def test_the_bare_scenario_is_repaired_by_the_catalog_plan_once(connect):
 
 
 def test_the_broken_scenario_repairs_what_can_be_repaired(connect):
-    from connectwise.errors import Forbidden
-
     client = connect("broken")
     for step in ("catalog", "setup_tables"):
         plan = build_plan(client, BROKEN_CHOICES, step)
@@ -181,15 +179,14 @@ def test_the_broken_scenario_repairs_what_can_be_repaired(connect):
         ("PATCH", codes.AGREEMENTS_BILLING_CYCLE_NOT_MONTHLY),
         ("PATCH", codes.AGREEMENTS_INVOICING_CYCLE_NOT_CALENDAR_YEAR),
         ("PATCH", codes.AGREEMENTS_PRORATE_OFF),
-        ("POST", codes.AGREEMENTS_ANNUAL_NOT_ONE_TIME),
     ]
-    create = plan[-1]
-    assert create.body["company"] == {"id": 12} and create.body["name"] == "Coho Winery Annual seats"
-    assert create.body["billingCycle"] == {"id": 4}  # the NotRecurring cycle
-    assert set(_apply(client, plan[:-1])) == {"done"}
-    # The role has Finance > Agreements Add None (role.insufficient_level): the create is refused, not faked.
-    with pytest.raises(Forbidden):
-        apply_operation(client, create, {})
+    assert set(_apply(client, plan)) == {"done"}
+    # The role has Finance > Agreements Add None (role.insufficient_level): the annual create is not offered as a
+    # repair (it would be refused with 403); the finding says why and stays for a person.
+    outcome = run_steps(client, BROKEN_CHOICES, steps=["agreements"], connection=SITE)[0]
+    annual = [f for f in outcome.findings if f.code == codes.AGREEMENTS_ANNUAL_NOT_ONE_TIME]
+    assert annual and not annual[0].repairable
+    assert annual[0].data["repair_blocked_by_role"] == "Finance > Agreements: Add"
 
     found = _codes(run_steps(client, BROKEN_CHOICES, connection=SITE))
     assert found["catalog"] == set() and found["setup_tables"] == set()
