@@ -289,14 +289,14 @@ class SandboxApp:
         if self.enable_faults and tenant.faults["latencyMs"]:
             self.sleep(tenant.faults["latencyMs"] / 1000.0)
 
-    def _faults(self, tenant: Tenant, api_path: str, discovery: bool = False) -> float:
+    def _faults(self, tenant: Tenant, api_path: str, discovery: bool = False, method: str = "GET") -> float:
         """Draw a fault; answer it by raising, or return the slow-body duration (ms, -1 for resetAfter)."""
         if not self.enable_faults:
             return 0.0
         faults = tenant.faults
         if discovery and not faults.get("includeDiscovery"):
             return 0.0
-        kind = tenant.draw_fault(api_path)
+        kind = tenant.draw_fault(api_path, method)
         if kind is None:
             return 0.0
         retry_after = {"Retry-After": str(int(faults["retryAfterSeconds"]))}
@@ -328,7 +328,7 @@ class SandboxApp:
             # A stale codebase: the client should re-read companyinfo (REFERENCE §1).
             raise ApiError(404, "NotFound", f"Unknown codebase {codebase!r} for this company.")
         self._check_credentials(request, tenant, member)
-        slow_ms = self._faults(tenant, rest)
+        slow_ms = self._faults(tenant, rest, method=request.method)
         request.role = tenant.role_of(member)
         response = self._route(request, rest)
         if slow_ms < 0:

@@ -383,6 +383,8 @@ def parse_faults(value: Any, path: str = "$.faults") -> dict[str, Any]:
       every API response is slow.
     - ``retryAfterSeconds``: the ``Retry-After`` value of 429 and 503 (default 1).
     - ``paths``: only requests whose API path starts with one of these prefixes get faults (latency still applies).
+    - ``methods``: only requests with one of these HTTP methods get faults (e.g. ``["POST"]`` to hit creates
+      but not the look-ups before them).
     - ``queue``: fault kinds forced, in order, on the next API requests before any random draw (e.g.
       ``["429", "reset"]``): exact sequences for retry tests.
     - ``includeDiscovery``: also draw faults for ``/login/companyinfo`` (default false).
@@ -395,6 +397,7 @@ def parse_faults(value: Any, path: str = "$.faults") -> dict[str, Any]:
         "slowBodyMs",
         "retryAfterSeconds",
         "paths",
+        "methods",
         "queue",
         "includeDiscovery",
         "company",
@@ -421,6 +424,12 @@ def parse_faults(value: Any, path: str = "$.faults") -> dict[str, Any]:
             if not isinstance(prefix, str):
                 _fail(child(child(path, "paths"), i), "must be a string")
         paths = [p.strip("/") for p in paths]
+    methods = obj.get("methods")
+    if methods is not None:
+        methods = [str(m).upper() for m in _list(methods, child(path, "methods"))]
+        for i, m in enumerate(methods):
+            if m not in {"GET", "POST", "PUT", "PATCH", "DELETE"}:
+                _fail(child(child(path, "methods"), i), "must be GET, POST, PUT, PATCH or DELETE")
     queue = []
     for i, kind in enumerate(_list(obj.get("queue") or [], child(path, "queue"))):
         kind = str(kind)
@@ -439,6 +448,7 @@ def parse_faults(value: Any, path: str = "$.faults") -> dict[str, Any]:
         "slowBodyMs": slow_ms,
         "retryAfterSeconds": _number(obj, "retryAfterSeconds", path, 1, 0, 3600),
         "paths": paths,
+        "methods": methods,
         "queue": queue,
         "includeDiscovery": _bool(obj, "includeDiscovery", path, False),
     }

@@ -114,11 +114,14 @@ class Tenant:
             self.fault_queue = list(self.faults.get("queue") or [])
             self.rng = random.Random(self.faults.get("seed", 1))
 
-    def draw_fault(self, api_path: str) -> str | None:
+    def draw_fault(self, api_path: str, method: str = "GET") -> str | None:
         """The fault for this request, if any: the queue first, then one draw from the seeded random source."""
         faults = self.faults
         prefixes = faults.get("paths")
         if prefixes and not any(api_path.lower().startswith(p.lower()) for p in prefixes):
+            return None
+        methods = faults.get("methods")
+        if methods and method.upper() not in methods:
             return None
         with self.lock:
             if self.fault_queue:

@@ -111,3 +111,14 @@ def test_enable_faults_false_ignores_them(scenarios):
     app.set_faults({"rates": {"500": 1.0}}, "acme")
     with make_client(app, "acme") as client:
         assert client.get("system/info").status_code == 200
+
+
+def test_faults_can_be_limited_to_some_methods(app, control):
+    control.post("/_sandbox/faults", json={"company": "acme", "queue": ["500"], "methods": ["POST"]})
+    with make_client(app, "acme") as client:
+        assert client.get("procurement/categories").status_code == 200  # a GET does not take the queued fault
+        created = client.post("procurement/categories", json={"name": "Faulted"})
+        assert created.status_code == 500
+        assert client.post("procurement/categories", json={"name": "Faulted"}).status_code == 201
+    bad = control.post("/_sandbox/faults", json={"company": "acme", "methods": ["FETCH"]})
+    assert bad.status_code == 400 and "$.faults.methods[0]" in bad.text
