@@ -40,6 +40,11 @@ class Command(BaseCommand):
             self.stdout.write(f"starting {name}: {' '.join(cmd[:4])} …")
             procs.append((name, subprocess.Popen(cmd, env=env, start_new_session=True)))
 
+        def on_term(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_term)  # `kill` stops the demo as cleanly as Ctrl-C
+        signal.signal(signal.SIGINT, on_term)  # also when started in the background, where SIGINT is ignored
         try:
             start(
                 "sandbox",

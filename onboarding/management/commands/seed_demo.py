@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from ...connections import save_connection
-from ...models import CheckRun, Membership, Tenant, User
+from ...models import CheckRun, CompanyChoice, Membership, Tenant, User
 from ...runs import start_run
 
 SCENARIOS = Path(settings.BASE_DIR) / "connectwise" / "sandbox" / "scenarios"
@@ -55,6 +55,15 @@ class Command(BaseCommand):
                     private_key=member["privateKey"],
                     actor="demo seed",
                 )
+                if scenario_file == "healthy.json":
+                    # Northwind has chosen its customers: the demo shows one tenant that is ready.
+                    for company in scenario["records"]["company/companies"]:
+                        motion = {"LitwareInc": "annual", "FabrikamInc": "azure"}.get(company["identifier"], "monthly")
+                        CompanyChoice.objects.update_or_create(
+                            tenant=tenant,
+                            cw_company_id=company["id"],
+                            defaults={"identifier": company["identifier"], "name": company["name"], "motion": motion},
+                        )
                 lines.append((f"Partner admin, {name}", admin.email))
             viewer = self._user("viewer@acme.example", "Vic", "Viewer")
             Membership.objects.update_or_create(
