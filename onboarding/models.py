@@ -25,7 +25,8 @@ class User(AbstractUser):
     """A person. Partner admins and members reach tenants through Membership; support staff see every tenant."""
 
     is_support = models.BooleanField(
-        default=False, help_text="Distributor support staff: reads every tenant, never sees keys or changes them."
+        default=False,
+        help_text="Distributor support staff: reads every tenant, never sees keys or changes them.",
     )
 
     @property
@@ -54,7 +55,9 @@ class Tenant(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     # Latest known state, updated when a run finishes (see CheckRun.finish).
-    step_statuses = models.JSONField(default=dict, blank=True, help_text="step key -> status of the latest result")
+    step_statuses = models.JSONField(
+        default=dict, blank=True, help_text="step key -> status of the latest result"
+    )
     ready = models.BooleanField(default=False, db_index=True)
     first_open_step = models.CharField(
         max_length=40, blank=True, db_index=True, help_text="The first step that is not pass or warn, if any."
@@ -130,9 +133,14 @@ class Invitation(models.Model):
     email = models.EmailField()
     role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
     token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     accepted_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"invitation of {self.email} to {self.tenant_id} ({self.role})"
 
     def is_valid(self) -> bool:
         return self.accepted_at is None and self.created_at > timezone.now() - timedelta(days=7)
@@ -142,7 +150,9 @@ class ApprovedHost(models.Model):
     """An on-premise ConnectWise host that support staff approved for partner use."""
 
     hostname = models.CharField(max_length=253, unique=True)
-    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     approved_at = models.DateTimeField(default=timezone.now)
     note = models.CharField(max_length=200, blank=True)
 
@@ -158,10 +168,14 @@ class Connection(models.Model):
     company_id = models.CharField(max_length=100)
     public_key = models.CharField(max_length=100)
     private_key_encrypted = models.TextField()
-    private_key_hint = models.CharField(max_length=8, blank=True, help_text="Last characters, for the masked view.")
+    private_key_hint = models.CharField(
+        max_length=8, blank=True, help_text="Last characters, for the masked view."
+    )
     codebase = models.CharField(max_length=60, blank=True, help_text="Cached from companyinfo discovery.")
     updated_at = models.DateTimeField(default=timezone.now)
-    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     def __str__(self) -> str:
         return f"{self.company_id} at {self.site}"
@@ -191,12 +205,16 @@ class CompanyChoice(models.Model):
     identifier = models.CharField(max_length=100, blank=True)
     name = models.CharField(max_length=200, blank=True)
     motion = models.CharField(max_length=10, choices=Motion.choices, default=Motion.MONTHLY)
-    agreement_id = models.IntegerField(null=True, blank=True, help_text="Target agreement; empty = choose automatically.")
+    agreement_id = models.IntegerField(
+        null=True, blank=True, help_text="Target agreement; empty = choose automatically."
+    )
     chosen_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "cw_company_id"], name="one_choice_per_company")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "cw_company_id"], name="one_choice_per_company")
+        ]
 
     def __str__(self) -> str:
         return self.name or str(self.cw_company_id)
@@ -213,6 +231,9 @@ class BillingCustomer(models.Model):
 
     class Meta:
         ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class CompanyDirectory(models.Model):
@@ -232,6 +253,9 @@ class CompanyDirectory(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["tenant", "cw_company_id"], name="one_directory_row")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.cw_company_id})"
 
 
 class CheckRun(models.Model):
@@ -255,7 +279,9 @@ class CheckRun(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="runs")
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     steps = models.JSONField(default=list, help_text="Step keys requested; empty = all.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     ready = models.BooleanField(null=True)
@@ -273,7 +299,9 @@ class CheckRun(models.Model):
         constraints = [
             # One active run per tenant, enforced by the database.
             models.UniqueConstraint(
-                fields=["tenant"], condition=Q(status__in=["queued", "running"]), name="one_active_run_per_tenant"
+                fields=["tenant"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_run_per_tenant",
             )
         ]
 
@@ -311,6 +339,9 @@ class StepResult(models.Model):
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="one_result_per_step_per_run")]
         indexes = [models.Index(fields=["tenant", "key", "-created_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.key}: {self.status}"
+
 
 class RepairPlan(models.Model):
     """The exact API writes that fix a step's repairable findings, approved by a partner admin before applying."""
@@ -328,8 +359,12 @@ class RepairPlan(models.Model):
     step = models.CharField(max_length=40)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
     source_run = models.ForeignKey(CheckRun, null=True, on_delete=models.SET_NULL, related_name="+")
-    verify_run = models.ForeignKey(CheckRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    verify_run = models.ForeignKey(
+        CheckRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -365,7 +400,10 @@ class RepairOperation(models.Model):
     description = models.CharField(max_length=300, blank=True)
     before = models.JSONField(default=None, null=True, blank=True)
     lookup = models.JSONField(
-        default=None, null=True, blank=True, help_text="How to re-query before a create: {'path', 'conditions'}."
+        default=None,
+        null=True,
+        blank=True,
+        help_text="How to re-query before a create: {'path', 'conditions'}.",
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     result = models.JSONField(default=None, null=True, blank=True)
@@ -375,6 +413,9 @@ class RepairOperation(models.Model):
     class Meta:
         ordering = ["plan", "seq"]
         constraints = [models.UniqueConstraint(fields=["plan", "seq"], name="one_operation_per_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.seq}. {self.method} {self.path}"
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -402,9 +443,15 @@ class AuditEvent(models.Model):
         HOST_APPROVED = "host.approved", "On-premise host approved"
         KEYS_ROTATED = "keys.rotated", "Encryption keys rotated"
 
-    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    actor_label = models.CharField(max_length=200, blank=True, help_text="Who, kept even if the user is deleted.")
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(
+        max_length=200, blank=True, help_text="Who, kept even if the user is deleted."
+    )
     kind = models.CharField(max_length=40, choices=Kind.choices)
     message = models.CharField(max_length=500, blank=True)
     detail = models.JSONField(default=dict, blank=True)
@@ -414,6 +461,9 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.actor_label or 'system'}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
@@ -449,6 +499,11 @@ class DriftAlert(models.Model):
         ordering = ["-detected_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "step"], condition=Q(resolved_at__isnull=True), name="one_open_drift_per_step"
+                fields=["tenant", "step"],
+                condition=Q(resolved_at__isnull=True),
+                name="one_open_drift_per_step",
             )
         ]
+
+    def __str__(self) -> str:
+        return f"drift of {self.step} for {self.tenant_id}"

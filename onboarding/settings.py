@@ -87,7 +87,9 @@ if not SECRET_KEY:
 _field_keys = _secret("FIELD_ENCRYPTION_KEYS")
 if not _field_keys:
     if PRODUCTION:
-        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS (or FIELD_ENCRYPTION_KEYS_FILE) is required in production")
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS (or FIELD_ENCRYPTION_KEYS_FILE) is required in production"
+        )
     _field_keys = _generated("field_encryption_key", lambda: Fernet.generate_key().decode())
 FIELD_ENCRYPTION_KEYS = [k.strip() for k in _field_keys.split(",") if k.strip()]
 for _i, _k in enumerate(FIELD_ENCRYPTION_KEYS):
@@ -234,6 +236,7 @@ if not REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
+        "control_folder": str(VAR_DIR / "celery-control"),  # kombu's default is ./control in the working dir
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
@@ -270,7 +273,9 @@ if CONNECTWISE_SANDBOX_URL:
     if PRODUCTION and not _strict_bool("CONNECTWISE_SANDBOX_IN_PRODUCTION", False):
         raise ImproperlyConfigured("CONNECTWISE_SANDBOX_URL must not be set in production")
 CONNECTWISE_TIMEOUT_SECONDS = _strict_int("CONNECTWISE_TIMEOUT_SECONDS", 30, minimum=1)
-CONNECTWISE_MAX_IN_FLIGHT = _strict_int("CONNECTWISE_MAX_IN_FLIGHT", 8, minimum=1)
+# 16: a full verify has at most 14 independent calls per level (/count and page 1 of the paged resources with
+# the small tables, then their remaining pages): with 8, each level took two round trips (benchmark verify).
+CONNECTWISE_MAX_IN_FLIGHT = _strict_int("CONNECTWISE_MAX_IN_FLIGHT", 16, minimum=1)
 
 # E-mail: EMAIL_URL (smtp://user:pass@host:587/?tls=True) or the console in development.
 if os.environ.get("EMAIL_URL"):

@@ -35,7 +35,9 @@ class Command(BaseCommand):
         if settings.PRODUCTION:
             raise CommandError("seed_demo is for development only")
         if not settings.CONNECTWISE_SANDBOX_URL:
-            raise CommandError("Set CONNECTWISE_SANDBOX_URL (make demo does) so that the demo tenants can connect.")
+            raise CommandError(
+                "Set CONNECTWISE_SANDBOX_URL (make demo does) so that the demo tenants can connect."
+            )
         sandbox_site = settings.CONNECTWISE_SANDBOX_URL.split("://", 1)[1]
         lines = []
         with transaction.atomic():
@@ -46,7 +48,9 @@ class Command(BaseCommand):
                 member = scenario["apiMembers"][0]
                 tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": name})
                 admin = self._user(admin_email, "Pat", name.split()[0])
-                Membership.objects.update_or_create(tenant=tenant, user=admin, defaults={"role": Membership.Role.ADMIN})
+                Membership.objects.update_or_create(
+                    tenant=tenant, user=admin, defaults={"role": Membership.Role.ADMIN}
+                )
                 save_connection(
                     tenant,
                     site=sandbox_site,
@@ -58,23 +62,31 @@ class Command(BaseCommand):
                 if scenario_file == "healthy.json":
                     # Northwind has chosen its customers: the demo shows one tenant that is ready.
                     for company in scenario["records"]["company/companies"]:
-                        motion = {"LitwareInc": "annual", "FabrikamInc": "azure"}.get(company["identifier"], "monthly")
+                        motion = {"LitwareInc": "annual", "FabrikamInc": "azure"}.get(
+                            company["identifier"], "monthly"
+                        )
                         CompanyChoice.objects.update_or_create(
                             tenant=tenant,
                             cw_company_id=company["id"],
-                            defaults={"identifier": company["identifier"], "name": company["name"], "motion": motion},
+                            defaults={
+                                "identifier": company["identifier"],
+                                "name": company["name"],
+                                "motion": motion,
+                            },
                         )
                 lines.append((f"Partner admin, {name}", admin.email))
             viewer = self._user("viewer@acme.example", "Vic", "Viewer")
             Membership.objects.update_or_create(
-                tenant=Tenant.objects.get(slug="acme-msp"), user=viewer, defaults={"role": Membership.Role.MEMBER}
+                tenant=Tenant.objects.get(slug="acme-msp"),
+                user=viewer,
+                defaults={"role": Membership.Role.MEMBER},
             )
             lines.append(("Read-only member, Acme MSP", viewer.email))
         if not no_checks:
             for slug, *_ in TENANTS:
                 start_run(Tenant.objects.get(slug=slug), trigger=CheckRun.Trigger.SCHEDULE)
         width = max(len(label) for label, _ in lines)
-        self.stdout.write("Demo logins (password for all: %s)" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD})")
         for label, email in lines:
             self.stdout.write(f"  {label:<{width}}  {email}")
 
