@@ -22,7 +22,7 @@ from onboarding.hosts import decide
 from onboarding.models import ApprovedHost, Connection, Tenant
 from onboarding.netguard import AddressRefused, GuardedNetworkBackend, GuardedTransport
 
-from .test_hosts import PUBLIC_V4, fake_resolver
+from .test_hosts import PUBLIC_V4, SERVICE_PORTS, fake_resolver
 
 
 class RecordingBackend(httpcore.NetworkBackend):
@@ -138,7 +138,11 @@ def test_dns_rebinding_between_the_check_and_the_connect_cannot_reach_a_private_
     host = f"cw.rebind.example:{port}"
     answers = iter([[PUBLIC_V4]])  # the first lookup (the check) is public; every later one is loopback
 
+    real = socket.getaddrinfo
+
     def getaddrinfo(name, port_, family=0, type=0, proto=0, flags=0):
+        if port_ in SERVICE_PORTS:  # the test run's own PostgreSQL and Redis (CI) still resolve for real
+            return real(name, port_, family, type, proto, flags)
         address = next(answers, ["127.0.0.1"])[0]
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port_))]
 
