@@ -12,7 +12,11 @@ class EmailBackend(ModelBackend):
         if username is None or password is None:
             return None
         User = get_user_model()
-        user = User.objects.filter(Q(email__iexact=username) | Q(username__iexact=username)).order_by("id").first()
+        user = (
+            User.objects.filter(Q(email__iexact=username) | Q(username__iexact=username))
+            .order_by("id")
+            .first()
+        )
         if user is None:
             User().set_password(password)  # same work either way: no timing hint that the account exists
             return None

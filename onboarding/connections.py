@@ -13,7 +13,9 @@ class ConnectionRefused(ValueError):
     """The site is not allowed or a field is missing; the message is for the person who typed it."""
 
 
-def validate(site: str, company_id: str, public_key: str, private_key: str | None, *, existing: bool) -> SiteDecision:
+def validate(
+    site: str, company_id: str, public_key: str, private_key: str | None, *, existing: bool
+) -> SiteDecision:
     if not (company_id or "").strip():
         raise ConnectionRefused("Enter your ConnectWise company ID.")
     if not (public_key or "").strip():

@@ -78,7 +78,9 @@ STEP_TEXT: dict[str, dict[str, str | list[str]]] = {
             "No other company has the same name (after ignoring case, punctuation and Ltd/Inc/LLC).",
             "Every imported billing customer has a company.",
         ],
-        "manual": ["Companies > Companies > the company > tab Agreements: the target agreement exists and is Active."],
+        "manual": [
+            "Companies > Companies > the company > tab Agreements: the target agreement exists and is Active."
+        ],
     },
     "agreements": {
         "lead": "Map each customer to its billing motion and agreement.",

@@ -54,7 +54,9 @@ STEP_READ_FORBIDDEN = "step.read_forbidden"
 STEP_CHECK_FAILED = "step.check_failed"
 
 ALL_CODES: frozenset[str] = frozenset(
-    value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str) and "." in value
+    value
+    for name, value in dict(globals()).items()
+    if name.isupper() and isinstance(value, str) and "." in value
 )
 
 # The codes PRODUCT.md names, per step: the public contract the broken scenario must exercise.

@@ -8,6 +8,7 @@ page (``facts["directory"]``), so the page never calls ConnectWise itself.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from . import codes
 from .agreements import agreements_by_company, is_active
@@ -44,9 +45,14 @@ def _norm(text: str | None) -> str:
     return " ".join((text or "").casefold().split())
 
 
+_PROSPECT_LIKE = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in PROSPECT_LIKE_STATUSES) + r")\b")
+
+
+# Cached: a tenant has a handful of status names but thousands of companies, and this runs twice per company
+# (the check and the directory); one regex per word per company was most of a 5,000-company check's CPU time.
+@lru_cache(maxsize=1024)
 def prospect_like(status_name: str | None) -> bool:
-    name = _norm(status_name)
-    return any(re.search(rf"\b{re.escape(word)}\b", name) for word in PROSPECT_LIKE_STATUSES)
+    return _PROSPECT_LIKE.search(_norm(status_name)) is not None
 
 
 def inactive_reason(company: dict, statuses: dict[int, dict]) -> str | None:

@@ -59,8 +59,11 @@ def normalize_company_name(name: str) -> str:
 
     A name made only of such words keeps its last word, so "The Company" never normalises to "".
     """
-    text = unicodedata.normalize("NFKD", name or "")
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    text = name or ""
+    if not text.isascii():  # most names are ASCII: skip the per-character pass (a large tenant has thousands)
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.casefold()
     text = text.replace("&", " and ").replace("+", " and ")
     text = _DROP.sub("", text)
     words = _NON_WORD.sub(" ", text).split()

@@ -125,7 +125,10 @@ def limit_repairs_to_role(outcome: StepOutcome, ctx: RunContext) -> StepOutcome:
     if not any(f.repairable for f in outcome.findings) or not ctx.loaded_ok("my_security"):
         return outcome
     levels = {
-        (str(r.get("moduleName", "")).strip().lower(), str(r.get("moduleFunctionName", "")).strip().lower()): r
+        (
+            str(r.get("moduleName", "")).strip().lower(),
+            str(r.get("moduleFunctionName", "")).strip().lower(),
+        ): r
         for r in ctx.get("my_security") or []
     }
     changed = []

@@ -25,7 +25,13 @@ def audit(request, slug):
     return render(
         request,
         "onboarding/audit.html",
-        {"access": access, "tenant": access.tenant, "page": page, "kind": kind, "kinds": AuditEvent.Kind.choices},
+        {
+            "access": access,
+            "tenant": access.tenant,
+            "page": page,
+            "kind": kind,
+            "kinds": AuditEvent.Kind.choices,
+        },
     )
 
 

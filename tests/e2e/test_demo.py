@@ -15,7 +15,11 @@ from tests.e2e.conftest import ROOT, free_port, login, wait_for
 
 def test_demo_starts_on_embedded_defaults_and_stops_cleanly(tmp_path, browser, shot):
     web, sandbox = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
     env.update(
         {
             "ONBOARDING_VAR_DIR": str(tmp_path / "var"),

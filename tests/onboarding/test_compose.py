@@ -25,5 +25,12 @@ def test_compose_file_names_the_deployment_services_with_health_checks():
 
 def test_example_env_file_lists_every_production_secret():
     text = (ROOT / "deploy.env.example").read_text()
-    for var in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "CONNECTWISE_CLIENT_ID"):
+    for var in (
+        "SECRET_KEY",
+        "FIELD_ENCRYPTION_KEYS",
+        "ALLOWED_HOSTS",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "CONNECTWISE_CLIENT_ID",
+    ):
         assert f"{var}=" in text

@@ -23,7 +23,14 @@ def production_env(tmp_path, **extra) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if k
-        not in {"DATABASE_URL", "REDIS_URL", "CONNECTWISE_SANDBOX_URL", "DEBUG", "ONBOARDING_FAST_HASHER", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "CONNECTWISE_SANDBOX_URL",
+            "DEBUG",
+            "ONBOARDING_FAST_HASHER",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        }
     }
     env.update(
         {

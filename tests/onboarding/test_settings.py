@@ -13,11 +13,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_settings(tmp_path, **env):
-    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CONNECTWISE_SANDBOX_URL"}}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "CONNECTWISE_SANDBOX_URL"}
+    }
     base.update({"ONBOARDING_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "onboarding.settings"})
     base.update(env)
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"],
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)",
+        ],
         cwd=ROOT,
         env=base,
         capture_output=True,
@@ -88,7 +96,11 @@ def test_secret_from_a_file(tmp_path):
     secret = tmp_path / "key.txt"
     secret.write_text("s" * 60 + "\n")
     result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; print(len(settings.SECRET_KEY))"],
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(len(settings.SECRET_KEY))",
+        ],
         cwd=ROOT,
         env={**os.environ, "ONBOARDING_VAR_DIR": str(tmp_path), "SECRET_KEY_FILE": str(secret)},
         capture_output=True,

@@ -49,22 +49,55 @@ class Command(BaseCommand):
             start(
                 "sandbox",
                 [python, "manage.py", "cw_sandbox", "--port", str(sandbox_port)]
-                + [arg for f in ("healthy.json", "broken.json", "bare.json") for arg in ("--scenario", str(SCENARIOS / f))],
+                + [
+                    arg
+                    for f in ("healthy.json", "broken.json", "bare.json")
+                    for arg in ("--scenario", str(SCENARIOS / f))
+                ],
             )
             _wait_for(f"{expected}/_sandbox/", 20)
             call_command("seed_demo")
             start(
                 "worker",
-                [python, "-m", "celery", "-A", "onboarding", "worker", "-B", "--loglevel", "INFO", "--concurrency", "2",
-                 "--schedule", str(var / "celerybeat-schedule")],
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "onboarding",
+                    "worker",
+                    "-B",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "--schedule",
+                    str(var / "celerybeat-schedule"),
+                ],
             )
             start(
                 "web",
-                [python, "-m", "gunicorn", "onboarding.wsgi", "--bind", f"{host}:{web_port}", "--workers", "2",
-                 "--threads", "4", "--access-logfile", "-"],
+                [
+                    python,
+                    "-m",
+                    "gunicorn",
+                    "onboarding.wsgi",
+                    "--bind",
+                    f"{host}:{web_port}",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "4",
+                    "--access-logfile",
+                    "-",
+                ],
             )
             _wait_for(f"http://{host}:{web_port}/accounts/login/", 30)
-            self.stdout.write(self.style.SUCCESS(f"\nThe demo is running: open http://{host}:{web_port}/  (Ctrl-C stops it)\n"))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\nThe demo is running: open http://{host}:{web_port}/  (Ctrl-C stops it)\n"
+                )
+            )
             while True:
                 for name, proc in procs:
                     if proc.poll() is not None:

@@ -18,7 +18,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("slug")
-        parser.add_argument("--site", required=True, help="ConnectWise API host, e.g. api-na.myconnectwise.net")
+        parser.add_argument(
+            "--site", required=True, help="ConnectWise API host, e.g. api-na.myconnectwise.net"
+        )
         parser.add_argument("--company", required=True, help="ConnectWise company ID")
         parser.add_argument("--public-key", required=True)
         parser.add_argument("--name", help="Tenant display name when it is created (default: the slug)")
@@ -27,7 +29,9 @@ class Command(BaseCommand):
         private_key = os.environ.get("CW_PRIVATE_KEY")
         if not private_key:
             if not sys.stdin.isatty():
-                raise CommandError("Set CW_PRIVATE_KEY or run interactively to be prompted for the private key.")
+                raise CommandError(
+                    "Set CW_PRIVATE_KEY or run interactively to be prompted for the private key."
+                )
             private_key = getpass.getpass("ConnectWise private key: ")
         if not private_key.strip():
             raise CommandError("The private key is empty.")

@@ -43,7 +43,9 @@ class Command(BaseCommand):
                 wanted_agreements = sorted({int(r["agreement"]) for _, r in rows if r.get("agreement")})
                 agreements = []
                 for cond in split_in("id", wanted_agreements) if wanted_agreements else []:
-                    agreements += client.list("finance/agreements", conditions=cond, fields="id,name,company/id")
+                    agreements += client.list(
+                        "finance/agreements", conditions=cond, fields="id,name,company/id"
+                    )
         except ConnectWiseError as exc:
             raise CommandError(f"Could not read your ConnectWise: {exc}") from None
 
@@ -56,7 +58,9 @@ class Command(BaseCommand):
             company = by_id.get(int(ref)) if ref.isdigit() else None
             company = company or by_identifier.get(ref.lower())
             if company is None:
-                problems.append(f"line {line}: company {ref!r} is not a company id or identifier in ConnectWise")
+                problems.append(
+                    f"line {line}: company {ref!r} is not a company id or identifier in ConnectWise"
+                )
                 continue
             agreement_id = int(row["agreement"]) if row.get("agreement") else None
             if agreement_id is not None and agreement_company.get(agreement_id) != company["id"]:
@@ -109,7 +113,9 @@ def read_rows(path: str) -> list[tuple[int, dict]]:
     fields = [f.strip().lower() for f in (reader.fieldnames or [])]
     missing = {"company", "motion"} - set(fields)
     if missing:
-        raise CommandError(f"{path}: missing column(s) {', '.join(sorted(missing))}; expected company, motion, agreement")
+        raise CommandError(
+            f"{path}: missing column(s) {', '.join(sorted(missing))}; expected company, motion, agreement"
+        )
     reader.fieldnames = fields
     rows, problems, seen = [], [], {}
     for row in reader:
@@ -125,7 +131,9 @@ def read_rows(path: str) -> list[tuple[int, dict]]:
         elif row.get("agreement") and not row["agreement"].isdigit():
             problems.append(f"line {line}: agreement {row['agreement']!r} must be an agreement id (a number)")
         elif row["company"].lower() in seen:
-            problems.append(f"line {line}: company {row['company']!r} repeats line {seen[row['company'].lower()]}")
+            problems.append(
+                f"line {line}: company {row['company']!r} repeats line {seen[row['company'].lower()]}"
+            )
         else:
             seen[row["company"].lower()] = line
             rows.append((line, {**row, "motion": MOTIONS[motion]}))
