@@ -78,23 +78,7 @@ class Command(BaseCommand):
                     ops = cw_plans.build_plan(client, choices_for(tenant), step)
                 except ConnectWiseError as exc:
                     raise CommandError(f"Could not build the {step} plan: {exc}") from None
-                out.append(
-                    {
-                        "step": step,
-                        "operations": [
-                            {
-                                "method": op.method,
-                                "path": op.path,
-                                "body": op.body,
-                                "finding": op.finding_code,
-                                "subject": op.subject,
-                                "description": op.description,
-                                "before": op.before,
-                            }
-                            for op in ops
-                        ],
-                    }
-                )
+                out.append({"step": step, "operations": [op.to_dict() for op in ops]})
         if as_json:
             self.stdout.write(json.dumps({"tenant": tenant.slug, "applied": False, "plans": out}, indent=2))
             return
