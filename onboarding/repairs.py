@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -74,7 +76,9 @@ def approve(plan: RepairPlan, *, by) -> bool:
     now = timezone.now()
     with transaction.atomic():
         updated = RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.DRAFT).update(
-            status=RepairPlan.Status.APPROVED, approved_by=by if getattr(by, "pk", None) else None, approved_at=now
+            status=RepairPlan.Status.APPROVED,
+            approved_by=by if getattr(by, "pk", None) else None,
+            approved_at=now,
         )
         if updated:
             AuditEvent.record(
@@ -94,15 +98,52 @@ def enqueue_apply(plan: RepairPlan) -> None:
     transaction.on_commit(lambda: apply_plan.delay(plan.pk))
 
 
-def claim_for_apply(plan_id: int) -> RepairPlan | None:
-    """approved (or applying after a crash) -> applying; None when there is nothing to do."""
-    now = timezone.now()
+def claim_for_apply(plan_id: int, *, redelivered: bool = False, now=None) -> RepairPlan | None:
+    """approved -> applying; or resume a plan left "applying" by a worker that died. None when there is nothing
+    to do, or when another worker is applying it right now.
+
+    Resuming used to be unconditional, so two deliveries (a double enqueue, the watchdog's re-enqueue while the
+    first worker was still busy) applied the same plan at once, and a create could be sent twice. Now an
+    "applying" plan is resumed only when its worker must be gone: this is a redelivery of the task (see
+    runs.claim) or the task's hard time limit has passed since it started; the resume is a compare-and-swap on
+    started_at, so exactly one delivery applies the plan. Finished operations are skipped.
+    """
+    now = now or timezone.now()
     if RepairPlan.objects.filter(pk=plan_id, status=RepairPlan.Status.APPROVED).update(
         status=RepairPlan.Status.APPLYING, started_at=now
     ):
         return RepairPlan.objects.select_related("tenant").get(pk=plan_id)
-    plan = RepairPlan.objects.select_related("tenant").filter(pk=plan_id, status=RepairPlan.Status.APPLYING).first()
-    return plan  # resumed after a crash: finished operations are skipped
+    applying = (
+        RepairPlan.objects.filter(pk=plan_id, status=RepairPlan.Status.APPLYING).values("started_at").first()
+    )
+    if applying is None:
+        return None
+    started = applying["started_at"]
+    lease = timedelta(seconds=settings.PLAN_APPLY_TIME_LIMIT + 30)  # the task's hard time limit
+    if not redelivered and started is not None and started > now - lease:
+        return None
+    if not RepairPlan.objects.filter(
+        pk=plan_id, status=RepairPlan.Status.APPLYING, started_at=started
+    ).update(started_at=now):
+        return None
+    log.warning("plan %s: resuming a plan whose worker stopped", plan_id)
+    return RepairPlan.objects.select_related("tenant").get(pk=plan_id)
+
+
+def reapply(plan: RepairPlan) -> bool:
+    """failed -> approved, its failed operations pending again, so claim_for_apply + apply finish it. Safe after
+    any fault: apply_operation re-queries before a create (a write whose answer was lost is found, not sent
+    again) and re-reads before a PATCH. Returns False when the plan was not failed (a double click)."""
+    with transaction.atomic():
+        if not RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.FAILED).update(
+            status=RepairPlan.Status.APPROVED, error="", finished_at=None
+        ):
+            return False
+        plan.operations.filter(status=RepairOperation.Status.FAILED).update(
+            status=RepairOperation.Status.PENDING, error="", applied_at=None
+        )
+    plan.refresh_from_db()
+    return True
 
 
 def apply(plan: RepairPlan, *, verify: bool = True, actor=None) -> RepairPlan:
@@ -112,7 +153,9 @@ def apply(plan: RepairPlan, *, verify: bool = True, actor=None) -> RepairPlan:
     decision = decide(connection.site)
     created_ids: dict[int, int] = {
         op.seq: op.result["id"]
-        for op in plan.operations.filter(status__in=[RepairOperation.Status.DONE, RepairOperation.Status.ALREADY])
+        for op in plan.operations.filter(
+            status__in=[RepairOperation.Status.DONE, RepairOperation.Status.ALREADY]
+        )
         if isinstance(op.result, dict) and "id" in op.result
     }
     failed = None
@@ -150,7 +193,9 @@ def apply(plan: RepairPlan, *, verify: bool = True, actor=None) -> RepairPlan:
             record = result.record if isinstance(result.record, dict) else {}
             if "id" in record:
                 created_ids[op.seq] = record["id"]
-            op.status = RepairOperation.Status.ALREADY if result.status == "already" else RepairOperation.Status.DONE
+            op.status = (
+                RepairOperation.Status.ALREADY if result.status == "already" else RepairOperation.Status.DONE
+            )
             op.result = _after_values(op, record)
             op.applied_at = timezone.now()
             op.save(update_fields=["status", "result", "applied_at"])
@@ -214,4 +259,14 @@ def plan_as_dict(plan: RepairPlan) -> dict:
     }
 
 
-__all__ = ["PlanError", "build_plan", "approve", "enqueue_apply", "claim_for_apply", "apply", "plan_as_dict", "asdict"]
+__all__ = [
+    "PlanError",
+    "build_plan",
+    "approve",
+    "enqueue_apply",
+    "claim_for_apply",
+    "reapply",
+    "apply",
+    "plan_as_dict",
+    "asdict",
+]

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from connectwise.checks.base import OK_STATUSES, Finding, Severity, Status, StepOutcome
@@ -62,13 +63,33 @@ def start_run(
     return run, True
 
 
-def claim(run_id: int) -> CheckRun | None:
-    """Move a queued run to running; None when it is gone or someone else has it."""
-    now = timezone.now()
-    if not CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.QUEUED).update(
+def claim(run_id: int, *, redelivered: bool = False, now=None) -> CheckRun | None:
+    """Move a queued run to running; None when it is gone or someone else has it.
+
+    A run already "running" is taken over (and executed again from the start) only when the worker that had it
+    must be gone: this delivery is a redelivery of the task (acks_late + reject_on_worker_lost requeue the
+    message when its worker process dies; a broker restores an unacked message only after its visibility
+    timeout, which is longer than the task's time limit), or the task's hard time limit has passed since the run
+    started (Celery would have killed it). Without this, a redelivered task skipped the run and it stayed
+    "running" until the watchdog. The takeover is a compare-and-swap on started_at: one delivery wins.
+    """
+    now = now or timezone.now()
+    if CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.QUEUED).update(
         status=CheckRun.Status.RUNNING, started_at=now
     ):
+        return CheckRun.objects.select_related("tenant").get(pk=run_id)
+    running = CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.RUNNING).values("started_at").first()
+    if running is None:
         return None
+    started = running["started_at"]
+    lease = timedelta(seconds=settings.CHECK_RUN_TIME_LIMIT + 30)  # the task's hard time limit
+    if not redelivered and started is not None and started > now - lease:
+        return None  # its worker may still be on it
+    if not CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.RUNNING, started_at=started).update(
+        started_at=now, progress={}
+    ):
+        return None
+    log.warning("run %s: taking over a run whose worker stopped", run_id)
     return CheckRun.objects.select_related("tenant").get(pk=run_id)
 
 
@@ -103,7 +124,9 @@ def execute_run(run: CheckRun) -> CheckRun:
     calls = retries = 0
     try:
         if client is None:
-            outcomes = run_steps(None, choices_for(tenant), steps=requested, connection=connection_info(connection, decision))
+            outcomes = run_steps(
+                None, choices_for(tenant), steps=requested, connection=connection_info(connection, decision)
+            )
         else:
             with client:
                 outcomes = run_steps(
@@ -132,7 +155,9 @@ def fail(run: CheckRun, message: str, *, started: float | None = None) -> CheckR
 
 
 @transaction.atomic
-def finish(run: CheckRun, outcomes: list[StepOutcome], *, calls: int, retries: int, started: float) -> CheckRun:
+def finish(
+    run: CheckRun, outcomes: list[StepOutcome], *, calls: int, retries: int, started: float
+) -> CheckRun:
     """Store step results, close the run, update the tenant's latest state and detect drift."""
     now = timezone.now()
     tenant = Tenant.objects.select_for_update().get(pk=run.tenant_id)
@@ -189,7 +214,9 @@ def _track_drift(tenant: Tenant, run: CheckRun, previous: dict, current: dict, n
             except IntegrityError:
                 pass  # already open for this step
         elif after in OK_STATUSES:
-            DriftAlert.objects.filter(tenant=tenant, step=key, resolved_at__isnull=True).update(resolved_at=now)
+            DriftAlert.objects.filter(tenant=tenant, step=key, resolved_at__isnull=True).update(
+                resolved_at=now
+            )
     open_steps = list(
         DriftAlert.objects.filter(tenant=tenant, resolved_at__isnull=True).values_list("step", flat=True)
     )
@@ -230,20 +257,30 @@ def _store_directory(tenant: Tenant, rows: list[dict], now) -> None:
 
 
 def close_stuck_runs(now=None) -> int:
-    """Watchdog: a run active past its time limit (a worker died) is closed as error."""
+    """Watchdog: a run active past its time limit (a worker died, or its message was lost) is closed as error.
+
+    A running run is measured from when it started, not from when it was queued: a run that waited in a busy
+    queue and then started must not be closed under the worker that is executing it."""
     now = now or timezone.now()
-    limit = timedelta(seconds=settings.CHECK_RUN_TIME_LIMIT + 60)
-    return CheckRun.objects.filter(status__in=CheckRun.ACTIVE, created_at__lt=now - limit).update(
+    cutoff = now - timedelta(seconds=settings.CHECK_RUN_TIME_LIMIT + 60)
+    stuck = Q(status=CheckRun.Status.QUEUED, created_at__lt=cutoff) | Q(
+        status=CheckRun.Status.RUNNING, started_at__lt=cutoff
+    )
+    stuck |= Q(status=CheckRun.Status.RUNNING, started_at__isnull=True, created_at__lt=cutoff)
+    return CheckRun.objects.filter(stuck).update(
         status=CheckRun.Status.ERROR,
         error="The check did not finish in time (the worker may have stopped); run it again.",
         finished_at=now,
+        progress={},
     )
 
 
 def latest_results(tenant: Tenant) -> dict[str, StepResult]:
     """The newest stored result of each step (one query)."""
     latest: dict[str, StepResult] = {}
-    for r in StepResult.objects.filter(tenant=tenant).select_related("run").order_by("-created_at", "-id")[:200]:
+    for r in (
+        StepResult.objects.filter(tenant=tenant).select_related("run").order_by("-created_at", "-id")[:200]
+    ):
         latest.setdefault(r.key, r)
         if len(latest) == len(STEP_KEYS):
             break
@@ -256,10 +293,23 @@ def findings_of(result: StepResult) -> list[Finding]:
 
 def severity_groups(result: StepResult) -> list[tuple[str, list[dict]]]:
     order = [Severity.ERROR, Severity.WARNING, Severity.INFO]
-    return [(str(s), [f for f in result.findings if f["severity"] == s]) for s in order if any(f["severity"] == s for f in result.findings)]
+    return [
+        (str(s), [f for f in result.findings if f["severity"] == s])
+        for s in order
+        if any(f["severity"] == s for f in result.findings)
+    ]
 
 
-__all__ = ["STEP_TITLES", "start_run", "claim", "execute_run", "finish", "fail", "close_stuck_runs", "latest_results"]
+__all__ = [
+    "STEP_TITLES",
+    "start_run",
+    "claim",
+    "execute_run",
+    "finish",
+    "fail",
+    "close_stuck_runs",
+    "latest_results",
+]
 
 
 def run_as_dict(run: CheckRun) -> dict:
@@ -298,7 +348,9 @@ def run_now(tenant: Tenant, *, trigger: str, actor=None, steps: list[str] | None
     """Start and execute a run in this process (the CLI), through the same code as the background job."""
     run, created = start_run(tenant, trigger=trigger, actor=actor, steps=steps, enqueue=False)
     if not created:
-        raise RunInProgress(f"A check is already running for {tenant.slug} (run {run.uuid}); try again when it ends.")
+        raise RunInProgress(
+            f"A check is already running for {tenant.slug} (run {run.uuid}); try again when it ends."
+        )
     claimed = claim(run.pk)
     if claimed is None:
         raise RunInProgress(f"Run {run.uuid} was picked up by a worker.")

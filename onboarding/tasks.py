@@ -20,13 +20,19 @@ from .models import CheckRun, RepairPlan, Tenant
 log = logging.getLogger(__name__)
 
 
+def _redelivered(task) -> bool:
+    """True when the broker delivers this message again (its earlier worker died before acknowledging it)."""
+    return bool((getattr(task.request, "delivery_info", None) or {}).get("redelivered"))
+
+
 @shared_task(
+    bind=True,
     name="onboarding.run_checks",
     soft_time_limit=settings.CHECK_RUN_TIME_LIMIT,
     time_limit=settings.CHECK_RUN_TIME_LIMIT + 30,
 )
-def run_checks(run_id: int) -> str:
-    run = runs.claim(run_id)
+def run_checks(self, run_id: int) -> str:
+    run = runs.claim(run_id, redelivered=_redelivered(self))
     if run is None:
         return "skipped"
     try:
@@ -59,12 +65,13 @@ def build_plan(tenant_id: int, step: str, actor_id: int | None = None) -> str:
 
 
 @shared_task(
+    bind=True,
     name="onboarding.apply_plan",
     soft_time_limit=settings.PLAN_APPLY_TIME_LIMIT,
     time_limit=settings.PLAN_APPLY_TIME_LIMIT + 30,
 )
-def apply_plan(plan_id: int) -> str:
-    plan = repairs.claim_for_apply(plan_id)
+def apply_plan(self, plan_id: int) -> str:
+    plan = repairs.claim_for_apply(plan_id, redelivered=_redelivered(self))
     if plan is None:
         return "skipped"
     try:

@@ -15,7 +15,7 @@ from connectwise.errors import Forbidden
 from connectwise.query import cond, split_in
 
 from . import codes
-from .base import Finding, Severity, StepOutcome
+from .base import Finding, Severity, Status, StepOutcome
 from .context import RunContext, ref_id, ref_name, same_name
 from .plans import PlannedOperation, ops_from_patch_findings
 from .security_role import agreement_type_allowed, allowed_items
@@ -260,7 +260,20 @@ def check(ctx: RunContext) -> StepOutcome:
 
     mapped = sum(1 for f in per_company if f["agreement_id"])
     summary = f"{mapped} of {len(per_company)} chosen companies have a target agreement."
-    return StepOutcome.from_findings(KEY, findings, summary, companies=per_company, notes=notes)
+    outcome = StepOutcome.from_findings(KEY, findings, summary, companies=per_company, notes=notes)
+    unread = ctx.error_of("customize_items")
+    if unread is not None and not isinstance(unread, Forbidden):
+        # The Access Allowed list could not be read for a passing reason (5xx, a reset after the client's
+        # retries): "no type_not_allowed" would then be a silent gap, so the step says clearly that it could not
+        # check everything, and keeps what it did find. (A role that may not read the list is role.unreadable.)
+        from .context import RESOURCES  # noqa: PLC0415
+        from .runner import _read_error  # noqa: PLC0415 (the runner imports this module)
+
+        error = _read_error(KEY, unread, RESOURCES["customize_items"])
+        outcome = StepOutcome(
+            KEY, Status.ERROR, [*error.findings, *findings], summary=error.summary, facts=outcome.facts
+        )
+    return outcome
 
 
 def _fix_open(cname: str, agreement: dict | None) -> str:

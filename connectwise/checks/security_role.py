@@ -283,6 +283,11 @@ def _compare_customize(ctx: RunContext, allowed: dict[str, set[str]], facts: dic
     from . import agreements
 
     types = agreements.target_type_names(ctx)
+    unread = ctx.error_of("agreements") if types is None else None
+    if unread is not None and not isinstance(unread, Forbidden | NotFound):
+        # The agreements could not be read for a passing reason: which agreement types the role must allow is
+        # unknown, and leaving out their findings would pass over a gap silently (found by benchmark soak).
+        raise_resource(ctx, "agreements")
     facts["agreement_types_needed"] = sorted(types) if types is not None else None
     have_agreements = allowed.get(_customize_key(AGREEMENTS_CUSTOMIZE), set())
     if types:

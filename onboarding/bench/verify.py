@@ -1,0 +1,342 @@
+"""``manage.py benchmark verify``: API cost, latency, memory and throughput of a full verification.
+
+Generates a healthy tenant (``connectwise.sandbox.generate_scenario``), serves it on a real port from a thread
+(``serve_in_thread``, one thread per connection) with the requested latency on every answer, creates a scratch
+tenant whose connection points at it with every company chosen (monthly), and runs full verifications through
+``onboarding.runs.run_now``: the code path of the background job (start_run, claim, execute_run, finish).
+
+Reported against the targets of PRODUCT.md:
+
+- API calls vs the minimum the data needs: one call per page of 1,000 records of each paged resource, plus a
+  constant (discovery, system/info, one ``/count`` per paged resource, one GET per small table).
+- Wall time vs the longest chain of dependent calls times the latency. The chain is counted from the runner's
+  structure: ``companyinfo`` -> ``system/info`` (the connection step) -> one concurrent wave of ``/count`` and
+  page 1 of every paged resource together with the single GET of every small table -> the remaining pages of the
+  paged resources, concurrently. Four levels when some resource spans more than one page.
+- Peak memory of this process during the large verify: tracemalloc's peak of new allocations (a separate run,
+  since tracing slows Python down) and the growth of the resident set's high-water mark (``ru_maxrss``).
+- Verifications per second for a small tenant with no latency.
+
+The sandbox runs in this process, so its work (filtering, encoding pages) shares the CPU and the GIL with the
+client: the figures are an upper bound of what the product itself costs.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import sys
+import time
+import tracemalloc
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.test.utils import override_settings
+
+from connectwise.checks.context import PAGE_SIZE, RESOURCES
+from connectwise.checks.registry import STEP_KEYS, step_module
+from connectwise.checks.runner import ChosenCompany, TenantChoices
+from connectwise.sandbox import SandboxApp, generate_scenario, parse_scenario, serve_in_thread
+
+from .. import runs
+from ..models import CheckRun, CompanyChoice, Connection, Tenant
+from . import scratch_database
+
+COMPANY_ID = "bigco"
+SMALL_COMPANY_ID = "smallco"
+TARGET_RATIO = 1.5
+TARGET_PEAK_MB = 200
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--companies", type=int, default=5000, help="Companies in the large tenant (5000).")
+    parser.add_argument(
+        "--agreements", type=int, default=10000, help="Agreements in the large tenant (10000)."
+    )
+    parser.add_argument("--latency-ms", type=int, default=100, help="Sandbox latency per answer (100 ms).")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=None,
+        help="Calls in flight per tenant (default: the CONNECTWISE_MAX_IN_FLIGHT setting).",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="Timed large verifies; the median is reported.")
+    parser.add_argument(
+        "--small-companies", type=int, default=20, help="Companies of the small tenant for the rate (20)."
+    )
+    parser.add_argument(
+        "--small-runs", type=int, default=30, help="Small verifies to time for the rate (30)."
+    )
+
+
+def _maxrss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def _tenant(slug: str, url: str, company_id: str, company_ids: list[int]) -> Tenant:
+    tenant = Tenant.objects.create(slug=slug, name=slug)
+    conn = Connection(
+        tenant=tenant,
+        site=urlsplit(url).netloc,
+        company_id=company_id,
+        public_key=f"{company_id}pub",
+    )
+    conn.set_private_key(f"{company_id}priv-0123456789")
+    conn.save()
+    CompanyChoice.objects.bulk_create(
+        [CompanyChoice(tenant=tenant, cw_company_id=i, motion="monthly") for i in company_ids],
+        batch_size=2000,
+    )
+    return Tenant.objects.select_related("connection").get(pk=tenant.pk)
+
+
+def needed_calls(app: SandboxApp, company_id: str, choices: TenantChoices) -> dict:
+    """The minimum calls a full verify needs for this data, and what makes up the constant."""
+    keys: set[str] = set()
+    for key in STEP_KEYS[1:]:
+        module = step_module(key)
+        keys |= set(module.needs(choices))
+        if hasattr(module, "build_plan"):
+            keys.add("my_security")  # runner._needs: read to offer only the repairs the role allows
+    tenant = app.tenant(company_id)
+    pages, paged, small = 0, {}, []
+    for key in sorted(keys):
+        res = RESOURCES[key]
+        if res.large:
+            table = tenant.tables.get(res.path)
+            rows = len(table.rows) if table else 0
+            n = max(1, math.ceil(rows / PAGE_SIZE))
+            paged[res.path] = {"records": rows, "pages": n}
+            pages += n
+        else:
+            small.append(res.path)
+    constant = (
+        2 + len(paged) + len(small)
+    )  # companyinfo + system/info, a /count per paged resource, small GETs
+    return {
+        "pages": pages,
+        "constant": constant,
+        "needed": pages + constant,
+        "paged": paged,
+        "small": small,
+        "constant_is": "companyinfo + system/info + one /count per paged resource + one GET per small table",
+    }
+
+
+def chain_levels(needed: dict) -> dict:
+    """Sequential round-trip levels of a full verify, from the runner's structure (see the module docstring)."""
+    levels = ["companyinfo", "system/info", "/count ‖ page 1 ‖ small tables"]
+    if any(p["pages"] > 1 for p in needed["paged"].values()):
+        levels.append("pages 2..n")
+    return {"levels": len(levels), "chain": " -> ".join(levels)}
+
+
+@contextmanager
+def _timed_phase(store: dict, name: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        store[name] = store.get(name, 0.0) + (time.perf_counter() - started)
+
+
+def _instrumented_verify(tenant: Tenant) -> tuple[CheckRun, dict]:
+    """run_now, with the time spent storing the results (runs.finish) measured apart from the checks."""
+    phases: dict[str, float] = {}
+    real_finish = runs.finish
+
+    def finish(*args, **kwargs):
+        with _timed_phase(phases, "store_s"):
+            return real_finish(*args, **kwargs)
+
+    runs.finish = finish
+    try:
+        started = time.perf_counter()
+        run = runs.run_now(tenant, trigger=CheckRun.Trigger.CLI)
+        phases["wall_s"] = time.perf_counter() - started
+    finally:
+        runs.finish = real_finish
+    phases["checks_s"] = phases["wall_s"] - phases.get("store_s", 0.0)
+    return run, phases
+
+
+def _large(options: dict) -> dict:
+    companies, agreements, latency = options["companies"], options["agreements"], options["latency_ms"]
+    t0 = time.perf_counter()
+    scenario = parse_scenario(generate_scenario(companies, agreements, company_id=COMPANY_ID))
+    app = SandboxApp([scenario])
+    generate_s = time.perf_counter() - t0
+    in_flight = options.get("max_in_flight") or settings.CONNECTWISE_MAX_IN_FLIGHT
+    with (
+        serve_in_thread(app) as url,
+        override_settings(CONNECTWISE_SANDBOX_URL=url, CONNECTWISE_MAX_IN_FLIGHT=in_flight),
+    ):
+        tenant = _tenant("bench-large", url, COMPANY_ID, list(range(1, companies + 1)))
+        choices = TenantChoices(companies=[ChosenCompany(i) for i in range(1, companies + 1)])
+        need = needed_calls(app, COMPANY_ID, choices)
+        chain = chain_levels(need)
+
+        # Warm-up without latency: the sandbox caches each record's encoding, the ORM its queries.
+        runs.run_now(tenant, trigger=CheckRun.Trigger.CLI)
+        app.set_faults({"latencyMs": latency})
+        samples, run = [], None
+        rss_before = _maxrss_mb()
+        for _ in range(max(1, options["repeat"])):
+            app.clear_requests()
+            run, phases = _instrumented_verify(tenant)
+            samples.append(phases)
+        rss_after = _maxrss_mb()
+        served = sum(app.request_counts(COMPANY_ID)[COMPANY_ID].values())
+        by_endpoint = app.request_counts(COMPANY_ID)[COMPANY_ID]
+
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            traced_run = runs.run_now(tenant, trigger=CheckRun.Trigger.CLI)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+
+    statuses = {r.key: r.status for r in run.results.all()}
+    wall = statistics.median(s["wall_s"] for s in samples)
+    checks = statistics.median(s["checks_s"] for s in samples)
+    store = statistics.median(s.get("store_s", 0.0) for s in samples)
+    bound = chain["levels"] * latency / 1000.0
+    return {
+        "companies": companies,
+        "agreements": agreements,
+        "latency_ms": latency,
+        "max_in_flight": in_flight,
+        "generate_s": round(generate_s, 2),
+        "run_status": run.status,
+        "ready": bool(run.ready),
+        "step_statuses": statuses,
+        "traced_run_status": traced_run.status,
+        "api_calls": run.api_calls,
+        "api_retries": run.api_retries,
+        "served_requests": served,
+        "requests_by_endpoint": by_endpoint,
+        "needed_calls": need["needed"],
+        "needed_pages": need["pages"],
+        "call_constant": need["constant"],
+        "call_constant_is": need["constant_is"],
+        "paged_resources": need["paged"],
+        "small_resources": need["small"],
+        "calls_over_needed": run.api_calls - need["needed"],
+        "chain_levels": chain["levels"],
+        "chain": chain["chain"],
+        "chain_bound_s": round(bound, 3),
+        "wall_s": round(wall, 3),
+        "checks_s": round(checks, 3),
+        "store_s": round(store, 3),
+        "wall_samples_s": [round(s["wall_s"], 3) for s in samples],
+        "ratio": round(wall / bound, 2) if bound else None,
+        "checks_ratio": round(checks / bound, 2) if bound else None,
+        "target_ratio": TARGET_RATIO,
+        "tracemalloc_peak_mb": round(peak / (1024 * 1024), 1),
+        "maxrss_mb": round(rss_after, 1),
+        "maxrss_delta_mb": round(rss_after - rss_before, 1),
+        "target_peak_mb": TARGET_PEAK_MB,
+    }
+
+
+def _small(options: dict) -> dict:
+    n_companies, n_runs = options["small_companies"], max(1, options["small_runs"])
+    scenario = parse_scenario(generate_scenario(n_companies, 2 * n_companies, company_id=SMALL_COMPANY_ID))
+    app = SandboxApp([scenario])
+    with serve_in_thread(app) as url, override_settings(CONNECTWISE_SANDBOX_URL=url):
+        tenant = _tenant("bench-small", url, SMALL_COMPANY_ID, list(range(1, n_companies + 1)))
+        runs.run_now(tenant, trigger=CheckRun.Trigger.CLI)  # warm-up
+        started = time.perf_counter()
+        statuses = set()
+        for _ in range(n_runs):
+            statuses.add(runs.run_now(tenant, trigger=CheckRun.Trigger.CLI).status)
+        elapsed = time.perf_counter() - started
+    return {
+        "companies": n_companies,
+        "agreements": 2 * n_companies,
+        "runs": n_runs,
+        "statuses": sorted(statuses),
+        "seconds": round(elapsed, 2),
+        "verifications_per_s": round(n_runs / elapsed, 1),
+        "ms_per_verification": round(1000 * elapsed / n_runs, 1),
+    }
+
+
+def run(options: dict) -> dict:
+    if options["companies"] < 1 or options["agreements"] < 0 or options["latency_ms"] < 0:
+        raise ValueError("--companies must be at least 1, --agreements and --latency-ms at least 0")
+    started = time.perf_counter()
+    with scratch_database():
+        from django.db import connection  # noqa: PLC0415
+
+        vendor = connection.vendor
+        large = _large(options)
+        small = _small(options)
+    return {
+        "benchmark": "verify",
+        "database": vendor,
+        "large": large,
+        "small": small,
+        "targets": {
+            "calls": "api_calls <= needed_calls (pages of 1000 + constant)",
+            "ratio": f"wall <= {TARGET_RATIO} x chain levels x latency",
+            "peak_mb": f"< {TARGET_PEAK_MB}",
+        },
+        "met": {
+            "calls": large["api_calls"] <= large["needed_calls"],
+            "ratio": large["ratio"] is not None and large["ratio"] <= TARGET_RATIO,
+            "peak_mb": max(large["tracemalloc_peak_mb"], large["maxrss_delta_mb"]) < TARGET_PEAK_MB,
+        },
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def print_table(result: dict, write=print) -> None:
+    large, small = result["large"], result["small"]
+    yes = {True: "yes", False: "NO"}
+    write(
+        f"Verify benchmark on {result['database']}: {large['companies']:,} companies, {large['agreements']:,} "
+        f"agreements, {large['latency_ms']} ms latency, max {large['max_in_flight']} calls in flight "
+        f"(total {result['total_seconds']} s)"
+    )
+    write(f"Run: {large['run_status']}, ready={large['ready']}")
+    write("")
+    rows = [
+        ("API calls", f"{large['api_calls']} (sandbox served {large['served_requests']})"),
+        (
+            "  minimum the data needs",
+            f"{large['needed_calls']} = {large['needed_pages']} pages of 1000 + constant {large['call_constant']} "
+            f"({large['call_constant_is']})",
+        ),
+        ("  within the minimum", yes[result["met"]["calls"]]),
+        ("chain of dependent calls", f"{large['chain_levels']} levels: {large['chain']}"),
+        ("  bound (levels x latency)", f"{large['chain_bound_s']:.3f} s"),
+        (
+            "wall time, median",
+            f"{large['wall_s']:.3f} s (checks {large['checks_s']:.3f} s + storing results {large['store_s']:.3f} s);"
+            f" samples {large['wall_samples_s']}",
+        ),
+        (
+            "  ratio wall / bound",
+            f"{large['ratio']} (checks only {large['checks_ratio']}); target <= {large['target_ratio']}: "
+            f"{yes[result['met']['ratio']]}",
+        ),
+        (
+            "peak memory",
+            f"tracemalloc peak {large['tracemalloc_peak_mb']} MB, ru_maxrss +{large['maxrss_delta_mb']} MB "
+            f"(process high-water {large['maxrss_mb']} MB, in-process sandbox included); "
+            f"target < {large['target_peak_mb']} MB: {yes[result['met']['peak_mb']]}",
+        ),
+        (
+            "small tenant rate",
+            f"{small['verifications_per_s']} verifications/s ({small['ms_per_verification']} ms each; "
+            f"{small['runs']} runs of {small['companies']} companies, no latency)",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        write(f"{name:<{width}}  {value}")

@@ -1,0 +1,87 @@
+"""``manage.py benchmark verify`` and ``benchmark soak`` at tiny sizes: they run in a scratch database, print
+one JSON object with --json (a table without), and the figures that do not depend on the machine hold."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def benchmark(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ONBOARDING_VAR_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)  # a temporary SQLite file; the benchmarks never touch the main database
+    return subprocess.run(
+        [sys.executable, "manage.py", "benchmark", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_verify_makes_the_calls_its_data_needs_and_no_more(tmp_path):
+    done = benchmark(
+        tmp_path,
+        "verify",
+        *("--companies", "1100", "--agreements", "2200", "--latency-ms", "20", "--repeat", "1"),
+        *("--small-companies", "5", "--small-runs", "3", "--json"),
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    large = result["large"]
+    assert large["run_status"] == "done" and large["ready"] is True
+    # Pages of 1000 records: 2 of companies, 3 of agreements (two per company, so every company is mapped); the constant is discovery, system/info, a /count
+    # per paged resource and one GET per small table (ten of them).
+    assert large["paged_resources"] == {
+        "company/companies": {"records": 1100, "pages": math.ceil(1100 / 1000)},
+        "finance/agreements": {"records": 2200, "pages": math.ceil(2200 / 1000)},
+    }
+    assert large["needed_pages"] == 5 and large["call_constant"] == 2 + 2 + len(large["small_resources"])
+    assert large["needed_calls"] == large["needed_pages"] + large["call_constant"]
+    assert large["api_calls"] == large["served_requests"] <= large["needed_calls"]
+    assert large["api_retries"] == 0 and result["met"]["calls"] is True
+    # companyinfo -> system/info -> (count ‖ page 1 ‖ small tables) -> pages 2..n; nothing beats the chain.
+    assert large["chain_levels"] == 4 and large["chain_bound_s"] == pytest.approx(0.08)
+    assert large["wall_s"] >= large["chain_bound_s"] and large["ratio"] >= 1
+    assert 0 < large["tracemalloc_peak_mb"] < 200
+    small = result["small"]
+    assert small["runs"] == 3 and small["statuses"] == ["done"] and small["verifications_per_s"] > 0
+
+    table = benchmark(
+        tmp_path,
+        "verify",
+        *("--companies", "10", "--agreements", "10", "--latency-ms", "0", "--repeat", "1"),
+        *("--small-companies", "3", "--small-runs", "1"),
+    )
+    assert table.returncode == 0, table.stderr
+    assert "minimum the data needs" in table.stdout and "ratio wall / bound" in table.stdout
+
+
+@pytest.mark.slow
+def test_soak_ends_every_run_and_plan_and_creates_nothing_twice(tmp_path):
+    done = benchmark(tmp_path, "soak", "--runs", "2", "--fault-rate", "0.3", "--seed", "7", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["verifications"] == 4 and result["faults_injected"] > 0
+    assert result["runs_not_final"] == 0 and set(result["runs_by_status"]) <= {"done", "error"}
+    assert result["outcomes"]["wrong"] == 0 and result["crashed"] == 0, result["wrong_runs"]
+    assert result["outcomes"]["same"] + result["outcomes"]["error"] == 4
+    assert (
+        result["plans"] > 0 and result["plans_applied"] == result["plans"] and result["plans_not_final"] == 0
+    )
+    assert result["creates"] > 0 and result["duplicates_found"] == 0, result["duplicates"]
+
+
+def test_the_benchmarks_refuse_nonsense_sizes(tmp_path):
+    done = benchmark(tmp_path, "soak", "--runs", "0")
+    assert done.returncode != 0 and "--runs must be at least 1" in done.stderr
