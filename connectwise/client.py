@@ -21,11 +21,13 @@ from __future__ import annotations
 import base64
 import builtins
 import email.utils
+import functools
 import json
 import logging
 import math
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -35,6 +37,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
+import orjson
 from pydantic import ValidationError
 
 from . import errors
@@ -226,6 +229,13 @@ def _url_key(url: httpx.URL) -> tuple[str, tuple[tuple[str, str], ...]]:
 _NO_BODY = object()
 
 
+@functools.lru_cache(maxsize=1)
+def shared_ssl_context() -> ssl.SSLContext:
+    """One certificate-verifying TLS context per process: building one loads the CA bundle (tens of ms), and a
+    context is safe to share between connections and threads."""
+    return httpx.create_ssl_context(verify=True, trust_env=False)
+
+
 class ConnectWiseClient:
     """One client per tenant connection (and per task run). See the module docstring for concurrency.
 
@@ -278,6 +288,7 @@ class ConnectWiseClient:
         )
         self._http = httpx.Client(
             transport=transport,
+            verify=shared_ssl_context(),
             timeout=timeout or DEFAULT_TIMEOUT,  # never None: a hung server must not hang a worker
             follow_redirects=False,  # a redirect could lead past the host guard: it is an error
             trust_env=False,  # no proxy or .netrc from the environment: the host guard vetted a direct call
@@ -401,7 +412,8 @@ class ConnectWiseClient:
     ) -> builtins.list[dict[str, Any]]:
         """Every record matching the filters (REFERENCE §4).
 
-        ``/count`` and page 1 are fetched concurrently, then the remaining pages concurrently. The count bounds
+        ``/count`` and page 1 are fetched concurrently, and the remaining pages as soon as the count is known,
+        concurrently (bounded by ``max_in_flight``). The count bounds
         the pages requested; a short or empty page ends the list early (records deleted meanwhile). A page that
         starts with a record already seen (a server ignoring ``page``) raises RepeatedPage.
         """
@@ -417,16 +429,32 @@ class ConnectWiseClient:
             body, response = self._request("GET", path, params={**query, "page": number, "pageSize": size})
             return self._expect_list(body, response, path)
 
-        total, first = self.map_concurrent(
-            lambda thunk: thunk(),
-            [lambda: self.count(path, **_filter_kwargs(filters)), lambda: page(1)],
-        )
-        if len(first) < size or len(first) >= total:
-            return first
-        numbers = range(2, math.ceil(total / size) + 1)
+        # The remaining pages start as soon as /count answers, without waiting for page 1: one round trip
+        # fewer on the critical path of a large read.
+        with ThreadPoolExecutor(max_workers=self._max_in_flight, thread_name_prefix="cw-list") as pool:
+            first_future = pool.submit(page, 1)
+            count_future = pool.submit(self.count, path, **_filter_kwargs(filters))
+            try:
+                total = count_future.result()
+                numbers = range(2, math.ceil(total / size) + 1)
+                rest_futures = [pool.submit(page, n) for n in numbers]
+                first = first_future.result()
+            except BaseException:
+                first_future.cancel()
+                raise
+            if len(first) < size or len(first) >= total:
+                for f in rest_futures:
+                    f.cancel()
+                return first
+            try:
+                rest = [f.result() for f in rest_futures]
+            except BaseException:
+                for f in rest_futures:
+                    f.cancel()
+                raise
         records = builtins.list(first)
         seen = {_first_key(first)}
-        for number, rows in zip(numbers, self.map_concurrent(page, numbers), strict=True):
+        for number, rows in zip(numbers, rest, strict=True):
             key = _first_key(rows)
             if key is not None and key in seen:
                 raise errors.RepeatedPage(
@@ -739,7 +767,8 @@ class ConnectWiseClient:
         if response.status_code == 204 or not response.content.strip():
             return None
         try:
-            return response.json()
+            # orjson: pages of 1,000 records parse several times faster than with the json module.
+            return orjson.loads(response.content)
         except ValueError:
             raise self._unexpected(response, method, path, "a body that is not JSON") from None
 

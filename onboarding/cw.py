@@ -64,8 +64,10 @@ def connection_info(connection: Connection, decision: SiteDecision) -> Connectio
 def choices_for(tenant: Tenant) -> TenantChoices:
     return TenantChoices(
         companies=[
-            ChosenCompany(cw_company_id=c.cw_company_id, motion=c.motion, agreement_id=c.agreement_id)
-            for c in tenant.company_choices.all()
+            ChosenCompany(cw_company_id=company_id, motion=motion, agreement_id=agreement_id)
+            for company_id, motion, agreement_id in tenant.company_choices.values_list(
+                "cw_company_id", "motion", "agreement_id"
+            )
         ],
         billing_customers=[b.name for b in tenant.billing_customers.filter(cw_company_id__isnull=True)],
     )

@@ -67,6 +67,9 @@ class Tenant(models.Model):
     drift_since = models.DateTimeField(null=True, blank=True, db_index=True)
     drift_steps = models.JSONField(default=list, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The company list behind the customers page: when it was last read, and a digest to skip unchanged rewrites.
+    directory_refreshed_at = models.DateTimeField(null=True, blank=True)
+    directory_digest = models.CharField(max_length=64, blank=True)
 
     objects = TenantQuerySet.as_manager()
 

@@ -22,6 +22,8 @@ import typing
 import httpcore
 import httpx
 
+from connectwise.client import shared_ssl_context
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Named explicitly so that the rules do not depend on the Python version's idea of "global" (3.11 calls
@@ -207,10 +209,11 @@ class GuardedTransport(httpx.HTTPTransport):
         backend: httpcore.NetworkBackend | None = None,
         verify: bool = True,
     ) -> None:
-        super().__init__(verify=verify, trust_env=False, limits=limits)
+        context = shared_ssl_context() if verify else httpx.create_ssl_context(verify=False, trust_env=False)
+        super().__init__(verify=context, trust_env=False, limits=limits)
         self._pool.close()
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 # Legal-form words dropped from the end of a name (after punctuation is gone, so "L.L.C." is "llc" here).
@@ -53,6 +54,7 @@ _DROP = re.compile(r"['’`.]")  # dropped without a gap: "L.L.C." -> "LLC", "O'
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
+@lru_cache(maxsize=65536)  # a worker re-checks the same few thousand names every day
 def normalize_company_name(name: str) -> str:
     """Lower case, accents and punctuation gone, "&" read as "and", whitespace collapsed, and trailing legal
     forms (Ltd, Limited, Inc, LLC, Pty Ltd, GmbH, Corp, Co, ...) and a leading "The" removed.

@@ -7,6 +7,8 @@ settings endpoint is GET only), so nothing here is repairable: every finding car
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from connectwise.errors import ConnectWiseError, Forbidden, NotFound
 
 from . import codes
@@ -77,10 +79,12 @@ def _key(text: str | None) -> str:
     return " ".join((text or "").split()).casefold()
 
 
+@lru_cache(maxsize=4096)
 def _item_key(text: str | None) -> str:
     return "/".join(part.strip() for part in _key(text).split("/"))
 
 
+@lru_cache(maxsize=256)
 def _customize_key(text: str | None) -> str:
     return "".join(ch for ch in (text or "").casefold() if ch.isalnum())  # "TableSetup" == "Table Setup"
 

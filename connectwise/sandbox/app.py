@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hmac
 import json
 import re
@@ -135,6 +136,9 @@ class Request:
         return f"{scheme}://{self.host()}{quote(path, safe='/:@!$&()*+,;=-._~')}"
 
 
+GZIP_MIN_BYTES = 4096
+
+
 class Response:
     def __init__(
         self, status: int, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
@@ -175,6 +179,7 @@ class SandboxApp:
         self.client_ids = {c.strip("{}").lower() for c in client_ids} if client_ids is not None else None
         self.sleep = sleep
         self.enable_faults = enable_faults
+        self._gzip_cache: dict[tuple[int, int], bytes] = {}
 
     # -------------------------------------------------------------------------------------------- public API
     def add_scenario(self, scenario: Scenario) -> Tenant:
@@ -240,10 +245,29 @@ class SandboxApp:
             response = Response(exc.status, exc.body, exc.headers)
         return self._send(request, response, start_response, slow_ms)
 
+    def _gzip(self, body: bytes) -> bytes:
+        """Compressed bodies are cached by content: the pages of a large list are asked for again on every
+        verify, and compressing them each time would make the sandbox, not the client, the bottleneck."""
+        key = (len(body), hash(body))
+        hit = self._gzip_cache.get(key)
+        if hit is None:
+            hit = gzip.compress(body, compresslevel=1, mtime=0)
+            if len(self._gzip_cache) > 256:
+                self._gzip_cache.clear()
+            self._gzip_cache[key] = hit
+        return hit
+
     def _send(self, request: Request, response: Response, start_response: Callable, slow_ms: float):
         body = response.encode()
+        encoding = {}
+        # Like the IIS servers in front of ConnectWise, compress larger answers for clients that accept gzip
+        # (assumption: REFERENCE does not say; every HTTP client we use sends Accept-Encoding: gzip).
+        if len(body) > GZIP_MIN_BYTES and "gzip" in (request.header("accept-encoding") or "").lower():
+            body = self._gzip(body)
+            encoding = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
         headers = {
             "Content-Type": _JSON,
+            **encoding,
             "Content-Length": str(len(body)),
             "x-cw-request-id": str(uuid.uuid4()),
             "api-current-version": API_VERSION,
@@ -394,7 +418,9 @@ class SandboxApp:
         if not tail:
             if method == "GET":
                 self._guard(request, spec, "GET")
-                return self._list(request, table.known_fields, _snapshot(tenant, table), spec)
+                return self._list(
+                    request, table.known_fields, _table_view(request, tenant, table), spec, filtered=True
+                )
             if method == "POST":
                 self._guard(request, spec, "POST")
                 return self._create(request, table)
@@ -403,8 +429,7 @@ class SandboxApp:
             if method != "GET":
                 raise _not_allowed("GET")
             self._guard(request, spec, "GET")
-            rows = _snapshot(tenant, table)
-            return Response(200, {"count": len(_filter(request, table.known_fields, rows, spec))})
+            return Response(200, {"count": len(_table_view(request, tenant, table))})
         if len(tail) == 1:
             record_id = _record_id(tail[0], spec)
             self._guard(request, spec, method if method in _LEVEL_FOR_METHOD else "GET")
@@ -455,7 +480,13 @@ class SandboxApp:
 
     # ------------------------------------------------------------------------------------------- listing
     def _list(
-        self, request: Request, known: Iterable[str], rows: list[dict], spec: ResourceSpec | None
+        self,
+        request: Request,
+        known: Iterable[str],
+        rows: list[dict],
+        spec: ResourceSpec | None,
+        *,
+        filtered: bool = False,
     ) -> Response:
         query = request.query
         page_size = _int_param(query, "pagesize", DEFAULT_PAGE_SIZE, spec)
@@ -463,7 +494,8 @@ class SandboxApp:
             raise _bad_request(
                 f"pageSize must be between 1 and {MAX_PAGE_SIZE}.", "pageSize", "OutOfRange", _res(spec)
             )
-        rows = _filter(request, known, rows, spec)
+        if not filtered:
+            rows = _filter(request, known, rows, spec)
         forward = (request.header("pagination-type") or "").lower() == "forward-only"
         links: list[tuple[str, str]] = []
         if forward:
@@ -478,7 +510,7 @@ class SandboxApp:
             if page < 1:
                 raise _bad_request("page must be 1 or more.", "page", "OutOfRange", _res(spec))
             order = query.get("orderby")
-            if order:
+            if order and not filtered:  # a table view is already ordered
                 rows = _order(rows, order, known, spec)
             last = max(1, -(-len(rows) // page_size))
             start = (page - 1) * page_size
@@ -552,7 +584,7 @@ class SandboxApp:
                 raise _not_found(table.spec, record_id)
             if table.spec is RESOURCES["finance/agreements"]:
                 self._guard_agreement_type(request, current)
-            del table.rows[record_id]
+            table.delete(record_id)
         return Response(204)
 
     # -------------------------------------------------------------------------------------------- system
@@ -781,6 +813,19 @@ _SEGMENTS = {path: path.lower().split("/") for path in RESOURCES}
 def _snapshot(tenant: Tenant, table: Table) -> list[dict]:
     with tenant.lock:
         return list(table.rows.values())
+
+
+def _table_view(request: Request, tenant: Tenant, table: Table) -> list[dict]:
+    """The table's rows that match the request's conditions, computed once per query and table version (the
+    same list serves /count and every page of it)."""
+    order = request.query.get("orderby") or ""
+    key = (request.query.get("conditions") or "", order)
+
+    def compute(rows: list[dict]) -> list[dict]:
+        rows = _filter(request, table.known_fields, rows, table.spec)
+        return _order(rows, order, table.known_fields, table.spec) if order else rows
+
+    return table.view(key, compute, tenant.lock)
 
 
 def _filter(

@@ -32,6 +32,8 @@ class Table:
         self.spec = spec
         self.rows: dict[int, dict] = {r["id"]: r for r in sorted(rows, key=lambda r: r["id"])}
         self.next_id = max(self.rows, default=0) + 1
+        self.version = 0  # bumped by every write; cached views of an older version are stale
+        self._views: dict[tuple, tuple[int, list[dict]]] = {}
         self._fields = (
             frozenset(spec.fields).union(*(r.keys() for r in rows)) if rows else frozenset(spec.fields)
         )
@@ -40,7 +42,27 @@ class Table:
     def known_fields(self) -> frozenset[str]:
         return self._fields
 
+    def view(self, key: tuple, compute: Callable[[list[dict]], list[dict]], lock) -> list[dict]:
+        """The filtered (and ordered) rows for one query, cached until the table changes: the pages of a large
+        list are served concurrently and would each filter every record again."""
+        with lock:
+            hit = self._views.get(key)
+            if hit is not None and hit[0] == self.version:
+                return hit[1]
+            version, rows = self.version, list(self.rows.values())
+        result = compute(rows)
+        with lock:
+            if len(self._views) > 64:
+                self._views.clear()
+            self._views[key] = (version, result)
+        return result
+
+    def delete(self, record_id: int) -> None:
+        del self.rows[record_id]
+        self.version += 1
+
     def insert(self, record: dict) -> dict:
+        self.version += 1
         record["id"] = self.next_id
         self.next_id += 1
         self.rows[record["id"]] = record
@@ -48,6 +70,7 @@ class Table:
         return record
 
     def replace(self, record: dict) -> None:
+        self.version += 1
         self.rows[record["id"]] = record
         self._fields = self._fields.union(record.keys())
 

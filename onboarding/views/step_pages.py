@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, F, Q
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
@@ -114,9 +114,7 @@ def context_customers(request, access: TenantAccess, *, result=None) -> dict:
         "status_filters": STATUS_FILTERS,
         "agreement_filters": AGREEMENT_FILTERS,
         "directory_total": directory_total,
-        "directory_refreshed": CompanyDirectory.objects.filter(tenant=tenant).aggregate(
-            t=Max("refreshed_at")
-        )["t"],
+        "directory_refreshed": tenant.directory_refreshed_at,
         "page": page,
         "rows": rows,
         "chosen_total": len(chosen_ids),
