@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
+
+from playwright.sync_api import Error as PlaywrightError
 
 WORKER_TIMEOUT = 60_000  # ms: a real worker job (check, plan build, apply + re-verify)
 
@@ -26,9 +29,28 @@ class Visitor:
 
 
 def wait_for_run(page, timeout_ms: int = WORKER_TIMEOUT) -> None:
-    """The run progress card polls with htmx and reloads the page when the run ends."""
-    page.wait_for_selector("#run-progress", state="detached", timeout=timeout_ms)
-    page.wait_for_load_state()
+    """The run progress card polls with htmx and reloads the page when the run ends.
+
+    Waiting for the card to go away is not enough: it goes away when the old page starts unloading, and the old
+    page (still "Not checked") could then be read. So the page is marked, and we wait for a new, fully loaded
+    document without the card."""
+    if not page.locator("#run-progress").count():
+        return  # the run had finished before this page was rendered: its result is on the page
+    page.evaluate("() => { window.__waitingForRun = true; }")
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            done = page.evaluate(
+                "() => !window.__waitingForRun && document.readyState === 'complete'"
+                " && !document.querySelector('#run-progress')"
+            )
+        except PlaywrightError:  # the page is navigating: its context went away mid-call
+            done = False
+        if done:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the run did not finish within {timeout_ms / 1000:.0f} s")
+        page.wait_for_timeout(100)
     page.wait_for_selector("main#main")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import SCENARIOS, login
+from tests.e2e.helpers import wait_for_run
 
 HEALTHY = json.loads(Path(SCENARIOS / "healthy.json").read_text())
 MEMBER = HEALTHY["apiMembers"][0]
@@ -15,8 +16,7 @@ MEMBER = HEALTHY["apiMembers"][0]
 
 def wait_for_result(page, timeout_ms: int = 60_000) -> None:
     """The progress card polls with htmx and reloads the page when the run ends."""
-    page.wait_for_selector("#run-progress", state="detached", timeout=timeout_ms)
-    page.wait_for_load_state()
+    wait_for_run(page, timeout_ms)
 
 
 def test_admin_connects_checks_and_sees_auth_failure(live_stack, page, shot, admin_a, tenant_a):
