@@ -115,41 +115,29 @@ def worker_env(sandbox: str) -> dict:
 
 
 class Worker:
-    """A real Celery worker process; `kill()` sends SIGKILL (crash tests), `start()` starts a new one."""
+    """A real Celery worker process; `kill()` sends SIGKILL (crash tests), `start()` starts a new one.
+    ``queue``: consume only this queue (the reliability tests' own worker), else the default one."""
 
-    def __init__(self, env: dict, log_path: Path):
-        self.env, self.log_path, self.proc = env, log_path, None
+    def __init__(self, env: dict, log_path: Path, queue: str | None = None):
+        self.env, self.log_path, self.queue, self.proc = env, log_path, queue, None
+        self.starts = 0
 
     def start(self) -> None:
         log = open(self.log_path, "a")  # noqa: SIM115
+        cmd = [sys.executable, "-m", "celery", "-A", "onboarding", "worker", "--loglevel", "INFO"]
+        cmd += ["--concurrency", "2", "--pool", "prefork", "--without-gossip", "--without-mingle"]
+        if self.queue:
+            cmd += ["-Q", self.queue]
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "onboarding",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "2",
-                "--pool",
-                "prefork",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited: {self.log_path.read_text()[-2000:]}")
-            if "ready." in self.log_path.read_text():
+            # The log is appended to across restarts: wait for this start's "ready." line.
+            if self.log_path.read_text().count("ready.") > self.starts:
+                self.starts += 1
                 return
             time.sleep(0.3)
         raise RuntimeError(f"worker did not get ready: {self.log_path.read_text()[-2000:]}")

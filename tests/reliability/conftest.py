@@ -21,49 +21,6 @@ from tests.e2e.conftest import ROOT, SCENARIOS, Worker, free_port, stop, wait_fo
 QUEUE = "reliability"
 
 
-class QueueWorker(Worker):
-    """The e2e Worker, consuming only the reliability queue (same broker, database and settings)."""
-
-    def start(self) -> None:
-        log = open(self.log_path, "a")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "onboarding",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "2",
-                "--pool",
-                "prefork",
-                "--without-gossip",
-                "--without-mingle",
-                "-Q",
-                QUEUE,
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-2000:]}")
-            if self.log_path.read_text().count("ready.") > self.starts:
-                self.starts += 1
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"worker did not get ready: {self.log_path.read_text()[-2000:]}")
-
-    starts = 0
-
-
 def enqueue(task, *args) -> None:
     """Send a task to the reliability worker, exactly as .delay() sends it to the default queue."""
     task.apply_async(args, queue=QUEUE)
@@ -115,7 +72,7 @@ def rel_worker(django_db_setup, django_db_blocker, rel_sandbox, tmp_path_factory
         from kombu import Queue
 
         Queue(QUEUE).bind(conn.default_channel).purge()
-    worker = QueueWorker(env, tmp_path_factory.mktemp("logs") / "worker.log")
+    worker = Worker(env, tmp_path_factory.mktemp("logs") / "worker.log", queue=QUEUE)
     worker.start()
     yield worker
     worker.stop()
