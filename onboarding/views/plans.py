@@ -25,7 +25,7 @@ from connectwise.checks.registry import STEP_KEYS, STEP_TITLES
 
 from .. import repairs
 from ..access import TenantAccess, get_plan, get_tenant
-from ..models import RepairOperation, RepairPlan, StepResult
+from ..models import AuditEvent, RepairOperation, RepairPlan, StepResult
 
 BUILD_TIMEOUT = 15 * 60  # seconds a "building your plan…" marker lives without an answer from the worker
 
@@ -261,6 +261,29 @@ def approve(request, slug, plan_uuid):
 
 @login_required
 @require_POST
+def retry(request, slug, plan_uuid):
+    """A failed plan: put its failed and remaining changes back in the queue. Safe after any fault: each change
+    re-reads ConnectWise first, so a write whose answer was lost is found, not made twice."""
+    access = get_tenant(request, slug, change=True)
+    plan = get_plan(access, plan_uuid)
+    if repairs.reapply(plan):
+        AuditEvent.record(
+            AuditEvent.Kind.PLAN_APPROVED,
+            tenant=access.tenant,
+            actor=request.user,
+            message=f"Retried the remaining changes of the {plan.step} plan",
+            plan=str(plan.uuid),
+            retry=True,
+        )
+        repairs.enqueue_apply(plan)
+        messages.success(request, "Trying the remaining changes again now.")
+    else:
+        messages.info(request, f"This plan is {plan.get_status_display().lower()}: there is nothing to retry.")
+    return redirect("plan", slug=slug, plan_uuid=plan.uuid)
+
+
+@login_required
+@require_POST
 def discard(request, slug, plan_uuid):
     access = get_tenant(request, slug, change=True)
     plan = get_plan(access, plan_uuid)
@@ -283,4 +306,5 @@ urlpatterns = [
     path("t/<slug:slug>/plans/<uuid:plan_uuid>/status/", plan_status, name="plan_status"),
     path("t/<slug:slug>/plans/<uuid:plan_uuid>/approve/", approve, name="plan_approve"),
     path("t/<slug:slug>/plans/<uuid:plan_uuid>/discard/", discard, name="plan_discard"),
+    path("t/<slug:slug>/plans/<uuid:plan_uuid>/retry/", retry, name="plan_retry"),
 ]

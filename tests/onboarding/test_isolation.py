@@ -87,6 +87,7 @@ ACCESS: dict[str, Access] = {
     "plan_status": Access("tenant", "read", None),
     "plan_approve": Access("tenant", None, "change"),
     "plan_discard": Access("tenant", None, "change"),
+    "plan_retry": Access("tenant", None, "change"),
     # support staff
     "dashboard": Access("support", "read", None),
     "support_export": Access("support", "read", None),

@@ -328,3 +328,24 @@ def test_polling_continues_while_the_recheck_runs(client, admin_a, tenant_a, pla
     client.force_login(admin_a)
     html = client.get(reverse("plan_status", args=[tenant_a.slug, plan.uuid])).content.decode()
     assert "Checking the step again" in html and "hx-trigger" in html
+
+
+def test_a_failed_plan_can_be_retried_once_and_keeps_its_done_changes(
+    client, admin_a, member_a, tenant_a, plan, apply_delay, django_capture_on_commit_callbacks
+):
+    RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.FAILED, error="A change failed: 503")
+    plan.operations.filter(seq=1).update(status=RepairOperation.Status.DONE, result={"id": 12})
+    plan.operations.filter(seq=2).update(status=RepairOperation.Status.FAILED, error="ServerError")
+    client.force_login(member_a)
+    assert client.post(reverse("plan_retry", args=[tenant_a.slug, plan.uuid])).status_code == 403
+    client.force_login(admin_a)
+    page = client.get(reverse("plan", args=[tenant_a.slug, plan.uuid])).content.decode()
+    assert "Try the remaining changes again" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("plan_retry", args=[tenant_a.slug, plan.uuid]))
+        second = client.post(reverse("plan_retry", args=[tenant_a.slug, plan.uuid]), follow=True)
+    plan.refresh_from_db()
+    assert plan.status == RepairPlan.Status.APPROVED and apply_delay.call_count == 1
+    statuses = dict(plan.operations.values_list("seq", "status"))
+    assert statuses == {1: RepairOperation.Status.DONE, 2: RepairOperation.Status.PENDING}
+    assert "nothing to retry" in second.content.decode()
