@@ -278,7 +278,9 @@ def retry(request, slug, plan_uuid):
         repairs.enqueue_apply(plan)
         messages.success(request, "Trying the remaining changes again now.")
     else:
-        messages.info(request, f"This plan is {plan.get_status_display().lower()}: there is nothing to retry.")
+        messages.info(
+            request, f"This plan is {plan.get_status_display().lower()}: there is nothing to retry."
+        )
     return redirect("plan", slug=slug, plan_uuid=plan.uuid)
 
 

@@ -333,7 +333,9 @@ def test_polling_continues_while_the_recheck_runs(client, admin_a, tenant_a, pla
 def test_a_failed_plan_can_be_retried_once_and_keeps_its_done_changes(
     client, admin_a, member_a, tenant_a, plan, apply_delay, django_capture_on_commit_callbacks
 ):
-    RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.FAILED, error="A change failed: 503")
+    RepairPlan.objects.filter(pk=plan.pk).update(
+        status=RepairPlan.Status.FAILED, error="A change failed: 503"
+    )
     plan.operations.filter(seq=1).update(status=RepairOperation.Status.DONE, result={"id": 12})
     plan.operations.filter(seq=2).update(status=RepairOperation.Status.FAILED, error="ServerError")
     client.force_login(member_a)
