@@ -117,6 +117,7 @@ class Membership(models.Model):
         ADMIN = "admin", "Partner admin"
         MEMBER = "member", "Read-only member"
 
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
@@ -443,6 +444,8 @@ class AuditEvent(models.Model):
         CUSTOMERS_CHANGED = "customers.changed", "Customer selection changed"
         MEMBER_INVITED = "member.invited", "Teammate invited"
         MEMBER_JOINED = "member.joined", "Teammate joined"
+        MEMBER_CHANGED = "member.changed", "Teammate's role changed"
+        MEMBER_REMOVED = "member.removed", "Teammate removed"
         HOST_APPROVED = "host.approved", "On-premise host approved"
         KEYS_ROTATED = "keys.rotated", "Encryption keys rotated"
 

@@ -146,6 +146,60 @@ def team(request, slug):
 
 @login_required
 @require_POST
+def member_update(request, slug, member_uuid):
+    """An admin makes a teammate admin or read-only, or removes them. The last admin can be neither demoted nor
+    removed: a tenant without an admin could never approve a change again."""
+    access = get_tenant(request, slug, change=True)
+    tenant = access.tenant
+    if not tenant.memberships.filter(uuid=member_uuid).exists():
+        raise Http404  # looked up within this tenant: another tenant's member is not found
+    action = request.POST.get("action")
+    if action not in {"admin", "member", "remove"}:
+        messages.error(request, "Choose what to do with this teammate.")
+        return redirect("team", slug=slug)
+    with transaction.atomic():
+        membership = (
+            tenant.memberships.select_for_update().select_related("user").filter(uuid=member_uuid).first()
+        )
+        if membership is None:  # removed meanwhile (a double click)
+            return redirect("team", slug=slug)
+        admins = tenant.memberships.select_for_update().filter(role=Membership.Role.ADMIN)
+        leaves_no_admin = (
+            membership.role == Membership.Role.ADMIN and action != "admin" and admins.count() == 1
+        )
+        if leaves_no_admin:
+            messages.error(request, "This is the only admin: make someone else an admin first.")
+            return redirect("team", slug=slug)
+        email = membership.user.email
+        if action == "remove":
+            membership.delete()
+            AuditEvent.record(
+                AuditEvent.Kind.MEMBER_REMOVED,
+                tenant=tenant,
+                actor=request.user,
+                message=f"Removed {email}",
+                email=email,
+            )
+            messages.success(request, f"{email} no longer has access to {tenant.name}.")
+        elif membership.role != action:
+            membership.role = action
+            membership.save(update_fields=["role"])
+            AuditEvent.record(
+                AuditEvent.Kind.MEMBER_CHANGED,
+                tenant=tenant,
+                actor=request.user,
+                message=f"{email} is now {membership.get_role_display()}",
+                email=email,
+                role=action,
+            )
+            messages.success(request, f"{email} is now {membership.get_role_display().lower()}.")
+    if action == "remove" and membership.user_id == request.user.id:
+        return redirect("home")
+    return redirect("team", slug=slug)
+
+
+@login_required
+@require_POST
 def revoke_invitation(request, slug, token):
     access = get_tenant(request, slug, change=True)
     deleted, _ = access.tenant.invitations.filter(token=token, accepted_at__isnull=True).delete()
@@ -249,6 +303,7 @@ urlpatterns = [
     path("accounts/reset/done/", password_reset_complete, name="password_reset_complete"),
     path("invitations/<uuid:token>/", accept_invitation, name="accept_invitation"),
     path("t/<slug:slug>/team/", team, name="team"),
+    path("t/<slug:slug>/team/members/<uuid:member_uuid>/", member_update, name="member_update"),
     path(
         "t/<slug:slug>/team/invitations/<uuid:token>/withdraw/", revoke_invitation, name="revoke_invitation"
     ),

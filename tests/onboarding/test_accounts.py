@@ -296,3 +296,38 @@ def test_home_offers_sign_up_to_someone_without_an_organisation(client, django_u
     )
     client.force_login(user)
     assert reverse("signup") in client.get(reverse("home")).content.decode()
+
+
+def test_an_admin_changes_roles_and_removes_members_but_never_the_last_admin(
+    client, admin_a, member_a, tenant_a
+):
+    from onboarding.models import AuditEvent, Membership
+
+    client.force_login(admin_a)
+    mine = Membership.objects.get(user=admin_a, tenant=tenant_a)
+    theirs = Membership.objects.get(user=member_a, tenant=tenant_a)
+    url = lambda m: reverse("member_update", args=[tenant_a.slug, m.uuid])  # noqa: E731
+    page = client.post(url(mine), {"action": "member"}, follow=True).content.decode()
+    assert "only admin" in page
+    assert Membership.objects.get(pk=mine.pk).role == "admin"
+    client.post(url(theirs), {"action": "admin"})
+    assert Membership.objects.get(pk=theirs.pk).role == "admin"
+    client.post(url(mine), {"action": "member"})  # now there is another admin
+    assert Membership.objects.get(pk=mine.pk).role == "member"
+    client.force_login(member_a)
+    client.post(url(mine), {"action": "remove"})
+    assert not Membership.objects.filter(pk=mine.pk).exists()
+    kinds = set(AuditEvent.objects.filter(tenant=tenant_a).values_list("kind", flat=True))
+    assert {"member.changed", "member.removed"} <= kinds
+    client.force_login(admin_a)  # removed: tenant A is gone for them
+    assert client.get(reverse("team", args=[tenant_a.slug])).status_code == 404
+
+
+def test_a_read_only_member_cannot_change_roles(client, admin_a, member_a, tenant_a):
+    from onboarding.models import Membership
+
+    client.force_login(member_a)
+    target = Membership.objects.get(user=admin_a, tenant=tenant_a)
+    response = client.post(reverse("member_update", args=[tenant_a.slug, target.uuid]), {"action": "remove"})
+    assert response.status_code == 403
+    assert Membership.objects.filter(pk=target.pk).exists()

@@ -68,6 +68,7 @@ ACCESS: dict[str, Access] = {
     "home": Access("user", "read", "read"),
     # a tenant's pages
     "team": Access("tenant", "read", "change"),
+    "member_update": Access("tenant", None, "change"),
     "revoke_invitation": Access("tenant", None, "change"),
     "tenant_home": Access("tenant", "read", None),
     "step": Access("tenant", "read", "change"),
@@ -153,6 +154,8 @@ def fill(route: Route, world, *, tenant: str = "a") -> str:
             kwargs[param] = world.a.plan.uuid
         elif param == "token":
             kwargs[param] = world.a.invitation.token
+        elif param == "member_uuid":
+            kwargs[param] = Membership.objects.filter(tenant=world.a.tenant).order_by("-pk").first().uuid
         else:
             pytest.fail(f"{route.route}: no fixture for the path parameter {param!r}; teach fill() about it")
     return reverse(route.name, kwargs=kwargs)
@@ -313,7 +316,7 @@ def test_every_url_enforces_tenant_isolation(client, world, route, role, method)
     [
         r
         for r in ROUTES
-        if {"run_uuid", "plan_uuid", "token"} & set(r.params)
+        if {"run_uuid", "plan_uuid", "token", "member_uuid"} & set(r.params)
         and getattr(ACCESS.get(r.name), "scope", "tenant") == "tenant"
     ],
     ids=_id,
