@@ -448,6 +448,8 @@ class AuditEvent(models.Model):
         MEMBER_REMOVED = "member.removed", "Teammate removed"
         HOST_APPROVED = "host.approved", "On-premise host approved"
         KEYS_ROTATED = "keys.rotated", "Encryption keys rotated"
+        SUPPORT_ADDED = "support.added", "Support account added"
+        SUPPORT_REMOVED = "support.removed", "Support account deactivated"
 
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"
