@@ -135,6 +135,9 @@ def remove_support_user(raw_email: str, *, by) -> bool:
         user.is_active = False
         user.save(update_fields=["is_active"])
         AuditEvent.record(
-            AuditEvent.Kind.SUPPORT_REMOVED, actor=by, message=f"Support account deactivated: {email}", email=email
+            AuditEvent.Kind.SUPPORT_REMOVED,
+            actor=by,
+            message=f"Support account deactivated: {email}",
+            email=email,
         )
     return True

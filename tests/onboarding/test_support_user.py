@@ -46,7 +46,9 @@ def test_the_emailed_link_sets_a_password_that_signs_in(client):
     page = client.get("/" + url, follow=True)
     assert page.status_code == 200
     form_url = page.redirect_chain[-1][0] if page.redirect_chain else "/" + url
-    done = client.post(form_url, {"new_password1": "a-Long-passw0rd-2026", "new_password2": "a-Long-passw0rd-2026"})
+    done = client.post(
+        form_url, {"new_password1": "a-Long-passw0rd-2026", "new_password2": "a-Long-passw0rd-2026"}
+    )
     assert done.status_code == 302
     assert client.login(username="sam@distributor.example", password="a-Long-passw0rd-2026")
 

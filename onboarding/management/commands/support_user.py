@@ -51,7 +51,9 @@ class Command(BaseCommand):
             ) from None
         if action == "add":
             if result.action == "already":
-                self.stdout.write(f"{result.user.email} is already an active support account; nothing changed.")
+                self.stdout.write(
+                    f"{result.user.email} is already an active support account; nothing changed."
+                )
             else:
                 self.stdout.write(
                     f"Support account {result.action}: {result.user.email}. "
