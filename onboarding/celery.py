@@ -17,4 +17,6 @@ app.conf.beat_schedule = {
     # (5,760 a day), too few for a daily re-check of 10,000 tenants.
     "schedule-verifications": {"task": "onboarding.schedule_verifications", "schedule": 60.0},
     "watchdog": {"task": "onboarding.watchdog", "schedule": 120.0},
+    # Hourly, bounded: a first prune of a large backlog is spread over several ticks.
+    "prune-history": {"task": "onboarding.prune_history", "schedule": 3600.0},
 }

@@ -264,6 +264,9 @@ VERIFY_MAX_CONCURRENT = _strict_int("VERIFY_MAX_CONCURRENT", 20, minimum=1)
 STALE_AFTER_HOURS = _strict_int("STALE_AFTER_HOURS", 48, minimum=1)
 CHECK_RUN_TIME_LIMIT = _strict_int("CHECK_RUN_TIME_LIMIT", 600, minimum=10)
 PLAN_APPLY_TIME_LIMIT = _strict_int("PLAN_APPLY_TIME_LIMIT", 900, minimum=10)
+# Finished runs older than this are pruned, except every status change and each tenant's latest (retention.py);
+# 0 keeps everything.
+RUN_RETENTION_DAYS = _strict_int("RUN_RETENTION_DAYS", 90, minimum=0)
 
 # ConnectWise: the product's own integration clientId (not the partner's), and the sandbox when enabled.
 CONNECTWISE_CLIENT_ID = os.environ.get("CONNECTWISE_CLIENT_ID", "")

@@ -14,10 +14,12 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import alerts, repairs, runs
+from . import alerts, repairs, retention, runs
 from .models import CheckRun, RepairPlan, Tenant
 
 log = logging.getLogger(__name__)
+
+PRUNE_MAX_RUNS_PER_TICK = 50_000
 
 
 def _redelivered(task) -> bool:
@@ -142,3 +144,10 @@ def schedule_verifications() -> int:
 @shared_task(name="onboarding.send_drift_alerts")
 def send_drift_alerts(tenant_id: int) -> int:
     return alerts.notify_drift(tenant_id)
+
+
+@shared_task(name="onboarding.prune_history")
+def prune_history() -> int:
+    """Beat, hourly: delete old runs past ``RUN_RETENTION_DAYS`` (see ``retention.prune_runs``), at most
+    ``PRUNE_MAX_RUNS_PER_TICK`` a tick. Returns how many runs were deleted."""
+    return retention.prune_runs(max_runs=PRUNE_MAX_RUNS_PER_TICK).runs_deleted

@@ -30,6 +30,10 @@ def test_the_dashboard_benchmark_reports_bounded_queries_without_touching_the_ma
         "40",
         "--runs-per-tenant",
         "2",
+        "--retention-tenants",
+        "3",
+        "--retention-days",
+        "150",
     ]
     done = subprocess.run(
         [*command, "--repeat", "2", "--json"], cwd=ROOT, env=env, capture_output=True, text=True
@@ -41,6 +45,12 @@ def test_the_dashboard_benchmark_reports_bounded_queries_without_touching_the_ma
     pages = {p["page"]: p for p in result["pages"]}
     assert set(pages) >= {"dashboard list", "filtered list", "tenant page", "csv export (all)"}
     assert all(0 < p["queries"] <= 10 and p["median_ms"] > 0 for p in pages.values())
+    # A simulated history of 150 daily runs for 3 tenants, pruned to 90 days: the window and the changes stay.
+    history = result["retention"]
+    assert history["before"] == {"runs": 450, "step_results": 2700}
+    assert 3 * 90 <= history["after"]["runs"] < 450 and history["deleted"]["runs"] > 0
+    assert history["after"]["runs"] + history["deleted"]["runs"] == 450
+    assert history["after"]["step_results"] == 6 * history["after"]["runs"]
     # The scratch database is gone, and the main one (var/onboarding.sqlite3 here) was never created.
     assert (
         not (tmp_path / "onboarding.sqlite3").exists()
