@@ -1,0 +1,400 @@
+"""The ConnectWise API contract: what the real API (SPEC 2025.8) accepts and answers, for every resource we use.
+
+One data file, ``connectwise-2025.8.json`` beside this module, transcribed from the official OpenAPI description
+(see its ``source`` and docs/connectwise/REFERENCE.md): for each resource path the component schema (field names,
+JSON types, nullability, enums, maximum lengths, the fields required on create), the operations the product
+uses, and the ``system/*`` and discovery answers. Entries the SPEC does not have say ``x-assumption``.
+
+It is the single source for:
+
+- the sandbox: which fields a ``conditions`` query may name (``condition_fields``), which collections
+  ``childConditions`` / ``customFieldConditions`` reach (``collections``), and the validation of POST/PUT/PATCH
+  bodies (``body_problems``: a wrong JSON type is ``kind == "type"``, answered with ConnectWise's conversion error);
+- the scenario loader: a record the real API could not return is refused with its JSON path (``record_problems``);
+- the contract tests: every answer of the sandbox and every request body of a repair plan (``answer_problems``).
+
+Validation uses the ``jsonschema`` library (Draft 7, the dialect the SPEC's OpenAPI 3.0 schemas are closest to)
+on "closed" copies of the schemas: an object may carry only the properties its schema lists, because the API
+serialises its own model and never adds fields.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft7Validator
+
+SPEC_VERSION = "2025.8"
+DATA_FILE = Path(__file__).with_name(f"connectwise-{SPEC_VERSION}.json")
+
+# REFERENCE §4 ("only fields that a GET returns can be used"): the sub-fields of a reference a condition may name.
+_OPERATIONS = {
+    "list": ("GET", ""),
+    "count": ("GET", "/count"),
+    "get": ("GET", "/{id}"),
+    "create": ("POST", ""),
+    "patch": ("PATCH", "/{id}"),
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way a value breaks the contract.
+
+    ``path``: the JSON path inside the checked value as a list of keys and indexes (``["company", "id"]``);
+    ``kind``: the failed JSON Schema keyword (``type``, ``required``, ``enum``, ``maxLength``,
+    ``additionalProperties``, ...); ``message``: plain words; ``expected``: for ``type``, the schema the value
+    should have converted to (``CompanyReference``, ``Boolean``, ...).
+    """
+
+    path: tuple[Any, ...]
+    kind: str
+    message: str
+    expected: str = ""
+
+    def where(self, root: str = "$") -> str:
+        """The JSON path as text: ``$.company.id``, ``$[3].name``."""
+        out = root
+        for part in self.path:
+            out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        return out
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource path of the contract (``finance/agreements``) and what the product does with it."""
+
+    path: str
+    schema: str
+    operations: tuple[str, ...]
+    note: str = ""
+
+    @property
+    def properties(self) -> dict[str, dict]:
+        return schema(self.schema).get("properties", {})
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Fields required on create (and present on every full record): the SPEC's ``required`` list."""
+        return tuple(schema(self.schema).get("required", ()))
+
+    def methods(self) -> list[tuple[str, str]]:
+        """``[(method, path template)]`` of the operations the product uses, e.g. ``("PATCH", "x/{id}")``."""
+        return [(_OPERATIONS[op][0], self.path + _OPERATIONS[op][1]) for op in self.operations]
+
+
+@cache
+def document() -> dict:
+    """The contract file as loaded (do not mutate)."""
+    return json.loads(DATA_FILE.read_text(encoding="utf-8"))
+
+
+def schema(name: str) -> dict:
+    """A component schema by name (``Agreement``), as transcribed from the SPEC."""
+    try:
+        return document()["components"]["schemas"][name]
+    except KeyError:
+        raise KeyError(f"no schema {name!r} in the contract") from None
+
+
+def resources() -> dict[str, Resource]:
+    """Every resource path the product reads or writes, by path."""
+    return _resources()
+
+
+@cache
+def _resources() -> dict[str, Resource]:
+    out = {}
+    for path, entry in document()["resources"].items():
+        out[path] = Resource(path, entry["schema"], tuple(entry["operations"]), entry.get("x-note", ""))
+    return out
+
+
+def resource(path: str) -> Resource:
+    """The resource for ``path`` (without leading or trailing slashes; case-sensitive, as the SPEC writes it)."""
+    return resources()[path.strip("/")]
+
+
+def system_paths() -> dict[str, dict]:
+    """The non-resource answers the product reads: discovery, ``system/info``, ``system/mySecurity`` (+ items)."""
+    return document()["system"]
+
+
+def _ref_name(prop: dict) -> str | None:
+    ref = prop.get("$ref")
+    return ref.rsplit("/", 1)[-1] if ref else None
+
+
+def _is_array(prop: dict) -> bool:
+    t = prop.get("type")
+    return t == "array" or (isinstance(t, list) and "array" in t)
+
+
+@cache
+def condition_fields(schema_name: str) -> frozenset[str]:
+    """Lower-cased field paths a ``conditions`` query on this schema may name: every non-array property, and for
+    a reference each of its sub-fields (``company/id``), plus ``_info/<anything>`` (a string map).
+    The rule is ours (the SPEC lists no conditions fields): "contract.conventions.conditions"."""
+    out: set[str] = set()
+    for name, prop in schema(schema_name).get("properties", {}).items():
+        if _is_array(prop):
+            continue
+        ref = _ref_name(prop)
+        if ref:
+            out.add(name.lower())
+            for sub, sub_prop in schema(ref).get("properties", {}).items():
+                if not _is_array(sub_prop):
+                    out.add(f"{name}/{sub}".lower())
+        else:
+            out.add(name.lower())
+    return frozenset(out)
+
+
+def condition_field_allowed(schema_name: str, path: str) -> bool:
+    """Whether ``path`` (``company/id``, ``_info/lastUpdated``) may be named in a conditions query."""
+    low = path.lower()
+    return low in condition_fields(schema_name) or low.startswith("_info/")
+
+
+@cache
+def collections(schema_name: str) -> dict[str, str]:
+    """Array-of-object properties (what ``childConditions`` reaches) -> the item schema name."""
+    out = {}
+    for name, prop in schema(schema_name).get("properties", {}).items():
+        if _is_array(prop):
+            item = _ref_name(prop.get("items") or {})
+            if item:
+                out[name] = item
+    return out
+
+
+def top_level_fields(schema_name: str) -> tuple[str, ...]:
+    """The property names of a schema, in the SPEC's order."""
+    return tuple(schema(schema_name).get("properties", {}))
+
+
+# ------------------------------------------------------------------------------------------- validation
+def _closed(node: Any, *, keep_required: bool) -> Any:
+    """A copy where every object schema with properties refuses other properties; ``required`` dropped when
+    ``keep_required`` is false (an answer narrowed with ``fields=``)."""
+    if isinstance(node, list):
+        return [_closed(n, keep_required=keep_required) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _closed(v, keep_required=keep_required) for k, v in node.items() if not k.startswith("x-")}
+    if "properties" in out:
+        out.setdefault("type", "object")
+        out.setdefault("additionalProperties", False)
+    if not keep_required:
+        out.pop("required", None)
+    return out
+
+
+@cache
+def _root(keep_required: bool) -> dict:
+    schemas = copy.deepcopy(document()["components"]["schemas"])
+    return {"components": {"schemas": _closed(schemas, keep_required=keep_required)}}
+
+
+@cache
+def _validator(shape: str, keep_required: bool) -> Draft7Validator:
+    """``shape`` is a schema name, ``[Name]`` for an array of it."""
+    root = dict(_root(keep_required))
+    if shape.startswith("["):
+        root.update(type="array", items={"$ref": f"#/components/schemas/{shape[1:-1]}"})
+    else:
+        root["$ref"] = f"#/components/schemas/{shape}"
+    return Draft7Validator(root)
+
+
+_PRIMITIVE = {"boolean": "Boolean", "integer": "Int32", "number": "Decimal", "string": "String"}
+
+
+def _expected(error, root: dict) -> str:
+    """What a value of the wrong JSON type should have been, in .NET's words (what ConnectWise reports): the
+    name of the object schema (the last ``$ref`` on the way down) or the primitive type."""
+    types = error.schema.get("type")
+    if isinstance(types, list):
+        types = next((t for t in types if t != "null"), "")
+    if types == "object":
+        return _last_ref(error, root) or "Object"
+    if types == "array":
+        return "List"
+    return _PRIMITIVE.get(types, "Object")
+
+
+def _last_ref(error, root: dict) -> str | None:
+    """The schema name of the object that failed: walk the schema path, following each ``$ref`` on the way
+    (jsonschema's paths leave the ``$ref`` steps out)."""
+    schemas = root["components"]["schemas"]
+    node: Any = root
+    name = None
+
+    def deref(node: Any) -> Any:
+        nonlocal name
+        while isinstance(node, dict) and "$ref" in node:
+            name = str(node["$ref"]).rsplit("/", 1)[-1]
+            node = schemas.get(name, {})
+        return node
+
+    for part in list(error.absolute_schema_path)[:-1]:  # the last step is the failed keyword
+        node = deref(node)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return name
+    deref(node)
+    return name
+
+
+def _problems(shape: str, value: Any, keep_required: bool) -> list[Problem]:
+    out = []
+    validator = _validator(shape, keep_required)
+    for err in validator.iter_errors(value):
+        kind = str(err.validator)
+        if kind == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            for name in extra:
+                out.append(
+                    Problem(
+                        tuple(err.absolute_path) + (name,),
+                        kind,
+                        f"unknown field {name!r}: the API has no such field here",
+                    )
+                )
+            continue
+        if kind == "required":
+            missing = re.findall(r"'([^']+)' is a required property", err.message)
+            name = missing[0] if missing else ""
+            out.append(Problem(tuple(err.absolute_path) + ((name,) if name else ()), kind, "required"))
+            continue
+        if kind == "type":
+            expected = _expected(err, validator.schema)
+            out.append(
+                Problem(
+                    tuple(err.absolute_path),
+                    kind,
+                    f"must be {_a(expected)}, not {_json_type(err.instance)}",
+                    expected,
+                )
+            )
+            continue
+        if kind == "enum":
+            allowed = ", ".join(str(v) for v in err.validator_value if v is not None)
+            out.append(
+                Problem(tuple(err.absolute_path), kind, f"must be one of {allowed}, not {json.dumps(err.instance)}")
+            )
+            continue
+        if kind == "maxLength":
+            out.append(
+                Problem(
+                    tuple(err.absolute_path),
+                    kind,
+                    f"is {len(err.instance)} characters long; the API allows at most {err.validator_value}",
+                )
+            )
+            continue
+        out.append(Problem(tuple(err.absolute_path), kind, err.message))
+    out.sort(key=lambda p: [str(x) for x in p.path])
+    return out
+
+
+def _a(expected: str) -> str:
+    article = "an" if expected[:1].lower() in "aeiou" else "a"
+    return f"{article} {expected}"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}.get(
+        type(value), "an object"
+    )
+
+
+def record_problems(path: str, record: Any, *, full: bool = True) -> list[Problem]:
+    """How ``record`` differs from what the API returns for ``path``. ``full``: a whole record (its required
+    fields present); False for an answer narrowed with ``fields=``. Empty when it conforms."""
+    return _problems(resource(path).schema, record, full)
+
+
+def body_problems(method: str, path: str, body: Any) -> list[Problem]:
+    """How a request body for ``METHOD path`` breaks the contract: POST/PUT take the resource's schema with its
+    required fields, PATCH an array of PatchOperation whose paths name fields of the resource."""
+    res = resource(path)
+    method = method.upper()
+    if method == "PATCH":
+        problems = _problems("[PatchOperation]", body, True)
+        if problems or not isinstance(body, list):
+            return problems
+        for i, op in enumerate(body):
+            field = str(op.get("path", "")).strip("/").split("/")[0]
+            if field.lower() not in {p.lower() for p in res.properties}:
+                problems.append(Problem((i, "path"), "enum", f"unknown field {field!r} for {res.schema}"))
+                continue
+            value_problems = patch_value_problems(res.schema, op["path"], op.get("value"))
+            problems.extend(Problem((i, "value", *p.path), p.kind, p.message, p.expected) for p in value_problems)
+        return problems
+    # POST and PUT: the record minus what the server fills in itself
+    return _problems(res.schema, body, True)
+
+
+def patch_value_problems(schema_name: str, op_path: str, value: Any) -> list[Problem]:
+    """Whether ``value`` fits the field ``op_path`` names (``inactiveFlag``, ``billingCycle``,
+    ``billingCycle/id``). The SPEC types ``PatchOperation.value`` as ``object`` (any JSON, assumption in
+    REFERENCE §5); we check it against the field it replaces."""
+    parts = [p for p in op_path.strip("/").split("/") if p]
+    props = schema(schema_name).get("properties", {})
+    canonical = {k.lower(): k for k in props}
+    head = canonical.get(parts[0].lower()) if parts else None
+    if head is None:
+        return [Problem((), "enum", f"unknown field {op_path!r}")]
+    wrapper = {head: value} if len(parts) == 1 else {head: {parts[1]: value}}
+    return [
+        Problem(p.path[1:] if len(parts) == 1 else p.path[2:], p.kind, p.message, p.expected)
+        for p in _problems(schema_name, wrapper, False)
+    ]
+
+
+def answer_problems(method: str, api_path: str, status: int, body: Any, *, fields: str | None = None) -> list[Problem]:
+    """How one answer of the API (or the sandbox) breaks the contract. ``api_path`` is the concrete path after
+    ``apis/3.0/`` (``finance/agreements/12``) or ``login/companyinfo/x``; ``fields`` the request's ``fields=``."""
+    if status >= 400:
+        return _problems("ErrorResponse", body, True)
+    if status == 204:
+        return [] if body in (None, b"", "") else [Problem((), "type", "a 204 answer has no body")]
+    shape, full = answer_shape(method, api_path)
+    return _problems(shape, body, full and not fields)
+
+
+def answer_shape(method: str, api_path: str) -> tuple[str, bool]:
+    """The schema an answer to ``METHOD api_path`` has (``[Name]`` for a list) and whether records are full."""
+    path = api_path.strip("/")
+    low = path.lower()
+    if low.startswith("login/companyinfo/"):
+        return "CompanyInfo", True
+    for sys_path, entry in system_paths().items():
+        if low == sys_path.lower():
+            resp = entry["response"]
+            return (f"[{resp['array']}]" if isinstance(resp, dict) else resp), True
+        if low == sys_path.lower() + "/count":
+            return "Count", True
+    parts = path.split("/")
+    for n in range(len(parts), 0, -1):
+        head = "/".join(parts[:n]).lower()
+        match = next((r for p, r in resources().items() if p.lower() == head), None)
+        if match is None:
+            continue
+        tail = parts[n:]
+        if not tail:
+            return (f"[{match.schema}]" if method.upper() == "GET" else match.schema), True
+        if tail == ["count"]:
+            return "Count", True
+        return match.schema, True
+    raise KeyError(f"{method} {api_path} is not in the contract")
