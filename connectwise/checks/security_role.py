@@ -27,10 +27,18 @@ REQUIRED_LEVELS: dict[tuple[str, str], dict[str, str]] = {
     ("Procurement", "Products"): {"addLevel": "All", "editLevel": "All", "inquireLevel": "All"},
     ("System", "Table Setup"): {"addLevel": "All", "editLevel": "All", "inquireLevel": "All"},
 }
-# "customize" > "Access Allowed" lists. The customizeIdentifier / itemIdentifier values are NOT confirmed
-# (REFERENCE §2): we compare display names, ignoring case, spaces and the spacing around "/".
+# "customize" > "Access Allowed" lists, by their display names (what the partner sees next to the function).
+# customizeIdentifier is an enum in the SPEC (MySecurityCustomizeItem, docs/connectwise/REFERENCE.md §2):
+# SystemTableSetup and FinanceAgreements are what 2025.8 answers; older sandboxes and scenario files wrote the
+# display names run together ("TableSetup", "Agreements"), which are still accepted. itemIdentifier values are
+# NOT confirmed: compared ignoring case, spaces and the spacing around "/".
 TABLE_SETUP_CUSTOMIZE = "Table Setup"
 AGREEMENTS_CUSTOMIZE = "Agreements"
+CUSTOMIZE_IDENTIFIERS: dict[str, tuple[str, ...]] = {
+    # display name -> the spellings that mean it: the SPEC's enum value first
+    TABLE_SETUP_CUSTOMIZE: ("SystemTableSetup", "Table Setup", "TableSetup"),
+    AGREEMENTS_CUSTOMIZE: ("FinanceAgreements", "Agreements"),
+}
 REQUIRED_CUSTOMIZE_ITEMS: dict[str, tuple[str, ...]] = {
     TABLE_SETUP_CUSTOMIZE: (
         "Company / Company Status",
@@ -84,9 +92,22 @@ def _item_key(text: str | None) -> str:
     return "/".join(part.strip() for part in _key(text).split("/"))
 
 
+def _squash(text: str | None) -> str:
+    return "".join(ch for ch in (text or "").casefold() if ch.isalnum())
+
+
+_CUSTOMIZE_ALIASES = {
+    _squash(spelling): _squash(spellings[0])
+    for spellings in CUSTOMIZE_IDENTIFIERS.values()
+    for spelling in spellings
+}
+
+
 @lru_cache(maxsize=256)
 def _customize_key(text: str | None) -> str:
-    return "".join(ch for ch in (text or "").casefold() if ch.isalnum())  # "TableSetup" == "Table Setup"
+    """One key per Access Allowed list: "SystemTableSetup" == "TableSetup" == "Table Setup"."""
+    squashed = _squash(text)
+    return _CUSTOMIZE_ALIASES.get(squashed, squashed)
 
 
 def _level(value) -> str:

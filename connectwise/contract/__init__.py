@@ -180,32 +180,40 @@ def top_level_fields(schema_name: str) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------------------- validation
-def _closed(node: Any, *, keep_required: bool) -> Any:
-    """A copy where every object schema with properties refuses other properties; ``required`` dropped when
-    ``keep_required`` is false (an answer narrowed with ``fields=``)."""
+BODY, RECORD, PARTIAL = "body", "record", "partial"
+
+
+def _closed(node: Any, *, mode: str) -> Any:
+    """A copy where every object schema with properties refuses other properties. ``required`` by ``mode``:
+    BODY keeps the SPEC's list; RECORD keeps its non-reference fields (assumption: a reference required on
+    create, such as an agreement's contact, can be absent from an answer once the record it pointed to is
+    gone); PARTIAL (an answer narrowed with ``fields=``) drops it."""
     if isinstance(node, list):
-        return [_closed(n, keep_required=keep_required) for n in node]
+        return [_closed(n, mode=mode) for n in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _closed(v, keep_required=keep_required) for k, v in node.items() if not k.startswith("x-")}
+    out = {k: _closed(v, mode=mode) for k, v in node.items() if not k.startswith("x-")}
     if "properties" in out:
         out.setdefault("type", "object")
         out.setdefault("additionalProperties", False)
-    if not keep_required:
+    if mode == PARTIAL:
         out.pop("required", None)
+    elif mode == RECORD and "required" in out:
+        props = out.get("properties", {})
+        out["required"] = [r for r in out["required"] if "$ref" not in props.get(r, {})]
     return out
 
 
 @cache
-def _root(keep_required: bool) -> dict:
+def _root(mode: str) -> dict:
     schemas = copy.deepcopy(document()["components"]["schemas"])
-    return {"components": {"schemas": _closed(schemas, keep_required=keep_required)}}
+    return {"components": {"schemas": _closed(schemas, mode=mode)}}
 
 
 @cache
-def _validator(shape: str, keep_required: bool) -> Draft7Validator:
+def _validator(shape: str, mode: str) -> Draft7Validator:
     """``shape`` is a schema name, ``[Name]`` for an array of it."""
-    root = dict(_root(keep_required))
+    root = dict(_root(mode))
     if shape.startswith("["):
         root.update(type="array", items={"$ref": f"#/components/schemas/{shape[1:-1]}"})
     else:
@@ -253,9 +261,9 @@ def _last_ref(error, root: dict) -> str | None:
     return name
 
 
-def _problems(shape: str, value: Any, keep_required: bool) -> list[Problem]:
+def _problems(shape: str, value: Any, mode: str) -> list[Problem]:
     out = []
-    validator = _validator(shape, keep_required)
+    validator = _validator(shape, mode)
     for err in validator.iter_errors(value):
         kind = str(err.validator)
         if kind == "additionalProperties":
@@ -288,7 +296,11 @@ def _problems(shape: str, value: Any, keep_required: bool) -> list[Problem]:
         if kind == "enum":
             allowed = ", ".join(str(v) for v in err.validator_value if v is not None)
             out.append(
-                Problem(tuple(err.absolute_path), kind, f"must be one of {allowed}, not {json.dumps(err.instance)}")
+                Problem(
+                    tuple(err.absolute_path),
+                    kind,
+                    f"must be one of {allowed}, not {json.dumps(err.instance)}",
+                )
             )
             continue
         if kind == "maxLength":
@@ -321,7 +333,7 @@ def _json_type(value: Any) -> str:
 def record_problems(path: str, record: Any, *, full: bool = True) -> list[Problem]:
     """How ``record`` differs from what the API returns for ``path``. ``full``: a whole record (its required
     fields present); False for an answer narrowed with ``fields=``. Empty when it conforms."""
-    return _problems(resource(path).schema, record, full)
+    return _problems(resource(path).schema, record, RECORD if full else PARTIAL)
 
 
 def body_problems(method: str, path: str, body: Any) -> list[Problem]:
@@ -330,7 +342,7 @@ def body_problems(method: str, path: str, body: Any) -> list[Problem]:
     res = resource(path)
     method = method.upper()
     if method == "PATCH":
-        problems = _problems("[PatchOperation]", body, True)
+        problems = _problems("[PatchOperation]", body, BODY)
         if problems or not isinstance(body, list):
             return problems
         for i, op in enumerate(body):
@@ -339,10 +351,12 @@ def body_problems(method: str, path: str, body: Any) -> list[Problem]:
                 problems.append(Problem((i, "path"), "enum", f"unknown field {field!r} for {res.schema}"))
                 continue
             value_problems = patch_value_problems(res.schema, op["path"], op.get("value"))
-            problems.extend(Problem((i, "value", *p.path), p.kind, p.message, p.expected) for p in value_problems)
+            problems.extend(
+                Problem((i, "value", *p.path), p.kind, p.message, p.expected) for p in value_problems
+            )
         return problems
     # POST and PUT: the record minus what the server fills in itself
-    return _problems(res.schema, body, True)
+    return _problems(res.schema, body, BODY)
 
 
 def patch_value_problems(schema_name: str, op_path: str, value: Any) -> list[Problem]:
@@ -358,19 +372,21 @@ def patch_value_problems(schema_name: str, op_path: str, value: Any) -> list[Pro
     wrapper = {head: value} if len(parts) == 1 else {head: {parts[1]: value}}
     return [
         Problem(p.path[1:] if len(parts) == 1 else p.path[2:], p.kind, p.message, p.expected)
-        for p in _problems(schema_name, wrapper, False)
+        for p in _problems(schema_name, wrapper, PARTIAL)
     ]
 
 
-def answer_problems(method: str, api_path: str, status: int, body: Any, *, fields: str | None = None) -> list[Problem]:
+def answer_problems(
+    method: str, api_path: str, status: int, body: Any, *, fields: str | None = None
+) -> list[Problem]:
     """How one answer of the API (or the sandbox) breaks the contract. ``api_path`` is the concrete path after
     ``apis/3.0/`` (``finance/agreements/12``) or ``login/companyinfo/x``; ``fields`` the request's ``fields=``."""
     if status >= 400:
-        return _problems("ErrorResponse", body, True)
+        return _problems("ErrorResponse", body, BODY)
     if status == 204:
         return [] if body in (None, b"", "") else [Problem((), "type", "a 204 answer has no body")]
     shape, full = answer_shape(method, api_path)
-    return _problems(shape, body, full and not fields)
+    return _problems(shape, body, RECORD if full and not fields else PARTIAL)
 
 
 def answer_shape(method: str, api_path: str) -> tuple[str, bool]:

@@ -614,8 +614,13 @@ class SandboxApp:
             if not (tenant.company.get("mySecurityReadable", True) and role.get("mySecurityReadable", True)):
                 raise ApiError(403, "Forbidden", "You do not have permission to view security settings.")
             if "customizeitems" in sub:
+                # SPEC MySecurityCustomizeItem: id, customizeIdentifier, itemIdentifier (no securityRole)
                 rows = [
-                    {"id": i + 1, **item, "securityRole": {"id": role["id"], "name": role["name"]}}
+                    {
+                        "id": i + 1,
+                        "customizeIdentifier": item["customizeIdentifier"],
+                        "itemIdentifier": item["itemIdentifier"],
+                    }
                     for i, item in enumerate(role["customizeItems"])
                 ]
             else:

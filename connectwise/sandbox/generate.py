@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .resources import AGREEMENTS_CUSTOMIZE, TABLE_SETUP_CUSTOMIZE
+
 # The least-privilege role the billing sync needs (REFERENCE §2); every other level is None.
 REQUIRED_SETTINGS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("Companies", "Company Maintenance", {"inquireLevel": "All"}),
@@ -104,9 +106,9 @@ def role_settings(overrides: dict[tuple[str, str], dict[str, str]] | None = None
 def customize_items(
     table_setup=TABLE_SETUP_ITEMS, agreement_types=AGREEMENT_TYPES_ALLOWED
 ) -> list[dict[str, str]]:
-    return [{"customizeIdentifier": "TableSetup", "itemIdentifier": item} for item in table_setup] + [
-        {"customizeIdentifier": "Agreements", "itemIdentifier": item} for item in agreement_types
-    ]
+    return [
+        {"customizeIdentifier": TABLE_SETUP_CUSTOMIZE, "itemIdentifier": item} for item in table_setup
+    ] + [{"customizeIdentifier": AGREEMENTS_CUSTOMIZE, "itemIdentifier": item} for item in agreement_types]
 
 
 def reference_tables() -> dict[str, list[dict[str, Any]]]:
@@ -145,10 +147,11 @@ def reference_tables() -> dict[str, list[dict[str, Any]]]:
             },
         ],
         "finance/billingCycles": [
-            {"id": 1, "identifier": "Monthly", "name": "Monthly", "billingOptions": "Monthly"},
-            {"id": 2, "identifier": "Quarterly", "name": "Quarterly", "billingOptions": "Quarterly"},
-            {"id": 3, "identifier": "Annual", "name": "Annual", "billingOptions": "Yearly"},
-            {"id": 4, "identifier": "OneTime", "name": "One Time", "billingOptions": "NotRecurring"},
+            # SPEC BillingCycle.identifier: at most 5 characters
+            {"id": 1, "identifier": "M", "name": "Monthly", "billingOptions": "Monthly"},
+            {"id": 2, "identifier": "Q", "name": "Quarterly", "billingOptions": "Quarterly"},
+            {"id": 3, "identifier": "A", "name": "Annual", "billingOptions": "Yearly"},
+            {"id": 4, "identifier": "OT", "name": "One Time", "billingOptions": "NotRecurring"},
         ],
         "finance/agreements/types": [
             _agreement_type(1, "O365", monthly, "CalendarYear", True, False),
@@ -204,6 +207,12 @@ def _agreement_type(tid, name, cycle, invoicing, prorate, one_time) -> dict[str,
         "invoicingCycle": invoicing,
         "prorateFlag": prorate,
         "billOneTimeFlag": one_time,
+        # required by the SPEC (AgreementType.required); the defaults of ConnectWise's new-type screen (assumption)
+        "employeeCompRate": "Actual",
+        "employeeCompNotExceed": "Billing",
+        "billTime": "Billable",
+        "billExpenses": "Billable",
+        "billProducts": "Billable",
     }
 
 

@@ -58,8 +58,14 @@ KNOWN_MODULE_FUNCTIONS: tuple[tuple[str, str], ...] = (
     ("Time & Expense", "Time Entry"),
 )
 
-TABLE_SETUP_CUSTOMIZE = "TableSetup"
-AGREEMENTS_CUSTOMIZE = "Agreements"
+# SPEC 2025.8 MySecurityCustomizeItem.customizeIdentifier values (docs/connectwise/REFERENCE.md §2). Scenario files
+# may still say "TableSetup" / "Agreements" (the sandbox's spelling before 2026-11-30): the loader rewrites them.
+TABLE_SETUP_CUSTOMIZE = "SystemTableSetup"
+AGREEMENTS_CUSTOMIZE = "FinanceAgreements"
+LEGACY_CUSTOMIZE_IDENTIFIERS = {
+    "tablesetup": TABLE_SETUP_CUSTOMIZE,
+    "agreements": AGREEMENTS_CUSTOMIZE,
+}
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .resources import LEVEL_FIELDS, LEVELS, RESOURCES
+from connectwise import contract
+
+from .resources import LEGACY_CUSTOMIZE_IDENTIFIERS, LEVEL_FIELDS, LEVELS, RESOURCES
 
 DEFAULT_CODEBASE = "v4_6_release/"
 DEFAULT_VERSION_CODE = "v2025.8"
@@ -254,9 +256,11 @@ def _parse_roles(value: Any, path: str) -> list[dict]:
         for j, row in enumerate(_list(obj.get("customizeItems", []), child(p, "customizeItems"))):
             rp = child(child(p, "customizeItems"), j)
             row = _obj(row, rp)
-            _str(row, "customizeIdentifier", rp)
+            identifier = _customize_identifier(
+                _str(row, "customizeIdentifier", rp), child(rp, "customizeIdentifier")
+            )
             _str(row, "itemIdentifier", rp)
-            items.append(dict(row))
+            items.append({**row, "customizeIdentifier": identifier})
         role = dict(obj)
         role.update(
             id=role_id,
@@ -267,6 +271,24 @@ def _parse_roles(value: Any, path: str) -> list[dict]:
         )
         roles.append(role)
     return roles
+
+
+def _customize_identifier(value: str, path: str) -> str:
+    """The SPEC's enum value (``SystemTableSetup``); the older spellings ``TableSetup`` / ``Table Setup`` /
+    ``Agreements`` are rewritten (the scenario format is a contract: files written before 2026-11-30 still load)."""
+    squashed = "".join(ch for ch in value.casefold() if ch.isalnum())
+    value = LEGACY_CUSTOMIZE_IDENTIFIERS.get(squashed, value)
+    allowed = [
+        v
+        for v in contract.schema("MySecurityCustomizeItem")["properties"]["customizeIdentifier"]["enum"]
+        if v
+    ]
+    if value not in allowed:
+        _fail(
+            path,
+            f"must be one of {', '.join(allowed)} (SPEC MySecurityCustomizeItem), not {json.dumps(value)}",
+        )
+    return value
 
 
 def _parse_members(value: Any, path: str, roles: list[dict]) -> list[dict]:
@@ -318,6 +340,11 @@ def parse_records(value: Any, path: str) -> dict[str, list[dict]]:
             ids[rid] = i
             for req in spec.scenario_required:
                 _required(row, req, p)
+            # A record the real API could not return (docs/connectwise/REFERENCE.md, connectwise/contract).
+            problems = contract.record_problems(spec.path, row)
+            if problems:
+                first = problems[0]
+                _fail(first.where(p), first.message)
             for name, allowed in spec.enums.items():
                 if row.get(name) is not None and row[name] not in allowed:
                     _fail(child(p, name), f"must be one of {', '.join(allowed)}, not {json.dumps(row[name])}")

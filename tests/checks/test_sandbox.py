@@ -226,3 +226,31 @@ def test_a_large_tenant_costs_its_pages_plus_a_constant():
     assert stats.by_endpoint[("GET", "company/companies")] == 5  # 5000 companies, 1000 a page
     assert stats.by_endpoint[("GET", "finance/agreements")] == 10
     assert stats.calls <= 5 + 10 + 16
+
+
+@pytest.mark.parametrize(
+    "spelling", [("SystemTableSetup", "FinanceAgreements"), ("TableSetup", "Agreements")]
+)
+def test_a_correct_role_is_ready_in_the_specs_spelling_and_the_older_one(spelling):
+    # Issue 11 item 1: SPEC MySecurityCustomizeItem.customizeIdentifier values (SystemTableSetup, FinanceAgreements);
+    # older scenario files wrote TableSetup / Agreements and still load (normalised).
+    import json
+
+    from connectwise.sandbox import parse_scenario
+
+    data = json.loads((SCENARIOS / "healthy.json").read_text())
+    table_setup, agreements = spelling
+    for role in data["securityRoles"]:
+        for item in role["customizeItems"]:
+            item["customizeIdentifier"] = (
+                table_setup if item["customizeIdentifier"] == "SystemTableSetup" else agreements
+            )
+    scenario = parse_scenario(data)
+    app = SandboxApp([scenario], enable_faults=False)
+    m = scenario.api_members[0]
+    creds = Credentials(
+        "http://sandbox.test", scenario.id, m["publicKey"], m["privateKey"], str(uuid.uuid4())
+    )
+    with ConnectWiseClient(creds, transport=sandbox_transport(app), sleep=lambda s: None) as client:
+        outcomes = run_steps(client, HEALTHY_CHOICES, connection=SITE)
+    assert {o.key: str(o.status) for o in outcomes} == dict.fromkeys(STEP_KEYS, "pass"), _codes(outcomes)

@@ -145,3 +145,31 @@ def test_a_server_error_on_my_security_is_could_not_check():
     outcome = run_check("security_role", client)
     assert outcome.status == Status.ERROR
     assert codes_of(outcome) == [codes.STEP_CHECK_FAILED]
+
+
+def _items(table_setup: str, agreements: str) -> list[dict]:
+    spelled = {"TableSetup": table_setup, "Agreements": agreements}
+    return [
+        {**r, "customizeIdentifier": spelled[r["customizeIdentifier"]]} for r in healthy_customize_items()
+    ]
+
+
+def test_it_recognises_the_specs_customize_identifiers():
+    # SPEC 2025.8 MySecurityCustomizeItem.customizeIdentifier is an enum: SystemTableSetup, FinanceAgreements, ...
+    # (docs/connectwise/REFERENCE.md §2). A correct role spelled that way passes.
+    items = _items("SystemTableSetup", "FinanceAgreements")
+    outcome = run_check("security_role", healthy_client(customize_items=items))
+    assert outcome.status == Status.PASS, [f.subject for f in outcome.findings]
+
+
+def test_it_still_accepts_the_display_name_spellings():
+    for table_setup, agreements in [("Table Setup", "Agreements"), ("TableSetup", "Agreements")]:
+        outcome = run_check("security_role", healthy_client(customize_items=_items(table_setup, agreements)))
+        assert outcome.status == Status.PASS, (table_setup, [f.subject for f in outcome.findings])
+
+
+def test_another_customize_list_does_not_count_as_table_setup():
+    # SystemReports is a different Access Allowed list: its items must not satisfy Table Setup's.
+    items = _items("SystemReports", "FinanceAgreements")
+    outcome = run_check("security_role", healthy_client(customize_items=items))
+    assert codes_of(outcome).count(codes.ROLE_MISSING_CUSTOMIZE_ITEM) == 6

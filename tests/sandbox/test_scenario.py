@@ -183,3 +183,93 @@ def test_extensions_are_optional_and_kept():
     scenario = parse_scenario(data)
     assert scenario.company["mySecurityReadable"] is False
     assert scenario.faults["slowBodyMs"] == 200
+
+
+# -- issue 11: records the real API could not return are refused (connectwise/contract) -------------------------
+
+
+def _with_records(path: str, rows: list[dict]) -> dict:
+    data = copy.deepcopy(PRODUCT_EXAMPLE)
+    data["records"][path] = rows
+    return data
+
+
+@pytest.mark.parametrize(
+    "path, row, expected",
+    [
+        # SPEC BillingCycle.identifier: maximum length 5
+        (
+            "finance/billingCycles",
+            {"id": 1, "identifier": "Monthly", "name": "Monthly", "billingOptions": "Monthly"},
+            '$.records["finance/billingCycles"][0].identifier: is 7 characters long; the API allows at most 5',
+        ),
+        # SPEC BillingCycle has neither inactiveFlag nor dateStart
+        (
+            "finance/billingCycles",
+            {
+                "id": 1,
+                "identifier": "M",
+                "name": "Monthly",
+                "billingOptions": "Monthly",
+                "inactiveFlag": False,
+            },
+            '$.records["finance/billingCycles"][0].inactiveFlag: unknown field',
+        ),
+        # SPEC AgreementType.required includes employeeCompRate, billTime, ...
+        (
+            "finance/agreements/types",
+            {"id": 3, "name": "O365", "invoicingCycle": "CalendarYear"},
+            '$.records["finance/agreements/types"][0].billExpenses: required',
+        ),
+        # SPEC Category spells it integrationXref
+        (
+            "procurement/categories",
+            {"id": 1, "name": "Miscellaneous", "integrationXRef": "x"},
+            '$.records["procurement/categories"][0].integrationXRef: unknown field',
+        ),
+        # a wrong JSON type: a bare id where the SPEC has a reference object
+        (
+            "company/companies",
+            {"id": 2, "identifier": "Contoso", "name": "Contoso Ltd", "status": 1},
+            '$.records["company/companies"][0].status: must be a CompanyStatusReference, not a number',
+        ),
+        (
+            "company/companies/statuses",
+            {"id": 1, "name": "Active", "inactiveFlag": "no"},
+            '$.records["company/companies/statuses"][0].inactiveFlag: must be a Boolean, not a string',
+        ),
+    ],
+)
+def test_a_record_the_api_could_not_return_is_refused_with_its_path(path, row, expected):
+    with pytest.raises(ScenarioError) as exc:
+        parse_scenario(_with_records(path, [row]))
+    assert str(exc.value).startswith(expected), str(exc.value)
+
+
+def test_older_customize_identifier_spellings_load_as_the_specs_values():
+    data = copy.deepcopy(PRODUCT_EXAMPLE)
+    data["securityRoles"][0]["customizeItems"] = [
+        {"customizeIdentifier": "TableSetup", "itemIdentifier": "Products / Category"},
+        {"customizeIdentifier": "Table Setup", "itemIdentifier": "Product"},
+        {"customizeIdentifier": "Agreements", "itemIdentifier": "O365"},
+        {"customizeIdentifier": "FinanceAgreements", "itemIdentifier": "Azure Plan"},
+    ]
+    role = parse_scenario(data).security_roles[0]
+    assert [i["customizeIdentifier"] for i in role["customizeItems"]] == [
+        "SystemTableSetup",
+        "SystemTableSetup",
+        "FinanceAgreements",
+        "FinanceAgreements",
+    ]
+
+
+def test_an_unknown_customize_identifier_is_refused():
+    data = copy.deepcopy(PRODUCT_EXAMPLE)
+    data["securityRoles"][0]["customizeItems"] = [
+        {"customizeIdentifier": "Tables", "itemIdentifier": "Product"}
+    ]
+    with pytest.raises(ScenarioError) as exc:
+        parse_scenario(data)
+    assert str(exc.value).startswith(
+        "$.securityRoles[0].customizeItems[0].customizeIdentifier: must be one of"
+    )

@@ -35,11 +35,11 @@ def test_my_security_takes_conditions(acme):
 
 
 def test_customize_items_of_the_callers_role(acme, broken):
-    items = {
-        (i["customizeIdentifier"], i["itemIdentifier"])
-        for i in acme.get("system/mySecurity/customizeItems/").json()
-    }
-    assert ("TableSetup", "Products / Category") in items and ("Agreements", "O365") in items
+    rows = acme.get("system/mySecurity/customizeItems/").json()
+    items = {(i["customizeIdentifier"], i["itemIdentifier"]) for i in rows}
+    # SPEC MySecurityCustomizeItem: id, customizeIdentifier (an enum), itemIdentifier and nothing else
+    assert ("SystemTableSetup", "Products / Category") in items and ("FinanceAgreements", "O365") in items
+    assert {key for row in rows for key in row} == {"id", "customizeIdentifier", "itemIdentifier"}
     broken_items = {i["itemIdentifier"] for i in broken.get("system/mySecurity/customizeItems").json()}
     assert "Product" not in broken_items
 
