@@ -27,7 +27,10 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
-from .conditions import ConditionError, compile_conditions, parse_datetime
+from connectwise import contract
+
+from .conditions import ConditionError, compile_conditions, fields_of, parse_datetime
+from .conditions import parse as parse_conditions
 from .resources import (
     AGREEMENTS_CUSTOMIZE,
     RESOURCES,
@@ -824,7 +827,12 @@ def _table_view(request: Request, tenant: Tenant, table: Table) -> list[dict]:
     """The table's rows that match the request's conditions, computed once per query and table version (the
     same list serves /count and every page of it)."""
     order = request.query.get("orderby") or ""
-    key = (request.query.get("conditions") or "", order)
+    key = (
+        request.query.get("conditions") or "",
+        request.query.get("childconditions") or "",
+        request.query.get("customfieldconditions") or "",
+        order,
+    )
 
     def compute(rows: list[dict]) -> list[dict]:
         rows = _filter(request, table.known_fields, rows, table.spec)
@@ -836,16 +844,92 @@ def _table_view(request: Request, tenant: Tenant, table: Table) -> list[dict]:
 def _filter(
     request: Request, known: Iterable[str], rows: list[dict], spec: ResourceSpec | None
 ) -> list[dict]:
-    text = request.query.get("conditions")
-    # childConditions / customFieldConditions are accepted and ignored: none of the sandbox's records have child
-    # collections or custom fields, so no filter on them could match anything meaningful.
-    if not text or not text.strip():
-        return rows
+    """The rows matching ``conditions``, ``childConditions`` and ``customFieldConditions`` (REFERENCE §4).
+
+    For a table, the fields a condition may name are the contract's (``contract.condition_fields``: every
+    non-array field of the SPEC schema and a reference's sub-fields). ``childConditions`` and
+    ``customFieldConditions`` filter the collections records carry (``types``, ``customFields``) and are refused
+    with a 400 naming the parameter where the resource has none: never ignored, since answering more than was
+    asked is the worst failure for a check."""
+    for param, label in (("conditions", "conditions"), ("childconditions", "childConditions")):
+        text = request.query.get(param)
+        if text and text.strip():
+            rows = _apply_conditions(rows, text, label, known, spec)
+    text = request.query.get("customfieldconditions")
+    if text and text.strip():
+        rows = _apply_conditions(rows, text, "customFieldConditions", known, spec)
+    return rows
+
+
+def _apply_conditions(
+    rows: list[dict], text: str, label: str, known: Iterable[str], spec: ResourceSpec | None
+) -> list[dict]:
     try:
-        predicate = compile_conditions(text, known)
+        if label == "conditions":
+            if spec is not None:
+                _check_condition_fields(text, spec.schema)
+                known = spec.fields
+            predicate = compile_conditions(text, known)
+        elif label == "childConditions":
+            predicate = _child_predicate(text, spec)
+        else:
+            predicate = _custom_field_predicate(text, spec)
     except ConditionError as exc:
-        raise _bad_request(f"conditions: {exc}", "conditions", "InvalidConditions", _res(spec)) from None
+        raise _bad_request(f"{label}: {exc}", label, "InvalidConditions", _res(spec)) from None
     return [r for r in rows if predicate(r)]
+
+
+def _check_condition_fields(text: str, schema: str) -> None:
+    for name in fields_of(parse_conditions(text)):
+        if not contract.condition_field_allowed(schema, name):
+            raise ConditionError(f"Unknown field '{name}'")
+
+
+def _child_predicate(text: str, spec: ResourceSpec | None):
+    """``childConditions=types/id=99``: a record matches when one element of the named collection does. One
+    collection per query (assumption: REFERENCE §4 says no more)."""
+    collections = contract.collections(spec.schema) if spec is not None else {}
+    collections = {k: v for k, v in collections.items() if k != "customFields"}
+    if not collections:
+        raise ConditionError("this resource has no child collections to filter")
+    heads = {name.split("/")[0].lower() for name in fields_of(parse_conditions(text))}
+    canonical = {k.lower(): k for k in collections}
+    unknown = sorted(h for h in heads if h not in canonical)
+    if unknown:
+        raise ConditionError(
+            f"Unknown collection '{unknown[0]}' (this resource has {', '.join(sorted(collections))})"
+        )
+    if len(heads) != 1:
+        raise ConditionError("name one collection at a time")
+    collection = canonical[heads.pop()]
+    item_schema = collections[collection]
+    for name in fields_of(parse_conditions(text)):
+        sub = name.split("/", 1)[1] if "/" in name else ""
+        if not sub or not contract.condition_field_allowed(item_schema, sub):
+            raise ConditionError(f"Unknown field '{name}'")
+    inner = compile_conditions(text)
+
+    def test(record: dict) -> bool:
+        items = record.get(collection) or []
+        return any(inner({collection: item}) for item in items if isinstance(item, dict))
+
+    return test
+
+
+def _custom_field_predicate(text: str, spec: ResourceSpec | None):
+    """``customFieldConditions=caption="Billing ID" and value="42"``: a record matches when one of its
+    ``customFields`` entries does (fields of the SPEC's CustomFieldValue)."""
+    if spec is None or "customFields" not in contract.collections(spec.schema):
+        raise ConditionError("this resource has no custom fields")
+    for name in fields_of(parse_conditions(text)):
+        if not contract.condition_field_allowed("CustomFieldValue", name):
+            raise ConditionError(f"Unknown field '{name}'")
+    inner = compile_conditions(text, contract.top_level_fields("CustomFieldValue"))
+
+    def test(record: dict) -> bool:
+        return any(inner(item) for item in record.get("customFields") or [] if isinstance(item, dict))
+
+    return test
 
 
 def _res(spec: ResourceSpec | None) -> str:

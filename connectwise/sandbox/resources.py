@@ -1,13 +1,16 @@
-"""The record collections the sandbox serves (REFERENCE §2), in one table: fields, references, rules, security.
+"""The record collections the sandbox serves (docs/connectwise/REFERENCE.md §2), in one table: references,
+rules, security.
 
-Everything the app and the scenario validator need to know per path lives here, so adding a resource is one
-entry. Field lists follow the SPEC's component schemas (trimmed to what a partner's data plausibly holds); they
-are the fields ``conditions`` and ``orderBy`` may name even when a table is empty.
+What a record may hold (fields, types, enums, maximum lengths, required fields) and which fields ``conditions``
+may name come from the contract (``connectwise.contract``, the SPEC transcribed); this table adds what the SPEC
+does not say: which security function guards a path, natural keys, create defaults, reference name copying.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from connectwise import contract
 
 # REFERENCE §2 and §3: the enums the checks read.
 AGREEMENT_STATUSES = ("Active", "Cancelled", "Expired", "Inactive")
@@ -81,7 +84,6 @@ class ResourceSpec:
     path: str
     resource: str  # lower-case singular, as ConnectWise names it in error bodies ("resource": "agreement")
     guard: tuple[str, str]  # module function whose levels guard the path (PRODUCT.md)
-    fields: tuple[str, ...]
     refs: dict[str, Ref] = field(default_factory=dict)
     required: tuple[str, ...] = ()  # on create/PUT; "type/id" means a reference
     unique: tuple[str, ...] = ()  # natural key: a duplicate is 400 ObjectExists
@@ -95,9 +97,15 @@ class ResourceSpec:
     def label(self) -> str:
         return self.resource[:1].upper() + self.resource[1:]
 
+    @property
+    def schema(self) -> str:
+        """The SPEC component schema of the records (``Agreement``): connectwise/contract."""
+        return contract.resource(self.path).schema
 
-def _f(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every field a record may carry, as the SPEC schema lists them (connectwise/contract)."""
+        return contract.top_level_fields(self.schema)
 
 
 RESOURCES: dict[str, ResourceSpec] = {
@@ -107,12 +115,6 @@ RESOURCES: dict[str, ResourceSpec] = {
             "company/companies",
             "company",
             COMPANY_MAINTENANCE,
-            _f(
-                "id identifier name status type types deletedFlag addressLine1 addressLine2 city state zip country "
-                "phoneNumber faxNumber website territory market accountNumber defaultContact dateAcquired "
-                "annualRevenue timeZoneSetup leadFlag unsubscribeFlag billingTerms invoiceToEmailAddress "
-                "billToCompany billingSite _info"
-            ),
             refs={
                 "status": Ref("company/companies/statuses"),
                 "defaultContact": Ref("company/contacts"),
@@ -127,10 +129,6 @@ RESOURCES: dict[str, ResourceSpec] = {
             "company/companies/statuses",
             "status",
             COMPANY_MAINTENANCE,
-            _f(
-                "id name defaultFlag inactiveFlag notifyFlag disallowSavingFlag notificationMessage customNoteFlag "
-                "cancelOpenTracksFlag track _info"
-            ),
             required=("name",),
             unique=("name",),
             defaults={"defaultFlag": False, "inactiveFlag": False, "disallowSavingFlag": False},
@@ -141,10 +139,6 @@ RESOURCES: dict[str, ResourceSpec] = {
             "company/contacts",
             "contact",
             CONTACTS,
-            _f(
-                "id firstName lastName company site title defaultPhoneNumber defaultEmailAddress inactiveFlag "
-                "defaultFlag communicationItems types _info"
-            ),
             refs={"company": Ref("company/companies", ("identifier", "name"))},
             required=("firstName",),
             defaults={"inactiveFlag": False},
@@ -154,14 +148,6 @@ RESOURCES: dict[str, ResourceSpec] = {
             "finance/agreements",
             "agreement",
             AGREEMENTS,
-            _f(
-                "id name type company contact site customerPO location department restrictLocationFlag "
-                "restrictDepartmentFlag startDate endDate noEndingDateFlag agreementStatus cancelledFlag "
-                "dateCancelled reasonCancelled parentAgreement sla workOrder internalNotes applicationUnits "
-                "applicationLimit applicationCycle billingCycle invoicingCycle prorateFlag billOneTimeFlag oneTimeFlag "
-                "billAmount taxable prorateFirstBill billStartDate invoiceDescription periodType "
-                "billingTerms billToCompany _info"
-            ),
             refs={
                 "type": Ref("finance/agreements/types"),
                 "company": Ref("company/companies", ("identifier", "name")),
@@ -193,12 +179,6 @@ RESOURCES: dict[str, ResourceSpec] = {
             "finance/agreements/types",
             "type",
             AGREEMENTS,
-            _f(
-                "id name prefixSuffixOption defaultFlag inactiveFlag prePaymentFlag invoicePreSuffix location "
-                "department restrictLocationFlag restrictDepartmentFlag sla applicationUnits applicationLimit "
-                "applicationCycle billingCycle invoicingCycle prorateFlag billOneTimeFlag taxable billTime "
-                "billExpenses billProducts _info"
-            ),
             refs={"billingCycle": Ref("finance/billingCycles")},
             required=("name",),
             unique=("name",),
@@ -210,7 +190,6 @@ RESOURCES: dict[str, ResourceSpec] = {
             "finance/billingCycles",
             "billingCycle",
             AGREEMENTS,
-            _f("id identifier name billingOptions dateStart inactiveFlag _info"),
             required=("identifier", "name", "billingOptions"),
             unique=("name",),
             enums={"billingOptions": BILLING_OPTIONS},
@@ -220,14 +199,6 @@ RESOURCES: dict[str, ResourceSpec] = {
             "procurement/catalog",
             "product",
             PRODUCT_CATALOG,
-            _f(
-                "id identifier description inactiveFlag subcategory type productClass serializedFlag "
-                "serializedCostFlag phaseProductFlag unitOfMeasure minStockLevel price cost priceAttribute "
-                "taxableFlag dropShipFlag specialOrderFlag customerDescription manufacturer manufacturerPartNumber "
-                "vendor vendorSku notes integrationXRef sla entityType recurringFlag recurringRevenue recurringCost "
-                "recurringOneTimeFlag recurringBillCycle recurringCycleType calculatedPriceFlag calculatedCostFlag "
-                "category _info"
-            ),
             refs={
                 "subcategory": Ref("procurement/subcategories"),
                 "category": Ref("procurement/categories"),
@@ -243,7 +214,6 @@ RESOURCES: dict[str, ResourceSpec] = {
             "procurement/categories",
             "category",
             TABLE_SETUP,
-            _f("id name inactiveFlag integrationXRef priceLevel _info"),
             required=("name",),
             unique=("name",),
             defaults={"inactiveFlag": False},
@@ -254,7 +224,6 @@ RESOURCES: dict[str, ResourceSpec] = {
             "procurement/subcategories",
             "subcategory",
             TABLE_SETUP,
-            _f("id name category inactiveFlag integrationXRef _info"),
             refs={"category": Ref("procurement/categories")},
             required=("name", "category/id"),
             unique=("category/id", "name"),
@@ -267,7 +236,6 @@ RESOURCES: dict[str, ResourceSpec] = {
             "procurement/types",
             "type",
             TABLE_SETUP,
-            _f("id name typeXref inactiveFlag _info"),
             required=("name",),
             unique=("name",),
             defaults={"inactiveFlag": False},
@@ -278,7 +246,6 @@ RESOURCES: dict[str, ResourceSpec] = {
             "procurement/unitOfMeasures",
             "unitOfMeasure",
             TABLE_SETUP,
-            _f("id name inactiveFlag defaultFlag _info"),
             required=("name",),
             unique=("name",),
             defaults={"inactiveFlag": False},

@@ -137,3 +137,86 @@ def test_subcategories_accept_the_trailing_slash_of_the_spec(acme):
 
 def test_paths_match_case_insensitively(acme):
     assert acme.get("Company/Companies/count").json() == {"count": 12}
+
+
+# -- issue 11: the conditions fields are the SPEC's (connectwise/contract) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path, conditions",
+    [
+        ("finance/billingCycles", "defaultFlag = false"),
+        ("procurement/types", "defaultFlag = false"),
+        ("finance/agreements/types", "taxableFlag = false"),
+        ("procurement/catalog", 'billableOption = "Billable"'),
+        ("company/companies", "parentCompany/id = 1"),
+        ("company/companies", "_info/lastUpdated > [2020-01-01T00:00:00Z]"),
+    ],
+)
+def test_conditions_accept_the_fields_the_spec_has(acme, path, conditions):
+    response = acme.get(path, params={"conditions": conditions})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "path, conditions, field",
+    [
+        ("company/companies", "type/id = 1", "type/id"),  # the SPEC's Company has types[], no type
+        ("finance/billingCycles", "inactiveFlag = false", "inactiveFlag"),
+        ("finance/agreements/types", "taxable = false", "taxable"),
+        ("company/companies", "types/id = 1", "types/id"),  # an array: childConditions reaches it
+    ],
+)
+def test_conditions_refuse_fields_the_spec_lacks(acme, path, conditions, field):
+    response = acme.get(path, params={"conditions": conditions})
+    assert response.status_code == 400, response.text
+    assert f"Unknown field '{field}'" in response.json()["message"]
+
+
+# -- issue 11: childConditions and customFieldConditions filter, never ignored ------------------------------------
+
+
+def test_child_conditions_filter_the_collection_records_carry(acme):
+    all_companies = acme.get("company/companies", params={"pageSize": 1000}).json()
+    none = acme.get("company/companies", params={"childConditions": "types/id = 99", "pageSize": 1000})
+    assert none.status_code == 200 and none.json() == []
+    clients = acme.get(
+        "company/companies", params={"childConditions": 'types/name = "Client"', "pageSize": 1000}
+    )
+    assert [c["id"] for c in clients.json()] == [c["id"] for c in all_companies if c["types"]]
+    count = acme.get("company/companies/count", params={"childConditions": "types/id = 99"}).json()
+    assert count == {"count": 0}
+
+
+@pytest.mark.parametrize(
+    "path, params, parameter",
+    [
+        ("procurement/categories", {"childConditions": "types/id = 1"}, "childConditions"),
+        ("company/companies", {"childConditions": "colours/id = 1"}, "childConditions"),
+        ("company/companies", {"childConditions": "types/colour = 1"}, "childConditions"),
+        ("procurement/categories", {"customFieldConditions": 'caption = "x"'}, "customFieldConditions"),
+        ("company/companies", {"customFieldConditions": 'colour = "x"'}, "customFieldConditions"),
+        ("system/mySecurity", {"childConditions": "x/id = 1"}, "childConditions"),
+    ],
+)
+def test_child_and_custom_field_conditions_that_cannot_apply_are_400_naming_the_parameter(
+    acme, path, params, parameter
+):
+    response = acme.get(path, params=params)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["message"].startswith(f"{parameter}:") and body["errors"][0]["field"] == parameter
+
+
+def test_custom_field_conditions_filter_on_the_records_custom_fields():
+    scenario = generate_scenario(companies=3, agreements=3, company_id="cfco")
+    rows = scenario["records"]["company/companies"]
+    rows[0]["customFields"] = [{"id": 4, "caption": "Billing ID", "type": "Text", "value": "B-1"}]
+    rows[1]["customFields"] = [{"id": 4, "caption": "Billing ID", "type": "Text", "value": "B-2"}]
+    app = SandboxApp([parse_scenario(scenario)])
+    with make_client(app, "cfco", "cfcopub", "cfcopriv-0123456789") as client:
+        response = client.get(
+            "company/companies", params={"customFieldConditions": 'caption = "Billing ID" and value = "B-2"'}
+        )
+        assert response.status_code == 200, response.text
+        assert [c["id"] for c in response.json()] == [rows[1]["id"]]
