@@ -57,6 +57,7 @@ class Problem:
     kind: str
     message: str
     expected: str = ""
+    value: Any = None  # the offending value, for ``type`` problems
 
     def where(self, root: str = "$") -> str:
         """The JSON path as text: ``$.company.id``, ``$[3].name``."""
@@ -290,6 +291,7 @@ def _problems(shape: str, value: Any, mode: str) -> list[Problem]:
                     kind,
                     f"must be {_a(expected)}, not {_json_type(err.instance)}",
                     expected,
+                    err.instance,
                 )
             )
             continue
@@ -352,7 +354,7 @@ def body_problems(method: str, path: str, body: Any) -> list[Problem]:
                 continue
             value_problems = patch_value_problems(res.schema, op["path"], op.get("value"))
             problems.extend(
-                Problem((i, "value", *p.path), p.kind, p.message, p.expected) for p in value_problems
+                Problem((i, "value", *p.path), p.kind, p.message, p.expected, p.value) for p in value_problems
             )
         return problems
     # POST and PUT: the record minus what the server fills in itself
@@ -371,7 +373,7 @@ def patch_value_problems(schema_name: str, op_path: str, value: Any) -> list[Pro
         return [Problem((), "enum", f"unknown field {op_path!r}")]
     wrapper = {head: value} if len(parts) == 1 else {head: {parts[1]: value}}
     return [
-        Problem(p.path[1:] if len(parts) == 1 else p.path[2:], p.kind, p.message, p.expected)
+        Problem(p.path[1:] if len(parts) == 1 else p.path[2:], p.kind, p.message, p.expected, p.value)
         for p in _problems(schema_name, wrapper, PARTIAL)
     ]
 

@@ -543,6 +543,7 @@ class SandboxApp:
         body = request.body_json()
         if not isinstance(body, dict):
             raise _bad_request(f"{spec.label} must be a JSON object.")
+        body = _check_body(spec, "POST", body)
         tenant = request.tenant
         with tenant.lock:
             record = {k: v for k, v in body.items() if k not in ("id", "_info")}
@@ -557,6 +558,8 @@ class SandboxApp:
     def _update(self, request: Request, table: Table, record_id: int, patch: bool) -> Response:
         spec = table.spec
         body = request.body_json()
+        if patch or isinstance(body, dict):
+            body = _check_body(spec, "PATCH" if patch else "PUT", body)
         tenant = request.tenant
         with tenant.lock:
             current = table.rows.get(record_id)
@@ -1108,6 +1111,45 @@ def _invalid(spec: ResourceSpec, errors: list[dict]) -> ApiError:
     # The shape ConnectWise answers (e.g. christaylorcodes/ConnectWiseManageAPI#30): a top-level InvalidObject
     # with the specific problems nested.
     return ApiError(400, "InvalidObject", f"{spec.resource} object is invalid", errors)
+
+
+def _check_body(spec: ResourceSpec, method: str, body: Any) -> Any:
+    """The request body against the contract (the SPEC schema of the resource), before anything is applied.
+
+    A JSON value of the wrong type fails where ConnectWise's JSON reader fails, with its top-level shape and no
+    ``errors`` array (issue 11; REFERENCE §6): ``{"code": "ConnectWiseApi", "message": "Error converting value 1
+    to type 'CompanyReference'. Path 'company'..."}``. Fields the SPEC does not have are dropped, as .NET's
+    reader ignores unknown members (assumption, not confirmed). Too long, or not one of an enum's values:
+    ``InvalidObject`` with the field named. Returns the body without the unknown fields."""
+    problems = contract.body_problems(method, spec.path, body)
+    for problem in problems:
+        if problem.kind == "type":
+            raise ApiError(400, "ConnectWiseApi", _conversion_message(problem))
+    if method != "PATCH" and isinstance(body, dict):
+        unknown = {p.path[0] for p in problems if p.kind == "additionalProperties" and len(p.path) == 1}
+        body = {k: v for k, v in body.items() if k not in unknown}
+    errors = [
+        _field_error(
+            spec,
+            "InvalidField",
+            ".".join(str(x) for x in problem.path if not isinstance(x, int)) or "body",
+            f"{'.'.join(str(x) for x in problem.path)} {problem.message}",
+        )
+        for problem in problems
+        if problem.kind in ("maxLength", "enum", "minimum", "maximum", "format")
+    ]
+    if errors:
+        raise _invalid(spec, errors)
+    return body
+
+
+def _conversion_message(problem: contract.Problem) -> str:
+    """Json.NET's words for a value it cannot convert, which ConnectWise answers verbatim (issue 11:
+    ``Error converting value 1 to type '...CompanyReference'. Path 'company', line 1, position 13.``; the
+    namespace and position are left out)."""
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem.path).lstrip(".")
+    value = json.dumps(problem.value, separators=(",", ":"))
+    return f"Error converting value {value} to type '{problem.expected}'. Path '{where}'."
 
 
 def _validate(tenant: Tenant, spec: ResourceSpec, record: dict, creating: bool) -> None:

@@ -224,3 +224,64 @@ def test_concurrent_creates_of_the_same_name_make_one_record(app):
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(create, range(16)))
     assert sorted(statuses) == [201] + [400] * 15
+
+
+# -- issue 11: wrong JSON types get ConnectWise's conversion error, other contract breaks InvalidObject ------------
+
+
+@pytest.mark.parametrize(
+    "method, path, body, expected",
+    [
+        (
+            "POST",
+            "finance/agreements",
+            {"name": "Bare ref", "type": {"id": 3}, "company": 1, "contact": {"id": 1}},
+            "Error converting value 1 to type 'CompanyReference'. Path 'company'.",
+        ),
+        (
+            "POST",
+            "procurement/categories",
+            {"name": "Typed", "inactiveFlag": "false"},
+            "Error converting value \"false\" to type 'Boolean'. Path 'inactiveFlag'.",
+        ),
+        (
+            "PATCH",
+            "finance/agreements/1",
+            [{"op": "replace", "path": "prorateFlag", "value": "yes"}],
+            "Error converting value \"yes\" to type 'Boolean'. Path '[0].value'.",
+        ),
+        (
+            "PATCH",
+            "finance/agreements/1",
+            [{"op": "replace", "path": "billingCycle", "value": 2}],
+            "Error converting value 2 to type 'BillingCycleReference'. Path '[0].value'.",
+        ),
+        (
+            "PUT",
+            "procurement/categories/1",
+            {"name": ["Miscellaneous"]},
+            "Error converting value [\"Miscellaneous\"] to type 'String'. Path 'name'.",
+        ),
+    ],
+)
+def test_a_wrong_json_type_is_the_top_level_conversion_error(acme, method, path, body, expected):
+    before = acme.get(path.rsplit("/", 1)[0] if method != "POST" else path, params={"pageSize": 1000}).json()
+    response = acme.request(method, path, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json() == {"code": "ConnectWiseApi", "message": expected}  # no "errors" array
+    after = acme.get(path.rsplit("/", 1)[0] if method != "POST" else path, params={"pageSize": 1000}).json()
+    assert after == before  # nothing half-applied
+
+
+def test_a_value_longer_than_the_spec_allows_is_invalid_object(acme):
+    response = acme.post("procurement/categories", json={"name": "x" * 51})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "InvalidObject" and body["errors"][0]["field"] == "name"
+    assert "at most 50" in body["errors"][0]["message"]
+
+
+def test_fields_the_spec_lacks_are_dropped_not_stored(acme):
+    response = acme.post("procurement/categories", json={"name": "Dropped", "integrationXRef": "x"})
+    assert response.status_code == 201
+    assert "integrationXRef" not in response.json()
