@@ -8,7 +8,7 @@ step: never one call per company or per agreement.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -19,7 +19,7 @@ from . import codes
 from .base import Finding, Severity, Status, StepOutcome
 from .context import RunContext, ref_id, ref_name, same_name
 from .plans import PlannedOperation, ops_from_patch_findings
-from .security_role import agreement_type_allowed, allowed_items
+from .security_role import agreement_type_allowed, allowed_items, inquire_my_note
 
 KEY = "agreements"
 
@@ -34,7 +34,8 @@ FIX_OPEN = "In ConnectWise go to Companies > Companies > {company} > tab Agreeme
 
 
 def needs(choices) -> frozenset[str]:
-    keys = {"agreements", "billing_cycles", "companies", "customize_items", "agreement_types"}
+    # my_security: an Inquire level "My" is the likely cause of an agreement the run cannot see
+    keys = {"agreements", "billing_cycles", "companies", "customize_items", "agreement_types", "my_security"}
     return frozenset(keys)
 
 
@@ -507,6 +508,20 @@ def _annual_not_one_time(ctx, target, company, agreement, subject, record, base,
 
 
 def _not_mapped(ctx: RunContext, target: Target, company: dict) -> Finding:
+    """agreements.not_mapped, naming an Inquire level "My" on Finance > Agreements as the likely cause (issue 11:
+    ConnectWise then answers only the member's own agreements)."""
+    finding = _not_mapped_finding(ctx, target, company)
+    note = inquire_my_note(ctx, "Finance", "Agreements")
+    if not note:
+        return finding
+    return replace(
+        finding,
+        explanation=f"{finding.explanation} {note}",
+        data={**finding.data, "likely_cause": "inquire_level_my"},
+    )
+
+
+def _not_mapped_finding(ctx: RunContext, target: Target, company: dict) -> Finding:
     cname = company.get("name") or ""
     create = None
     if target.how == "explicit_missing":

@@ -7,6 +7,7 @@ page (``facts["directory"]``), so the page never calls ConnectWise itself.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from functools import lru_cache
 
@@ -15,6 +16,7 @@ from .agreements import agreements_by_company, is_active
 from .base import Finding, Severity, StepOutcome
 from .context import RunContext, ref_id, ref_name
 from .names import normalize_company_name
+from .security_role import inquire_my_note
 
 KEY = "customers"
 
@@ -38,7 +40,8 @@ FIX_COMPANY = "In ConnectWise go to Companies > Companies > search {name} > open
 
 
 def needs(choices) -> frozenset[str]:
-    return frozenset({"companies", "company_statuses", "agreements"})
+    # my_security: an Inquire level "My" is the likely cause of a company or agreement the run cannot see
+    return frozenset({"companies", "company_statuses", "agreements", "my_security"})
 
 
 def _norm(text: str | None) -> str:
@@ -93,7 +96,7 @@ def check(ctx: RunContext) -> StepOutcome:
     for choice in chosen:
         company = by_id.get(choice.cw_company_id)
         if company is None or company.get("deletedFlag"):
-            findings.append(_missing(choice.cw_company_id, company))
+            findings.append(_missing(choice.cw_company_id, company, ctx))
             continue
         findings.extend(
             _check_company(ctx, company, statuses, by_company.get(company["id"], []), by_normalized)
@@ -112,9 +115,10 @@ def describe(company: dict) -> str:
     return f'Company "{company.get("name") or company.get("identifier") or ""}" (id {company["id"]})'
 
 
-def _missing(company_id: int, company: dict | None) -> Finding:
+def _missing(company_id: int, company: dict | None, ctx: RunContext) -> Finding:
     deleted = company is not None
-    return Finding(
+    note = None if deleted else inquire_my_note(ctx, "Companies", "Company Maintenance")
+    finding = Finding(
         codes.CUSTOMERS_COMPANY_MISSING,
         Severity.ERROR,
         subject=describe(company) if deleted else f"Company id {company_id}",
@@ -129,6 +133,18 @@ def _missing(company_id: int, company: dict | None) -> Finding:
         ),
         record={"path": "company/companies", "id": company_id},
         data={"company_id": company_id, "deleted": deleted},
+    )
+    return _with_note(finding, note)
+
+
+def _with_note(finding: Finding, note: str | None) -> Finding:
+    """The finding with the "My" inquire level named as the likely cause (issue 11), when there is one."""
+    if not note:
+        return finding
+    return dataclasses.replace(
+        finding,
+        explanation=f"{finding.explanation} {note}",
+        data={**finding.data, "likely_cause": "inquire_level_my"},
     )
 
 
@@ -156,21 +172,25 @@ def _check_company(ctx, company, statuses, agreements, by_normalized) -> list[Fi
             )
         )
     if not any(is_active(a, ctx.now) for a in agreements):
+        note = inquire_my_note(ctx, "Finance", "Agreements")
         findings.append(
-            Finding(
-                codes.CUSTOMERS_NO_ACTIVE_AGREEMENT,
-                Severity.ERROR,
-                subject=describe(company),
-                explanation=(
-                    f"{name} has no active agreement ({len(agreements)} agreements in total, none active), so the "
-                    "sync has nowhere to write its seats."
+            _with_note(
+                Finding(
+                    codes.CUSTOMERS_NO_ACTIVE_AGREEMENT,
+                    Severity.ERROR,
+                    subject=describe(company),
+                    explanation=(
+                        f"{name} has no active agreement ({len(agreements)} agreements in total, none active), so the "
+                        "sync has nowhere to write its seats."
+                    ),
+                    fix=(
+                        f"{FIX_COMPANY.format(name=name)} > tab Agreements: create the agreement (+) or set the existing "
+                        "one's status to Active."
+                    ),
+                    record=record,
+                    data={"company_id": company["id"], "agreements": len(agreements)},
                 ),
-                fix=(
-                    f"{FIX_COMPANY.format(name=name)} > tab Agreements: create the agreement (+) or set the existing "
-                    "one's status to Active."
-                ),
-                record=record,
-                data={"company_id": company["id"], "agreements": len(agreements)},
+                note,
             )
         )
     same = [c for c in by_normalized.get(normalize_company_name(name), []) if c["id"] != company["id"]]

@@ -150,6 +150,27 @@ def check(ctx: RunContext) -> StepOutcome:
     return StepOutcome.from_findings(KEY, findings, summary, **facts)
 
 
+def inquire_my_note(ctx: RunContext, module: str, function: str) -> str | None:
+    """A sentence naming Inquire level "My" on ``module > function`` as the likely cause of a record the run
+    could not see, or None when the role does not have it (or mySecurity is unreadable).
+
+    With "My", ConnectWise answers only the member's own records (docs/connectwise/REFERENCE.md §2), which for
+    an API member is usually few or none: a company or agreement then looks deleted when it is only hidden."""
+    if ctx.error_of("my_security") is not None:
+        return None
+    wanted = (_key(module), _key(function))
+    for row in ctx.get("my_security"):
+        if (_key(row.get("moduleName")), _key(row.get("moduleFunctionName"))) == wanted:
+            if _level(row.get("inquireLevel")) == "My":
+                return (
+                    f'Likely cause: the API member\'s security role has {module} > {function} Inquire level is "My", '
+                    "so ConnectWise shows it only the records it owns. Set Inquire to All ("
+                    f"{ROLE_CLICKS} > section {module} > {function} > Inquire Level All > Save)."
+                )
+            return None
+    return None
+
+
 def raise_resource(ctx: RunContext, key: str) -> None:
     """Re-raise a failed read that is not a refusal: the runner reports step.check_failed."""
     ctx.get(key)

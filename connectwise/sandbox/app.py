@@ -420,10 +420,9 @@ class SandboxApp:
         method = request.method
         if not tail:
             if method == "GET":
-                self._guard(request, spec, "GET")
-                return self._list(
-                    request, table.known_fields, _table_view(request, tenant, table), spec, filtered=True
-                )
+                level = self._guard(request, spec, "GET")
+                rows = _own_rows(request, level, _table_view(request, tenant, table))
+                return self._list(request, table.known_fields, rows, spec, filtered=True)
             if method == "POST":
                 self._guard(request, spec, "POST")
                 return self._create(request, table)
@@ -431,13 +430,25 @@ class SandboxApp:
         if tail == ["count"]:
             if method != "GET":
                 raise _not_allowed("GET")
-            self._guard(request, spec, "GET")
-            return Response(200, {"count": len(_table_view(request, tenant, table))})
+            level = self._guard(request, spec, "GET")
+            return Response(
+                200, {"count": len(_own_rows(request, level, _table_view(request, tenant, table)))}
+            )
         if len(tail) == 1:
             record_id = _record_id(tail[0], spec)
-            self._guard(request, spec, method if method in _LEVEL_FOR_METHOD else "GET")
+            level = self._guard(request, spec, method if method in _LEVEL_FOR_METHOD else "GET")
+            current = table.rows.get(record_id)
+            if level == "My" and current is not None and not _owned(request, current):
+                if method == "GET":
+                    raise _not_found(spec, record_id)  # not one of "my" records: invisible (assumption)
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f"You do not have permission to perform this action: {spec.guard[0]} > {spec.guard[1]} "
+                    f"{_LEVEL_LABEL[_LEVEL_FOR_METHOD[method]]} level is My and this record is not yours.",
+                )
             if method == "GET":
-                record = table.rows.get(record_id)
+                record = current
                 if record is None:
                     raise _not_found(spec, record_id)
                 return Response(200, _project(record, request.query.get("fields"), table.known_fields))
@@ -449,13 +460,14 @@ class SandboxApp:
         raise ApiError(404, "NotFound", f"No resource at {rest}.")
 
     # ------------------------------------------------------------------------------------------- security
-    def _guard(self, request: Request, spec: ResourceSpec, method: str) -> None:
+    def _guard(self, request: Request, spec: ResourceSpec, method: str) -> str:
+        """403 where the role's level for the method is None; returns the level ("All" or "My")."""
         role = request.role
         tenant = request.tenant
         level_field = _LEVEL_FOR_METHOD[method]
         module, function = spec.guard
         level = tenant.level(role, spec.guard, level_field)
-        if level == "None":  # "My" is enough: the sandbox has no per-member record ownership
+        if level == "None":  # "My" limits the records instead: see _own_rows
             raise ApiError(
                 403,
                 "Forbidden",
@@ -469,6 +481,7 @@ class SandboxApp:
                 f"You do not have permission to perform this action: Table Setup (customize) > Access Allowed "
                 f"does not include {spec.customize_item!r}.",
             )
+        return level
 
     def _guard_agreement_type(self, request: Request, record: dict) -> None:
         """Writes to an agreement need its type in the role's Agreements "Access Allowed" list (REFERENCE §2)."""
@@ -552,6 +565,11 @@ class SandboxApp:
             if spec is RESOURCES["finance/agreements"]:
                 self._guard_agreement_type(request, record)
             _check_unique(table, record, None)
+            # who entered it: what makes a record one of the member's "my" records (docs/connectwise/REFERENCE.md §2)
+            record["_info"] = {
+                "enteredBy": request.member.get("identifier", ""),
+                "dateEntered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
             record = table.insert(record)
         return Response(201, record, {"Location": f"{request.url_base().rstrip('/')}/{record['id']}"})
 
@@ -933,6 +951,22 @@ def _custom_field_predicate(text: str, spec: ResourceSpec | None):
         return any(inner(item) for item in record.get("customFields") or [] if isinstance(item, dict))
 
     return test
+
+
+def _owned(request: Request, record: dict) -> bool:
+    """One of the calling member's "my" records: its ``_info.enteredBy`` is the API member's identifier (the
+    sandbox's ownership rule, docs/connectwise/REFERENCE.md §2; assumption, not confirmed)."""
+    info = record.get("_info")
+    entered_by = info.get("enteredBy") if isinstance(info, dict) else None
+    identifier = (request.member or {}).get("identifier") or ""
+    return bool(entered_by) and str(entered_by).casefold() == identifier.casefold()
+
+
+def _own_rows(request: Request, level: str, rows: list[dict]) -> list[dict]:
+    """Inquire level "My" limits an answer to the member's own records; "All" answers every record."""
+    if level != "My":
+        return rows
+    return [r for r in rows if _owned(request, r)]
 
 
 def _res(spec: ResourceSpec | None) -> str:

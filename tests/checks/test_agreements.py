@@ -244,3 +244,14 @@ def test_a_one_time_agreement_is_no_target_for_monthly_seats():
         "agreements", _client([agreement(10, 2, type_id=5, type_name="Annual", cycle=4)]), MONTHLY
     )
     assert codes_of(outcome) == [codes.AGREEMENTS_NOT_MAPPED]
+
+
+def test_not_mapped_names_an_agreements_inquire_level_my_as_the_likely_cause():
+    from .fakes import healthy_security, security_row
+
+    security = [r for r in healthy_security() if r["moduleFunctionName"] != "Agreements"]
+    security.append(security_row("Finance", "Agreements", add="All", edit="All", inquire="My"))
+    outcome = run_check("agreements", _client([], my_security=security), MONTHLY)
+    finding = next(f for f in outcome.findings if f.code == codes.AGREEMENTS_NOT_MAPPED)
+    assert 'Inquire level is "My"' in finding.explanation
+    assert finding.data["likely_cause"] == "inquire_level_my"

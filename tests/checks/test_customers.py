@@ -91,3 +91,43 @@ def test_it_reads_companies_and_agreements_once_however_many_are_chosen():
     assert client.calls_to("GET", "company/companies") == 3  # 2500 records: three pages of 1000
     assert client.calls_to("GET", "finance/agreements") == 3
     assert len(client.calls) <= 3 + 3 + 1 + 3  # pages + statuses + counts
+
+
+def _security_with(module, function, **levels):
+    from .fakes import healthy_security, security_row
+
+    rows = [r for r in healthy_security() if (r["moduleName"], r["moduleFunctionName"]) != (module, function)]
+    return rows + [security_row(module, function, **levels)]
+
+
+def test_a_missing_company_names_an_inquire_level_my_as_the_likely_cause():
+    # Issue 11 item 5: with Inquire "My" ConnectWise answers only the member's own companies; "deleted or merged"
+    # would send the partner the wrong way.
+    security = _security_with("Companies", "Company Maintenance", inquire="My")
+    outcome = run_check(
+        "customers",
+        healthy_client(my_security=security),
+        TenantChoices([ChosenCompany(2), ChosenCompany(99)]),
+    )
+    missing = [f for f in outcome.findings if f.code == codes.CUSTOMERS_COMPANY_MISSING]
+    assert [f.record["id"] for f in missing] == [99]
+    assert 'Inquire level is "My"' in missing[0].explanation
+    assert "Companies > Company Maintenance" in missing[0].explanation
+    assert missing[0].data["likely_cause"] == "inquire_level_my"
+
+
+def test_a_missing_company_without_my_does_not_blame_the_role():
+    outcome = run_check("customers", healthy_client(), TenantChoices([ChosenCompany(99)]))
+    assert '"My"' not in outcome.findings[0].explanation
+    assert "likely_cause" not in outcome.findings[0].data
+
+
+def test_no_active_agreement_names_an_agreements_inquire_level_my():
+    records = healthy_records()
+    records["finance/agreements"] = [a for a in records["finance/agreements"] if a["company"]["id"] != 2]
+    security = _security_with("Finance", "Agreements", add="All", edit="All", inquire="My")
+    outcome = run_check(
+        "customers", healthy_client(records=records, my_security=security), TenantChoices([ChosenCompany(2)])
+    )
+    finding = next(f for f in outcome.findings if f.code == codes.CUSTOMERS_NO_ACTIVE_AGREEMENT)
+    assert 'Inquire level is "My"' in finding.explanation and "Finance > Agreements" in finding.explanation

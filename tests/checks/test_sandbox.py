@@ -254,3 +254,27 @@ def test_a_correct_role_is_ready_in_the_specs_spelling_and_the_older_one(spellin
     with ConnectWiseClient(creds, transport=sandbox_transport(app), sleep=lambda s: None) as client:
         outcomes = run_steps(client, HEALTHY_CHOICES, connection=SITE)
     assert {o.key: str(o.status) for o in outcomes} == dict.fromkeys(STEP_KEYS, "pass"), _codes(outcomes)
+
+
+def test_an_inquire_level_my_hides_companies_and_the_finding_names_it():
+    # Issue 11 item 5 end to end: the sandbox answers only the member's own companies (none here), and the
+    # customers step says the role's "My" is the likely cause instead of "deleted or merged".
+    import json
+
+    from connectwise.sandbox import parse_scenario
+
+    data = json.loads((SCENARIOS / "healthy.json").read_text())
+    for row in data["securityRoles"][0]["settings"]:
+        if row["moduleFunctionName"] == "Company Maintenance":
+            row["inquireLevel"] = "My"
+    scenario = parse_scenario(data)
+    app = SandboxApp([scenario], enable_faults=False)
+    m = scenario.api_members[0]
+    creds = Credentials(
+        "http://sandbox.test", scenario.id, m["publicKey"], m["privateKey"], str(uuid.uuid4())
+    )
+    with ConnectWiseClient(creds, transport=sandbox_transport(app), sleep=lambda s: None) as client:
+        assert client.count("company/companies") == 0
+        outcomes = run_steps(client, TenantChoices([ChosenCompany(1)]), steps=["customers"], connection=SITE)
+    finding = next(f for o in outcomes for f in o.findings if f.code == codes.CUSTOMERS_COMPANY_MISSING)
+    assert finding.data["likely_cause"] == "inquire_level_my"

@@ -71,12 +71,56 @@ def test_inquire_none_is_403_on_list_by_id_and_count():
         assert client.get("company/companies").status_code == 200
 
 
-def test_my_counts_as_allowed():
-    app = _app(role_settings({("Procurement", "Product Catalog"): {"inquireLevel": "My", "editLevel": "My"}}))
+def _owned_catalog_app(level: str):
+    # docs/connectwise/REFERENCE.md §2 "My": a record is the member's when its _info.enteredBy is the member's
+    # identifier. Product 2 was entered by the API member ("billingsync"), product 1 by someone else.
+    data = base_scenario("roleco", "Role Co", "rolepub", "rolepriv")
+    data["securityRoles"][0]["settings"] = role_settings(
+        {("Procurement", "Product Catalog"): {"inquireLevel": level, "editLevel": level, "addLevel": "All"}}
+    )
+    catalog = data["records"]["procurement/catalog"]
+    catalog[0]["_info"] = {"enteredBy": "jsmith"}
+    catalog[1]["_info"] = {"enteredBy": "BillingSync"}
+    return SandboxApp([parse_scenario(data)]), [p["id"] for p in catalog]
+
+
+def test_inquire_my_returns_only_the_members_own_records():
+    app, ids = _owned_catalog_app("My")
     with _client(app) as client:
-        assert client.get("procurement/catalog").status_code == 200
-        ops = [{"op": "replace", "path": "inactiveFlag", "value": True}]
-        assert client.patch("procurement/catalog/1", json=ops).status_code == 200
+        listed = client.get("procurement/catalog").json()
+        assert [p["id"] for p in listed] == [ids[1]]
+        assert client.get("procurement/catalog/count").json() == {"count": 1}
+        assert client.get(f"procurement/catalog/{ids[0]}").status_code == 404
+        assert client.get(f"procurement/catalog/{ids[1]}").status_code == 200
+
+
+def test_inquire_all_returns_every_record():
+    app, ids = _owned_catalog_app("All")
+    with _client(app) as client:
+        assert [p["id"] for p in client.get("procurement/catalog").json()] == ids
+
+
+def test_edit_my_changes_only_the_members_own_records():
+    app, ids = _owned_catalog_app("My")
+    ops = [{"op": "replace", "path": "inactiveFlag", "value": True}]
+    with _client(app) as client:
+        assert client.patch(f"procurement/catalog/{ids[1]}", json=ops).status_code == 200
+        assert client.patch(f"procurement/catalog/{ids[0]}", json=ops).status_code == 403
+
+
+def test_a_record_the_member_creates_is_its_own():
+    app, _ = _owned_catalog_app("My")
+    body = {
+        "identifier": "misc-new",
+        "description": "Misc",
+        "customerDescription": "Misc",
+        "subcategory": {"id": 1},
+        "type": {"id": 1},
+    }
+    with _client(app) as client:
+        created = client.post("procurement/catalog", json=body).json()
+        assert created["_info"]["enteredBy"] == "billingsync"
+        assert created["id"] in [p["id"] for p in client.get("procurement/catalog").json()]
 
 
 def test_each_method_needs_its_level():
