@@ -106,6 +106,22 @@ def api_host_for(site: str) -> tuple[str, bool]:
     return (f"{host}:{port}" if port is not None else host), rewritten
 
 
+def replace_operation(field: str, value: Any) -> dict[str, Any]:
+    """One PATCH operation that sets ``field`` (a top-level field name, e.g. ``inactiveFlag``), the ONE place the
+    product builds them.
+
+    Decision (docs/connectwise/REFERENCE.md §5, assumption, not confirmed): the SPEC types
+    ``PatchOperation.value`` as ``object``, which is how Swashbuckle writes a C# ``object`` property (any JSON
+    value), so a scalar field takes a bare JSON scalar (``false``, ``"CalendarYear"``) and a reference takes
+    ``{"id": N}`` (never the copied name). Raises ValueError for a reference without an integer ``id``."""
+    if isinstance(value, dict):
+        ref_id = value.get("id")
+        if not isinstance(ref_id, int) or isinstance(ref_id, bool):
+            raise ValueError(f"a reference value for {field!r} needs an integer id")
+        value = {"id": ref_id}
+    return {"op": "replace", "path": field, "value": value}
+
+
 @dataclass(frozen=True)
 class Credentials:
     """Where and who: ``origin`` is ``scheme://host[:port]`` (already vetted by the host guard).

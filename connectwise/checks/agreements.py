@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from connectwise.client import replace_operation
 from connectwise.errors import Forbidden
 from connectwise.query import cond, split_in
 
@@ -377,9 +378,7 @@ def _recurring_findings(ctx, target, cname, agreement, subject, record, base) ->
                 record=record,
                 data={
                     **base,
-                    "patch": [{"op": "replace", "path": "billingCycle", "value": {"id": monthly["id"]}}]
-                    if monthly
-                    else None,
+                    "patch": [replace_operation("billingCycle", {"id": monthly["id"]})] if monthly else None,
                     "before": {"billingCycle": agreement.get("billingCycle")},
                     "after_label": (monthly or {}).get("name", "Monthly"),
                     "field_label": "Billing Cycle",
@@ -403,7 +402,7 @@ def _recurring_findings(ctx, target, cname, agreement, subject, record, base) ->
                 record=record,
                 data={
                     **base,
-                    "patch": [{"op": "replace", "path": "invoicingCycle", "value": CALENDAR_YEAR}],
+                    "patch": [replace_operation("invoicingCycle", CALENDAR_YEAR)],
                     "before": {"invoicingCycle": agreement.get("invoicingCycle")},
                     "field_label": "Cycle Based On",
                     "before_label": _spaced(current),
@@ -426,7 +425,7 @@ def _recurring_findings(ctx, target, cname, agreement, subject, record, base) ->
                 record=record,
                 data={
                     **base,
-                    "patch": [{"op": "replace", "path": "prorateFlag", "value": True}],
+                    "patch": [replace_operation("prorateFlag", True)],
                     "before": {"prorateFlag": agreement.get("prorateFlag")},
                     "field_label": "Prorate Agreement",
                     "before_label": "off",

@@ -7,6 +7,7 @@ the query does not filter them out, so the read asks for ``identifier like "misc
 
 from __future__ import annotations
 
+from connectwise.client import replace_operation
 from connectwise.query import cond
 
 from . import codes, setup_tables
@@ -83,7 +84,7 @@ def check(ctx: RunContext) -> StepOutcome:
                     repairable=True,
                     record={"path": PATH, "id": product["id"]},
                     data={
-                        "patch": [{"op": "replace", "path": "inactiveFlag", "value": False}],
+                        "patch": [replace_operation("inactiveFlag", False)],
                         "before": {"inactiveFlag": True},
                         "field_label": "Inactive",
                         "before_label": "on",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from connectwise.client import replace_operation
 from connectwise.query import cond
 
 from . import codes
@@ -190,7 +191,7 @@ def _inactive(table: Table, record: dict) -> Finding:
         record={"path": table.path, "id": record["id"]},
         data={
             "table": table.kind,
-            "patch": [{"op": "replace", "path": "inactiveFlag", "value": False}],
+            "patch": [replace_operation("inactiveFlag", False)],
             "before": {"inactiveFlag": True},
             "field_label": "Inactive",
             "before_label": "on",

@@ -338,6 +338,11 @@ def record_problems(path: str, record: Any, *, full: bool = True) -> list[Proble
     return _problems(resource(path).schema, record, RECORD if full else PARTIAL)
 
 
+def record_problems_of(schema_name: str, record: Any) -> list[Problem]:
+    """``record_problems`` for a schema that is not a resource path (``MySecurityCustomizeItem``)."""
+    return _problems(schema_name, record, RECORD)
+
+
 def body_problems(method: str, path: str, body: Any) -> list[Problem]:
     """How a request body for ``METHOD path`` breaks the contract: POST/PUT take the resource's schema with its
     required fields, PATCH an array of PatchOperation whose paths name fields of the resource."""
