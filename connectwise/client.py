@@ -1,6 +1,6 @@
 """The ConnectWise PSA (Manage) REST client: HTTP only, no Django.
 
-Every fact about the API used here is in ``/work/shared/connectwise/REFERENCE.md`` (cited as REFERENCE §n).
+Every fact about the API used here is in ``docs/connectwise/REFERENCE.md`` in this repository (cited by path and section).
 
     creds = Credentials(origin="https://api-na.myconnectwise.net", company_id="acme",
                         public_key="...", private_key="...", client_id="<guid>")
@@ -46,9 +46,9 @@ from .schemas import CompanyInfo, normalize_codebase
 log = logging.getLogger(__name__)
 
 API_VERSION = "2025.8"
-# REFERENCE §1: pin one version through the vendor media type.
+# docs/connectwise/REFERENCE.md §1: pin one version through the vendor media type.
 ACCEPT = f"application/vnd.connectwise.com+json; version={API_VERSION}"
-# REFERENCE §1 (DJCW CW_CLOUD_URLS).
+# docs/connectwise/REFERENCE.md §1 (DJCW CW_CLOUD_URLS).
 CLOUD_HOSTS: tuple[str, ...] = (
     "api-na.myconnectwise.net",
     "api-eu.myconnectwise.net",
@@ -57,10 +57,10 @@ CLOUD_HOSTS: tuple[str, ...] = (
     "api-za.myconnectwise.net",
     "api-staging.connectwisedev.com",
 )
-MAX_PAGE_SIZE = 1000  # REFERENCE §4: "a hard limit of 1,000 records"
+MAX_PAGE_SIZE = 1000  # docs/connectwise/REFERENCE.md §4: "a hard limit of 1,000 records"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-# The server refused these before acting, so even a POST may be sent again (REFERENCE §6).
+# The server refused these before acting, so even a POST may be sent again (docs/connectwise/REFERENCE.md §6).
 RETRY_ANY_METHOD_STATUSES = frozenset({429, 503})
 USER_AGENT = "cw-onboarding/0.1 (+httpx)"
 
@@ -75,7 +75,7 @@ def api_host_for(site: str) -> tuple[str, bool]:
     """Normalize what a partner typed into the API host, and say whether it was rewritten.
 
     Strips whitespace, scheme, path and a trailing dot and lower-cases; the browser host of a cloud region
-    (``na.myconnectwise.net``) becomes its API host (``api-na.myconnectwise.net``, REFERENCE §1, §7). A port is
+    (``na.myconnectwise.net``) becomes its API host (``api-na.myconnectwise.net``, docs/connectwise/REFERENCE.md §1, §7). A port is
     kept (``host:port``). Empty input gives ``("", False)``; input that is not a host name raises ValueError with
     a message a partner understands. This does not decide whether the host is allowed (the SSRF guard does).
     """
@@ -216,7 +216,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 def _check_page_size(page_size: int) -> int:
     if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE} (REFERENCE §4), got {page_size!r}")
+        raise ValueError(
+            f"page_size must be between 1 and {MAX_PAGE_SIZE} (docs/connectwise/REFERENCE.md §4), got {page_size!r}"
+        )
     return page_size
 
 
@@ -256,7 +258,7 @@ class ConnectWiseClient:
     """One client per tenant connection (and per task run). See the module docstring for concurrency.
 
     ``codebase`` may be passed in (the one stored from the last run) to save the discovery call; otherwise it is
-    discovered on first use. Retries (REFERENCE §6): 429 and 503 for every method, honouring ``Retry-After`` up to
+    discovered on first use. Retries (docs/connectwise/REFERENCE.md §6): 429 and 503 for every method, honouring ``Retry-After`` up to
     ``retry_after_cap`` seconds; other 5xx, timeouts and connection errors only for idempotent methods, except a
     failure to connect, which is retried for every method because nothing was sent. Backoff is exponential with
     full jitter. ``sleep`` and ``rng`` are injectable so tests are instant and repeatable.
@@ -343,13 +345,13 @@ class ConnectWiseClient:
 
     @property
     def base_url(self) -> str:
-        """``{origin}/{codebase}apis/3.0/`` (REFERENCE §1); discovers the codebase when it is not known yet."""
+        """``{origin}/{codebase}apis/3.0/`` (docs/connectwise/REFERENCE.md §1); discovers the codebase when it is not known yet."""
         return f"{self._origin}/{self._ensure_codebase()}apis/3.0/"
 
     # -- discovery -------------------------------------------------------------------------------------------
 
     def discover(self) -> CompanyInfo:
-        """``GET {origin}/login/companyinfo/{companyId}``, unauthenticated (REFERENCE §1). Caches the codebase.
+        """``GET {origin}/login/companyinfo/{companyId}``, unauthenticated (docs/connectwise/REFERENCE.md §1). Caches the codebase.
 
         Raises UnknownCompany when the body is ``null`` (how ConnectWise answers an unknown company id).
         """
@@ -383,14 +385,14 @@ class ConnectWiseClient:
         assert self._codebase is not None
         return self._codebase
 
-    # -- resources (paths relative to .../apis/3.0/, REFERENCE §2) --------------------------------------------
+    # -- resources (paths relative to .../apis/3.0/, docs/connectwise/REFERENCE.md §2) --------------------------------------------
 
     def system_info(self) -> dict[str, Any]:
-        """``GET system/info``: the cheapest authenticated call (REFERENCE §1); see ``schemas.SystemInfo``."""
+        """``GET system/info``: the cheapest authenticated call (docs/connectwise/REFERENCE.md §1); see ``schemas.SystemInfo``."""
         return self._expect_dict(self.get("system/info"), "system/info")
 
     def get(self, path: str, *, params: Mapping[str, Any] | None = None, fields: str | None = None) -> Any:
-        """``GET {path}``: one record (dict) or one page (list), as the API returns it (REFERENCE §2)."""
+        """``GET {path}``: one record (dict) or one page (list), as the API returns it (docs/connectwise/REFERENCE.md §2)."""
         query = dict(params or {})
         if fields:
             query["fields"] = fields
@@ -405,7 +407,7 @@ class ConnectWiseClient:
         child_conditions: str | None = None,
         custom_field_conditions: str | None = None,
     ) -> int:
-        """``GET {path}/count`` with the same filters as a list: ``{"count": N}`` (REFERENCE §4)."""
+        """``GET {path}/count`` with the same filters as a list: ``{"count": N}`` (docs/connectwise/REFERENCE.md §4)."""
         query = _filters(conditions, child_conditions, custom_field_conditions)
         count_path = f"{_clean_path(path).rstrip('/')}/count"
         body, response = self._request("GET", count_path, params=query)
@@ -426,7 +428,7 @@ class ConnectWiseClient:
         custom_field_conditions: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> builtins.list[dict[str, Any]]:
-        """Every record matching the filters (REFERENCE §4).
+        """Every record matching the filters (docs/connectwise/REFERENCE.md §4).
 
         ``/count`` and page 1 are fetched concurrently, and the remaining pages as soon as the count is known,
         concurrently (bounded by ``max_in_flight``). The count bounds
@@ -497,7 +499,7 @@ class ConnectWiseClient:
         params: Mapping[str, Any] | None = None,
         forward_only: bool = False,
     ) -> Iterator[builtins.list[dict[str, Any]]]:
-        """Yield pages one at a time, following the ``Link`` header's ``rel="next"`` (REFERENCE §4).
+        """Yield pages one at a time, following the ``Link`` header's ``rel="next"`` (docs/connectwise/REFERENCE.md §4).
 
         The ``Link`` URLs may name the browser host: only their path and query are used, sent to our origin, and
         a ``Link`` naming any other host raises HostNotAllowed. With ``forward_only`` the request carries
@@ -554,26 +556,26 @@ class ConnectWiseClient:
                 return
 
     def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """``POST {path}``: 201 with the created record (REFERENCE §5). A duplicate raises BadRequest with
-        ``object_exists`` (REFERENCE §6)."""
+        """``POST {path}``: 201 with the created record (docs/connectwise/REFERENCE.md §5). A duplicate raises BadRequest with
+        ``object_exists`` (docs/connectwise/REFERENCE.md §6)."""
         result, response = self._request("POST", path, json_body=dict(body))
         return self._expect_dict(result, path, response)
 
     def put(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """``PUT {path}``: replace a record, 200 with the record (REFERENCE §5)."""
+        """``PUT {path}``: replace a record, 200 with the record (docs/connectwise/REFERENCE.md §5)."""
         result, response = self._request("PUT", path, json_body=dict(body))
         return self._expect_dict(result, path, response)
 
     def patch(self, path: str, operations: builtins.list[dict[str, Any]]) -> dict[str, Any]:
         """``PATCH {path}`` with an array of operations such as
-        ``[{"op": "replace", "path": "inactiveFlag", "value": False}]`` (REFERENCE §5)."""
+        ``[{"op": "replace", "path": "inactiveFlag", "value": False}]`` (docs/connectwise/REFERENCE.md §5)."""
         if not isinstance(operations, builtins.list | tuple):
-            raise TypeError("patch takes a list of operations (REFERENCE §5)")
+            raise TypeError("patch takes a list of operations (docs/connectwise/REFERENCE.md §5)")
         result, response = self._request("PATCH", path, json_body=builtins.list(operations))
         return self._expect_dict(result, path, response)
 
     def delete(self, path: str) -> None:
-        """``DELETE {path}``: 204 (REFERENCE §5)."""
+        """``DELETE {path}``: 204 (docs/connectwise/REFERENCE.md §5)."""
         self._request("DELETE", path)
 
     def map_concurrent(self, fn: Callable[[T], R], items: Iterable[T]) -> builtins.list[R]:
@@ -613,7 +615,7 @@ class ConnectWiseClient:
 
         ``path`` is relative to the API base (or to the origin for discovery); ``url`` overrides it with an
         absolute URL already checked to be ours (a ``Link``). A 404 on an API call re-reads companyinfo once and
-        retries once when the codebase changed (DJCW, REFERENCE §1).
+        retries once when the codebase changed (DJCW, docs/connectwise/REFERENCE.md §1).
         """
         path = _clean_path(path)
         template = "login/companyinfo/{companyId}" if discovery else path_template(path)
@@ -815,7 +817,7 @@ class ConnectWiseClient:
         raise self._unexpected(response, response.request.method, path, "a body that is not a JSON object")
 
     def _same_origin(self, link: str, path: str) -> httpx.URL:
-        """The ``Link`` target moved onto our origin: ConnectWise names the browser host there (REFERENCE §4)."""
+        """The ``Link`` target moved onto our origin: ConnectWise names the browser host there (docs/connectwise/REFERENCE.md §4)."""
         ours = httpx.URL(self._origin)
         target = ours.join(link)
         allowed = {ours.host, ours.host.removeprefix("api-")}

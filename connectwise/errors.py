@@ -1,6 +1,6 @@
 """The typed errors of the ConnectWise client, and the one table that maps an HTTP status to them.
 
-Error body, REFERENCE §6: ``{"code", "message", "errors": [{"code", "message", "resource", "field", "details"}]}``.
+Error body, docs/connectwise/REFERENCE.md §6: ``{"code", "message", "errors": [{"code", "message", "resource", "field", "details"}]}``.
 Each class says whether it is ``transient`` (worth retrying later: Celery may retry the task) or permanent.
 Messages are built from the method, the path without its query, the status and ConnectWise's own code and
 message; never from request headers, so no key or ``Authorization`` value can end up in ``str()`` or ``repr()``.
@@ -88,7 +88,7 @@ class ServerError(ConnectWiseError):
 
 
 class AuthFailed(ConnectWiseError):
-    """401: wrong company id, keys or clientId (REFERENCE §6)."""
+    """401: wrong company id, keys or clientId (docs/connectwise/REFERENCE.md §6)."""
 
 
 class Forbidden(ConnectWiseError):
@@ -190,7 +190,7 @@ def error_from_response(
         for d in details
     ]
     cls = error_class_for(status)
-    # REFERENCE §6: "UserNotAuthenticated" under code ConnectWiseApi means bad credentials whatever the status.
+    # docs/connectwise/REFERENCE.md §6: "UserNotAuthenticated" under code ConnectWiseApi means bad credentials whatever the status.
     if code == "ConnectWiseApi" and message == "UserNotAuthenticated":
         cls = AuthFailed
 

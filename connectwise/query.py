@@ -1,4 +1,4 @@
-"""Build ConnectWise ``conditions`` strings (REFERENCE §4) without hand-quoting.
+"""Build ConnectWise ``conditions`` strings (docs/connectwise/REFERENCE.md §4) without hand-quoting.
 
     from connectwise.query import cond, split_in
     cond.and_(cond.eq("company/id", 250), cond.like("name", "Fred%"))   # 'company/id = 250 and name like "Fred%"'
@@ -26,7 +26,7 @@ import httpx
 
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:/[A-Za-z_][A-Za-z0-9_]*)*")
 
-# Room for the conditions parameter once encoded, in a URL kept under about 2000 characters (REFERENCE §4,
+# Room for the conditions parameter once encoded, in a URL kept under about 2000 characters (docs/connectwise/REFERENCE.md §4,
 # DJCW batches the same way): the rest is origin, codebase, path, fields, orderBy and paging.
 DEFAULT_MAX_LEN = 1500
 
@@ -142,7 +142,7 @@ class cond:  # noqa: N801 (used as a namespace: cond.eq(...))
 
     @staticmethod
     def like(field: str, pattern: str) -> Condition:
-        """``%`` is the wildcard and is passed through (REFERENCE §4)."""
+        """``%`` is the wildcard and is passed through (docs/connectwise/REFERENCE.md §4)."""
         return _compare(field, "like", _require_str(pattern))
 
     @staticmethod

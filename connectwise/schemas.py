@@ -9,7 +9,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# A codebase is one or more path segments with a trailing slash, e.g. "v4_6_release/" (REFERENCE §1). It is
+# A codebase is one or more path segments with a trailing slash, e.g. "v4_6_release/" (docs/connectwise/REFERENCE.md §1). It is
 # spliced into every URL, so anything else (dots-only segments, empty segments, odd characters) is refused.
 _CODEBASE = re.compile(r"(?:[A-Za-z0-9_\-][A-Za-z0-9_.\-]*/)+")
 
@@ -29,7 +29,7 @@ class _Model(BaseModel):
 
 
 class CompanyInfo(_Model):
-    """``GET /login/companyinfo/{companyId}`` (REFERENCE §1; PascalCase on the wire)."""
+    """``GET /login/companyinfo/{companyId}`` (docs/connectwise/REFERENCE.md §1; PascalCase on the wire)."""
 
     codebase: str = Field(alias="Codebase")
     company_name: str = Field("", alias="CompanyName")
@@ -53,7 +53,7 @@ class CompanyInfo(_Model):
 
 
 class SystemInfo(_Model):
-    """``GET /system/info`` (REFERENCE §1): the cheapest authenticated call."""
+    """``GET /system/info`` (docs/connectwise/REFERENCE.md §1): the cheapest authenticated call."""
 
     version: str = ""
     is_cloud: bool | None = Field(None, alias="isCloud")

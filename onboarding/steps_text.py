@@ -1,6 +1,6 @@
 """What each wizard step checks and why, in plain words, with the ConnectWise click path to do it by hand.
 
-The click paths follow the billing sync vendor's ConnectWise setup guide (REFERENCE §8), in our own words.
+The click paths follow the billing sync vendor's ConnectWise setup guide (docs/connectwise/REFERENCE.md §8), in our own words.
 """
 
 from __future__ import annotations

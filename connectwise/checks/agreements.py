@@ -1,7 +1,7 @@
 """Step 6, agreements: each chosen company has one target agreement, set up for its billing motion.
 
 Monthly and Azure Plan: billing cycle Monthly, ``invoicingCycle`` CalendarYear ("Cycle Based On"), ``prorateFlag``
-("Prorate Agreement"). Annual: a one-time billing cycle (REFERENCE §3). The target is the partner's explicit
+("Prorate Agreement"). Annual: a one-time billing cycle (docs/connectwise/REFERENCE.md §3). The target is the partner's explicit
 choice, else the single candidate that fits. All agreements come from one paged read shared with the customers
 step: never one call per company or per agreement.
 """
@@ -28,7 +28,9 @@ MOTION_LABELS = {"monthly": "Seat Based Monthly", "azure": "Azure Plan", "annual
 RECURRING_MOTIONS = ("monthly", "azure")
 ANNUAL = "annual"
 MONTHLY_OPTION = "Monthly"
-ONE_TIME_OPTION = "NotRecurring"  # billingOptions of a "One Time" billing cycle (REFERENCE §2, §3)
+ONE_TIME_OPTION = (
+    "NotRecurring"  # billingOptions of a "One Time" billing cycle (docs/connectwise/REFERENCE.md §2, §3)
+)
 CALENDAR_YEAR = "CalendarYear"
 
 FIX_OPEN = "In ConnectWise go to Companies > Companies > {company} > tab Agreements > open {agreement}"
@@ -108,7 +110,7 @@ def billing_option(agreement: dict, cycles: dict[int, dict]) -> str | None:
 
 
 def one_time_signals(agreement: dict, cycles: dict[int, dict]) -> list[str]:
-    """REFERENCE §3: not confirmed which field the UI's "One-Time" sets, so any of them counts; we say which."""
+    """docs/connectwise/REFERENCE.md §3: not confirmed which field the UI's "One-Time" sets, so any of them counts; we say which."""
     seen = []
     if billing_option(agreement, cycles) == ONE_TIME_OPTION:
         seen.append(f"billingCycle.billingOptions={ONE_TIME_OPTION}")

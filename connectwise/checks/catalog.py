@@ -2,7 +2,7 @@
 
 The sync writes its agreement additions with a misc product. ConnectWise lists inactive catalog items only when
 the query does not filter them out, so the read asks for ``identifier like "misc%"`` with every status
-(REFERENCE §8: "Status All").
+(docs/connectwise/REFERENCE.md §8: "Status All").
 """
 
 from __future__ import annotations

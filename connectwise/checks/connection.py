@@ -1,7 +1,7 @@
 """Step 1, connection: the site is allowed, the company id exists there, and the API keys work.
 
 Discovery is ``GET /login/companyinfo/{companyId}`` (no authentication), then the authenticated ``GET
-/system/info``, the cheapest call that proves the keys and the clientId (REFERENCE §1).
+/system/info``, the cheapest call that proves the keys and the clientId (docs/connectwise/REFERENCE.md §1).
 """
 
 from __future__ import annotations

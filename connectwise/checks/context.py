@@ -21,9 +21,9 @@ from connectwise.errors import ConnectWiseError
 if TYPE_CHECKING:
     from .runner import ConnectionInfo, TenantChoices
 
-PAGE_SIZE = 1000  # REFERENCE §4: the hard maximum
+PAGE_SIZE = 1000  # docs/connectwise/REFERENCE.md §4: the hard maximum
 
-# Role functions as a partner admin finds them under System > Security Roles (REFERENCE §2 and the sandbox
+# Role functions as a partner admin finds them under System > Security Roles (docs/connectwise/REFERENCE.md §2 and the sandbox
 # contract in PRODUCT.md: which module function guards which path).
 COMPANY_MAINTENANCE = "Companies > Company Maintenance"
 CONTACTS = "Companies > Contacts"
@@ -51,7 +51,7 @@ class Resource:
         return text
 
 
-# fields= keeps payloads small (REFERENCE §4): only what the checks and the customers page read.
+# fields= keeps payloads small (docs/connectwise/REFERENCE.md §4): only what the checks and the customers page read.
 RESOURCES: dict[str, Resource] = {
     r.key: r
     for r in (
@@ -89,7 +89,7 @@ RESOURCES: dict[str, Resource] = {
             "billing_cycles", "finance/billingCycles", AGREEMENTS, fields="id,identifier,name,billingOptions"
         ),
         # ConnectWise lists inactive catalog items only when the conditions do not exclude them: no
-        # inactiveFlag filter here, so "all statuses" come back (REFERENCE §8 "Status All").
+        # inactiveFlag filter here, so "all statuses" come back (docs/connectwise/REFERENCE.md §8 "Status All").
         Resource(
             "misc_catalog",
             "procurement/catalog",

@@ -21,7 +21,7 @@ from .security_role import inquire_my_note
 KEY = "customers"
 
 # Status names that mean "not (yet) a customer" even when the status itself is not flagged inactive
-# (REFERENCE §7: prospect and "not approved" companies are a common source of wrong matches). Compared after
+# (docs/connectwise/REFERENCE.md §7: prospect and "not approved" companies are a common source of wrong matches). Compared after
 # normalising case and spaces; a status whose name contains one of these words counts.
 PROSPECT_LIKE_STATUSES: tuple[str, ...] = (
     "prospect",

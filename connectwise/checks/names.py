@@ -1,7 +1,7 @@
 """Company names compared the way a person would: "Contoso Ltd." and "CONTOSO LIMITED" are the same customer.
 
 Used by the customers step (duplicate names, unmatched billing customers) and by the CSV import on the customers
-page (match suggestions). REFERENCE §7: duplicates such as "Ltd" vs "Limited" are a common trip-up.
+page (match suggestions). docs/connectwise/REFERENCE.md §7: duplicates such as "Ltd" vs "Limited" are a common trip-up.
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ def evaluate(key: str, ctx: RunContext) -> StepOutcome:
         return _read_error(key, exc, _resource_for_path(exc.path or ""), exc.path or "")
 
 
-# Which security level a repair's write needs (REFERENCE §2 / PRODUCT.md's guard table), by finding.
+# Which security level a repair's write needs (docs/connectwise/REFERENCE.md §2 / PRODUCT.md's guard table), by finding.
 _TABLE_SETUP = ("System", "Table Setup")
 _CATALOG = ("Procurement", "Product Catalog")
 _AGREEMENTS = ("Finance", "Agreements")

@@ -1,7 +1,7 @@
 """Step 2, security_role: the API member's role grants what the sync needs, and nothing more.
 
 Reads the caller's effective security (``/system/mySecurity`` and ``/system/mySecurity/customizeItems``) and
-compares it with the one required matrix below (REFERENCE §2). Role settings cannot be changed over the API (the
+compares it with the one required matrix below (docs/connectwise/REFERENCE.md §2). Role settings cannot be changed over the API (the
 settings endpoint is GET only), so nothing here is repairable: every finding carries the exact clicks.
 """
 
@@ -17,7 +17,7 @@ from .context import RESOURCES, ResourceError, RunContext
 
 KEY = "security_role"
 
-# The required matrix, the ONE place it is written down (REFERENCE §2). Matched on the display names
+# The required matrix, the ONE place it is written down (docs/connectwise/REFERENCE.md §2). Matched on the display names
 # (moduleName / moduleFunctionName): the literal moduleIdentifier strings are NOT confirmed by any public
 # source, so they are never used. Levels not listed for a function must be None (least privilege).
 REQUIRED_LEVELS: dict[tuple[str, str], dict[str, str]] = {

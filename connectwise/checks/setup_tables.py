@@ -2,7 +2,7 @@
 and unit of measure "Each" exist and are active.
 
 The misc catalog product (step 3) points at all four, and a subcategory points at its parent category
-(REFERENCE §2), so creates run in the order category, subcategory, product type (then UOM).
+(docs/connectwise/REFERENCE.md §2), so creates run in the order category, subcategory, product type (then UOM).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Table:
     resource: str  # RunContext resource key
     path: str
     item: str  # the record's name
-    label: str  # the table's name under System > Setup Tables (REFERENCE §8)
+    label: str  # the table's name under System > Setup Tables (docs/connectwise/REFERENCE.md §8)
     missing_code: str
     inactive_code: str
 

@@ -33,7 +33,7 @@ from jsonschema import Draft7Validator
 SPEC_VERSION = "2025.8"
 DATA_FILE = Path(__file__).with_name(f"connectwise-{SPEC_VERSION}.json")
 
-# REFERENCE §4 ("only fields that a GET returns can be used"): the sub-fields of a reference a condition may name.
+# docs/connectwise/REFERENCE.md §4 ("only fields that a GET returns can be used"): the sub-fields of a reference a condition may name.
 _OPERATIONS = {
     "list": ("GET", ""),
     "count": ("GET", "/count"),
@@ -369,7 +369,7 @@ def body_problems(method: str, path: str, body: Any) -> list[Problem]:
 def patch_value_problems(schema_name: str, op_path: str, value: Any) -> list[Problem]:
     """Whether ``value`` fits the field ``op_path`` names (``inactiveFlag``, ``billingCycle``,
     ``billingCycle/id``). The SPEC types ``PatchOperation.value`` as ``object`` (any JSON, assumption in
-    REFERENCE §5); we check it against the field it replaces."""
+    docs/connectwise/REFERENCE.md §5); we check it against the field it replaces."""
     parts = [p for p in op_path.strip("/").split("/") if p]
     props = schema(schema_name).get("properties", {})
     canonical = {k.lower(): k for k in props}

@@ -1,7 +1,7 @@
-"""The sandbox WSGI application: ConnectWise's REST API for the resources of REFERENCE §2, per scenario.
+"""The sandbox WSGI application: ConnectWise's REST API for the resources of docs/connectwise/REFERENCE.md §2, per scenario.
 
 Routes:
-- ``GET /login/companyinfo/{companyId}``: discovery, no auth (REFERENCE §1); unknown company -> 200 ``null``.
+- ``GET /login/companyinfo/{companyId}``: discovery, no auth (docs/connectwise/REFERENCE.md §1); unknown company -> 200 ``null``.
 - ``/{codebase}apis/3.0/{path}``: the API, for the scenario whose company id is in the Basic-auth user name
   ``company+public`` (password: the private key). Paths match case-insensitively, as ASP.NET routing does.
 - ``/_sandbox/...``: control endpoints for tests and benchmarks (never faulted, no auth).
@@ -44,7 +44,7 @@ from .store import Table, Tenant
 
 API_VERSION = "2025.8"
 DEFAULT_PAGE_SIZE = 25
-MAX_PAGE_SIZE = 1000  # REFERENCE §4: "a hard limit of 1,000 records"
+MAX_PAGE_SIZE = 1000  # docs/connectwise/REFERENCE.md §4: "a hard limit of 1,000 records"
 _GUID = re.compile(r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$")
 _API = re.compile(r"^/(?P<codebase>(?:[^/]+/)*)apis/3\.0/(?P<rest>.*)$", re.IGNORECASE)
 _COMPANYINFO = re.compile(r"^/login/companyinfo/(?P<company>[^/]+)/?$", re.IGNORECASE)
@@ -64,7 +64,7 @@ class SandboxReset(Exception):  # noqa: N818 - a signal, not an error
 
 
 class ApiError(Exception):
-    """An answer with a ConnectWise-shaped error body (REFERENCE §6)."""
+    """An answer with a ConnectWise-shaped error body (docs/connectwise/REFERENCE.md §6)."""
 
     def __init__(
         self,
@@ -264,7 +264,7 @@ class SandboxApp:
         body = response.encode()
         encoding = {}
         # Like the IIS servers in front of ConnectWise, compress larger answers for clients that accept gzip
-        # (assumption: REFERENCE does not say; every HTTP client we use sends Accept-Encoding: gzip).
+        # (assumption: docs/connectwise/REFERENCE.md does not say; every HTTP client we use sends Accept-Encoding: gzip).
         if len(body) > GZIP_MIN_BYTES and "gzip" in (request.header("accept-encoding") or "").lower():
             body = self._gzip(body)
             encoding = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
@@ -352,7 +352,7 @@ class SandboxApp:
             tenant.requests[f"{request.method} {rest}"] += 1
         self._latency(tenant)
         if codebase.lower() != tenant.codebase.lower():
-            # A stale codebase: the client should re-read companyinfo (REFERENCE §1).
+            # A stale codebase: the client should re-read companyinfo (docs/connectwise/REFERENCE.md §1).
             raise ApiError(404, "NotFound", f"Unknown codebase {codebase!r} for this company.")
         self._check_credentials(request, tenant, member)
         slow_ms = self._faults(tenant, rest, method=request.method)
@@ -484,7 +484,7 @@ class SandboxApp:
         return level
 
     def _guard_agreement_type(self, request: Request, record: dict) -> None:
-        """Writes to an agreement need its type in the role's Agreements "Access Allowed" list (REFERENCE §2)."""
+        """Writes to an agreement need its type in the role's Agreements "Access Allowed" list (docs/connectwise/REFERENCE.md §2)."""
         type_name = get_path(record, "type/name")
         if type_name and not request.tenant.has_item(request.role, AGREEMENTS_CUSTOMIZE, type_name):
             raise ApiError(
@@ -515,7 +515,7 @@ class SandboxApp:
         forward = (request.header("pagination-type") or "").lower() == "forward-only"
         links: list[tuple[str, str]] = []
         if forward:
-            # REFERENCE §4: forward-only paging walks by id; pageId acts as "id > pageId".
+            # docs/connectwise/REFERENCE.md §4: forward-only paging walks by id; pageId acts as "id > pageId".
             after = _int_param(query, "pageid", 0, spec)
             rows = sorted((r for r in rows if isinstance(r.get("id"), int) and r["id"] > after), key=_id_key)
             page_rows = rows[:page_size]
@@ -741,7 +741,7 @@ class SandboxApp:
                         )
                     tenant.roles = [r for r in tenant.roles if r["id"] != role_id]
                 return Response(204)
-            # REFERENCE §2: roles are GET, POST, DELETE only; their settings cannot be changed over the API.
+            # docs/connectwise/REFERENCE.md §2: roles are GET, POST, DELETE only; their settings cannot be changed over the API.
             raise _not_allowed("GET, DELETE")
         if sub[1:] in (["settings"], ["settings", "count"]):
             _only(method, "GET")
@@ -865,7 +865,7 @@ def _table_view(request: Request, tenant: Tenant, table: Table) -> list[dict]:
 def _filter(
     request: Request, known: Iterable[str], rows: list[dict], spec: ResourceSpec | None
 ) -> list[dict]:
-    """The rows matching ``conditions``, ``childConditions`` and ``customFieldConditions`` (REFERENCE §4).
+    """The rows matching ``conditions``, ``childConditions`` and ``customFieldConditions`` (docs/connectwise/REFERENCE.md §4).
 
     For a table, the fields a condition may name are the contract's (``contract.condition_fields``: every
     non-array field of the SPEC schema and a reference's sub-fields). ``childConditions`` and
@@ -908,7 +908,7 @@ def _check_condition_fields(text: str, schema: str) -> None:
 
 def _child_predicate(text: str, spec: ResourceSpec | None):
     """``childConditions=types/id=99``: a record matches when one element of the named collection does. One
-    collection per query (assumption: REFERENCE §4 says no more)."""
+    collection per query (assumption: docs/connectwise/REFERENCE.md §4 says no more)."""
     collections = contract.collections(spec.schema) if spec is not None else {}
     collections = {k: v for k, v in collections.items() if k != "customFields"}
     if not collections:
@@ -1084,7 +1084,7 @@ def _project(record: dict, fields: str | None, known: Iterable[str]) -> dict:
 
 
 def _link(request: Request, drop: str, name: str, value: int) -> str:
-    """The request's URL with its other parameters first, as sent, and ``name=value`` last (REFERENCE §4)."""
+    """The request's URL with its other parameters first, as sent, and ``name=value`` last (docs/connectwise/REFERENCE.md §4)."""
     kept = [
         part
         for part in request.query_string.split("&")
@@ -1151,7 +1151,7 @@ def _check_body(spec: ResourceSpec, method: str, body: Any) -> Any:
     """The request body against the contract (the SPEC schema of the resource), before anything is applied.
 
     A JSON value of the wrong type fails where ConnectWise's JSON reader fails, with its top-level shape and no
-    ``errors`` array (issue 11; REFERENCE §6): ``{"code": "ConnectWiseApi", "message": "Error converting value 1
+    ``errors`` array (issue 11; docs/connectwise/REFERENCE.md §6): ``{"code": "ConnectWiseApi", "message": "Error converting value 1
     to type 'CompanyReference'. Path 'company'..."}``. Fields the SPEC does not have are dropped, as .NET's
     reader ignores unknown members (assumption, not confirmed). Too long, or not one of an enum's values:
     ``InvalidObject`` with the field named. Returns the body without the unknown fields."""
@@ -1284,7 +1284,7 @@ def _check_unique(table: Table, record: dict, own_id: int | None) -> None:
 
 
 def _apply_patch(tenant: Tenant, spec: ResourceSpec, current: dict, ops: Any) -> dict:
-    """REFERENCE §5: a JSON array of ``{"op", "path", "value"}``; a new dict is returned (copy-on-write)."""
+    """docs/connectwise/REFERENCE.md §5: a JSON array of ``{"op", "path", "value"}``; a new dict is returned (copy-on-write)."""
     if isinstance(ops, dict):
         ops = [ops]
     if not isinstance(ops, list) or not ops:

@@ -1,4 +1,4 @@
-"""The ``conditions`` query language of ConnectWise (REFERENCE §4): tokenizer, recursive-descent parser, evaluator.
+"""The ``conditions`` query language of ConnectWise (docs/connectwise/REFERENCE.md §4): tokenizer, recursive-descent parser, evaluator.
 
 Grammar (``and`` binds tighter than ``or``, as in SQL, which ConnectWise translates conditions to)::
 
@@ -14,7 +14,7 @@ DATETIME is ``[2015-12-23T05:53:27Z]``. Keywords are case-insensitive. String co
 ConnectWise's SQL collation does; ``like`` takes ``%`` and ``*`` as wildcards (sources disagree which one, so both).
 
 ``compile_conditions(text, known_fields)`` parses once and returns a predicate ``record -> bool``; an unknown field
-raises ConditionError, which the app answers with 400 (REFERENCE §4: "only fields that a GET returns can be used").
+raises ConditionError, which the app answers with 400 (docs/connectwise/REFERENCE.md §4: "only fields that a GET returns can be used").
 """
 
 from __future__ import annotations

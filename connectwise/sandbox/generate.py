@@ -3,7 +3,7 @@
     python -m connectwise.sandbox.generate --companies 5000 --agreements 10000 -o var/bigco.json
 
 ``generate_scenario(companies=5000, agreements=10000, company_id="bigco", seed=1)`` returns the scenario dict:
-one API member with the least-privilege role of REFERENCE §2, the misc product and the setup tables all active,
+one API member with the least-privilege role of docs/connectwise/REFERENCE.md §2, the misc product and the setup tables all active,
 every company Active with a contact, and agreements set up the right way (Monthly, CalendarYear, prorated; one
 time for annual customers). Agreements go round-robin over the companies: the first for every company, then the
 second, and so on, each company's in the order O365, Azure Plan, Annual (Annual, O365, Azure Plan for every
@@ -22,7 +22,7 @@ from typing import Any
 
 from .resources import AGREEMENTS_CUSTOMIZE, TABLE_SETUP_CUSTOMIZE
 
-# The least-privilege role the billing sync needs (REFERENCE §2); every other level is None.
+# The least-privilege role the billing sync needs (docs/connectwise/REFERENCE.md §2); every other level is None.
 REQUIRED_SETTINGS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("Companies", "Company Maintenance", {"inquireLevel": "All"}),
     ("Finance", "Agreements", {"addLevel": "All", "editLevel": "All", "inquireLevel": "All"}),

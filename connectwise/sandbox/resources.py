@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from connectwise import contract
 
-# REFERENCE §2 and §3: the enums the checks read.
+# docs/connectwise/REFERENCE.md §2 and §3: the enums the checks read.
 AGREEMENT_STATUSES = ("Active", "Cancelled", "Expired", "Inactive")
 INVOICING_CYCLES = ("ContractYear", "CalendarYear")
 BILLING_OPTIONS = (
@@ -28,7 +28,7 @@ BILLING_OPTIONS = (
 LEVELS = ("All", "My", "None")
 LEVEL_FIELDS = ("addLevel", "editLevel", "deleteLevel", "inquireLevel")
 
-# Module functions -- the display names are what REFERENCE §2 says to match on.
+# Module functions -- the display names are what docs/connectwise/REFERENCE.md §2 says to match on.
 COMPANY_MAINTENANCE = ("Companies", "Company Maintenance")
 CONTACTS = ("Companies", "Contacts")
 AGREEMENTS = ("Finance", "Agreements")
@@ -274,5 +274,5 @@ def norm_text(text: str | None) -> str:
 
 
 def norm_identifier(text: str | None) -> str:
-    """ "TableSetup" == "Table Setup" == "table_setup" (customize identifiers are not confirmed, REFERENCE §2)."""
+    """ "TableSetup" == "Table Setup" == "table_setup" (customize identifiers are not confirmed, docs/connectwise/REFERENCE.md §2)."""
     return "".join(ch for ch in (text or "").casefold() if ch.isalnum())

@@ -10,7 +10,7 @@ from connectwise.query import Condition, cond, encoded_length, format_value, quo
 
 
 def unquote(literal: str) -> str:
-    """The inverse of quote_string, as a parser of REFERENCE §4 strings would read it."""
+    """The inverse of quote_string, as a parser of docs/connectwise/REFERENCE.md §4 strings would read it."""
     assert literal[0] == literal[-1] == '"'
     out, i, body = [], 0, literal[1:-1]
     while i < len(body):

@@ -1,4 +1,4 @@
-"""Discovery, Basic auth and the clientId check (REFERENCE §1, §6)."""
+"""Discovery, Basic auth and the clientId check (docs/connectwise/REFERENCE.md §1, §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The conditions language (REFERENCE §4): tokenizer, parser and evaluator."""
+"""The conditions language (docs/connectwise/REFERENCE.md §4): tokenizer, parser and evaluator."""
 
 from __future__ import annotations
 

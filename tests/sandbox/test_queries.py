@@ -1,4 +1,4 @@
-"""Listing: conditions, fields, orderBy, paging with Link headers, forward-only paging, /count (REFERENCE §4)."""
+"""Listing: conditions, fields, orderBy, paging with Link headers, forward-only paging, /count (docs/connectwise/REFERENCE.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The shipped scenarios load, use REFERENCE §2/§3 names and enums, and hold the data the checks rely on."""
+"""The shipped scenarios load, use docs/connectwise/REFERENCE.md §2/§3 names and enums, and hold the data the checks rely on."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_responses_use_the_reference_field_names_and_enums(app, company):
         assert isinstance(agreement["prorateFlag"], bool)
         assert set(agreement["billingCycle"]) == {"id", "name"}
         assert {"id", "name"} <= set(agreement["type"]) and {"id", "name"} <= set(agreement["company"])
-        assert "cycleBasedOn" not in agreement  # REFERENCE §3: no such field
+        assert "cycleBasedOn" not in agreement  # docs/connectwise/REFERENCE.md §3: no such field
     assert {c["billingOptions"] for c in cycles} <= set(BILLING_OPTIONS)
     assert any(c["billingOptions"] == "NotRecurring" and c["name"] == "One Time" for c in cycles)
     for agreement_type in types:

@@ -1,4 +1,4 @@
-"""POST, PUT, PATCH, DELETE: validation, ObjectExists, references with names (REFERENCE §5, §6)."""
+"""POST, PUT, PATCH, DELETE: validation, ObjectExists, references with names (docs/connectwise/REFERENCE.md §5, §6)."""
 
 from __future__ import annotations
 
