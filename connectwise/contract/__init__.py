@@ -262,9 +262,78 @@ def _last_ref(error, root: dict) -> str | None:
     return name
 
 
+_PY_TYPES = {
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "null": (type(None),),
+}
+
+
+def _checker(node: dict, schemas: dict, memo: dict) -> Any:
+    """Compile a closed schema into a fast yes/no function (the keywords the contract uses). Large scenarios
+    hold tens of thousands of records; jsonschema runs only when this says no, to describe the problems."""
+    while "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        if name in memo:
+            return lambda v, _n=name: memo[_n](v)
+        memo[name] = None  # placeholder against recursion
+        memo[name] = _checker(schemas[name], schemas, memo)
+        return memo[name]
+    types = node.get("type")
+    if isinstance(types, str):
+        types = (types,)
+    allowed = tuple(t for name in types or () for t in _PY_TYPES[name])
+    bool_ok = types is None or "boolean" in types
+    enum = node.get("enum")
+    max_length = node.get("maxLength")
+    props = {k: _checker(v, schemas, memo) for k, v in (node.get("properties") or {}).items()}
+    extra = node.get("additionalProperties", True)
+    extra_check = _checker(extra, schemas, memo) if isinstance(extra, dict) else None
+    required = tuple(node.get("required", ()))
+    items = _checker(node["items"], schemas, memo) if "items" in node else None
+
+    def check(value: Any) -> bool:
+        if types is not None and (
+            not isinstance(value, allowed) or (value is True or value is False) and not bool_ok
+        ):
+            return False
+        if enum is not None and value not in enum:
+            return False
+        if max_length is not None and isinstance(value, str) and len(value) > max_length:
+            return False
+        if isinstance(value, dict):
+            for name in required:
+                if name not in value:
+                    return False
+            for key, item in value.items():
+                sub = props.get(key)
+                if sub is None:
+                    if extra is False or (extra_check is not None and not extra_check(item)):
+                        return False
+                elif not sub(item):
+                    return False
+        elif items is not None and isinstance(value, list):
+            return all(items(item) for item in value)
+        return True
+
+    return check
+
+
+@cache
+def _fast(shape: str, mode: str) -> Any:
+    validator = _validator(shape, mode)
+    return _checker(validator.schema, validator.schema["components"]["schemas"], {})
+
+
 def _problems(shape: str, value: Any, mode: str) -> list[Problem]:
     out = []
     validator = _validator(shape, mode)
+    if _fast(shape, mode)(value):
+        return out
     for err in validator.iter_errors(value):
         kind = str(err.validator)
         if kind == "additionalProperties":
