@@ -11,6 +11,17 @@ optional with defaults that keep older files meaning the same:
 - ``apiMembers[]``: ``id``, ``firstName``, ``lastName``.
 - ``faults``: see ``parse_faults``.
 
+Since 2026-11-30 (issue 11; docs/connectwise/REFERENCE.md §2):
+
+- ``records``: each record must be one the real API could return: only the fields of its SPEC schema, with their
+  JSON types, enum values, maximum lengths and the non-reference fields the SPEC requires (``connectwise.contract``).
+- ``records[...][]._info.enteredBy``: the identifier of the member who entered the record. With Inquire (or Edit)
+  level "My" on the function that guards a path, the sandbox answers (or lets the member change) only the records
+  whose ``enteredBy`` is the calling API member's ``identifier``; records the member creates are stamped so.
+- ``securityRoles[].customizeItems[].customizeIdentifier``: the SPEC's enum value (``SystemTableSetup``,
+  ``FinanceAgreements``, ...); the older spellings ``TableSetup`` / ``Table Setup`` / ``Agreements`` still load
+  and are rewritten.
+
 ``load_scenario(path)`` / ``parse_scenario(data)`` return a ``Scenario`` or raise ``ScenarioError`` whose message
 starts with the JSON path of the first problem: ``$.records["finance/agreements"][3].company.id: required``.
 """
