@@ -15,8 +15,10 @@ way the C resolver reads them (``inet_aton``), and the check always runs on addr
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
+import ssl
 import typing
 
 import httpcore
@@ -99,6 +101,17 @@ def is_public_address(address: str | IPAddress) -> bool:
     )
 
 
+def is_allowed_address(address: str | IPAddress) -> bool:
+    """Public, or inside a network the operator opened for on-premise servers (``CONNECTWISE_ONPREM_NETWORKS``,
+    empty by default)."""
+    from django.conf import settings  # noqa: PLC0415
+
+    if is_public_address(address):
+        return True
+    ip = address if isinstance(address, IPAddress) else ipaddress.ip_address(str(address).split("%", 1)[0])
+    return any(ip in net for net in settings.CONNECTWISE_ONPREM_NETWORKS if net.version == ip.version)
+
+
 def split_host(host: str, default_port: int = 443) -> tuple[str, int]:
     """``host[:port]`` or ``[v6]:port`` -> (host, port)."""
     host = host.strip()
@@ -126,7 +139,7 @@ def literal_refuse_reason(host: str) -> str | None:
     literal. Used before the approval check so that no lookup is made for an unapproved name."""
     name, _ = split_host(host)
     literal = parse_address(name)
-    if literal is not None and not is_public_address(literal):
+    if literal is not None and not is_allowed_address(literal):
         return f"{host} is a private or reserved address ({literal}); only hosts on the public internet can be used."
     return None
 
@@ -142,7 +155,7 @@ def refuse_reason(host: str) -> str | None:
         return f"{host} could not be found (DNS lookup failed). Check the spelling of your ConnectWise site."
     if not addresses:
         return f"{host} could not be found (DNS lookup failed). Check the spelling of your ConnectWise site."
-    private = [a for a in addresses if not is_public_address(a)]
+    private = [a for a in addresses if not is_allowed_address(a)]
     if private:
         return (
             f"{host} resolves to a private or reserved address ({', '.join(private)}); "
@@ -171,7 +184,7 @@ class GuardedNetworkBackend(httpcore.NetworkBackend):
             addresses = resolve(host, port)
         except (OSError, UnicodeError, ValueError) as exc:
             raise httpcore.ConnectError(f"{host}: DNS lookup failed ({type(exc).__name__})") from None
-        refused = [a for a in addresses if not is_public_address(a)]
+        refused = [a for a in addresses if not is_allowed_address(a)]
         if refused or not addresses:
             # All or nothing: a host that also answers with a private address is not trusted at all.
             raise AddressRefused(
@@ -198,6 +211,24 @@ class GuardedNetworkBackend(httpcore.NetworkBackend):
 DEFAULT_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8)
 
 
+@functools.cache
+def _ssl_context_with(cafile: str) -> ssl.SSLContext:
+    context = httpx.create_ssl_context(verify=True, trust_env=False)  # the public CAs (certifi)
+    context.load_verify_locations(cafile=cafile)
+    return context
+
+
+def partner_ssl_context() -> ssl.SSLContext:
+    """The certificate-verifying context for partner hosts: the public CAs, plus the operator's own
+    (``CONNECTWISE_CA_FILE``, for on-premise servers whose certificate a company CA issued). Built once per
+    process and file, like ``connectwise.client.shared_ssl_context``."""
+    from django.conf import settings  # noqa: PLC0415
+
+    if settings.CONNECTWISE_CA_FILE:
+        return _ssl_context_with(settings.CONNECTWISE_CA_FILE)
+    return shared_ssl_context()
+
+
 class GuardedTransport(httpx.HTTPTransport):
     """The httpx transport for partner hosts (cloud and on-premise; not the sandbox): no proxies from the
     environment, certificate verification on, every TCP connection through ``GuardedNetworkBackend``."""
@@ -209,7 +240,7 @@ class GuardedTransport(httpx.HTTPTransport):
         backend: httpcore.NetworkBackend | None = None,
         verify: bool = True,
     ) -> None:
-        context = shared_ssl_context() if verify else httpx.create_ssl_context(verify=False, trust_env=False)
+        context = partner_ssl_context() if verify else httpx.create_ssl_context(verify=False, trust_env=False)
         super().__init__(verify=context, trust_env=False, limits=limits)
         self._pool.close()
         self._pool = httpcore.ConnectionPool(

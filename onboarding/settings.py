@@ -7,6 +7,7 @@ secure cookies and HSTS). Bad values fail loudly with ``ImproperlyConfigured`` n
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -124,6 +125,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "onboarding.health.HealthCheckMiddleware",  # first: answers /healthz for the container's own check
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -283,6 +285,30 @@ if CONNECTWISE_SANDBOX_URL:
         )
     if PRODUCTION and not _strict_bool("CONNECTWISE_SANDBOX_IN_PRODUCTION", False):
         raise ImproperlyConfigured("CONNECTWISE_SANDBOX_URL must not be set in production")
+# On-premise ConnectWise servers on a private network (reached over a VPN, or the smoke test's local sandbox):
+# networks that approved on-premise hosts may resolve into although they are not public. Empty by default: every
+# private, loopback and link-local address stays refused (onboarding.netguard). Comma-separated CIDRs.
+CONNECTWISE_ONPREM_NETWORKS = []
+for _net in os.environ.get("CONNECTWISE_ONPREM_NETWORKS", "").split(","):
+    if _net.strip():
+        try:
+            CONNECTWISE_ONPREM_NETWORKS.append(ipaddress.ip_network(_net.strip(), strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"CONNECTWISE_ONPREM_NETWORKS: {_net.strip()!r} is not a network such as 10.20.0.0/16"
+            ) from None
+# Extra certificate authorities (a PEM file) trusted for on-premise hosts whose certificate a company CA issued;
+# the public CAs stay trusted. Unset: the public CAs only.
+CONNECTWISE_CA_FILE = os.environ.get("CONNECTWISE_CA_FILE", "") or None
+if CONNECTWISE_CA_FILE:
+    try:
+        _pem = Path(CONNECTWISE_CA_FILE).read_text()
+    except (OSError, UnicodeError) as exc:
+        raise ImproperlyConfigured(
+            f"CONNECTWISE_CA_FILE: cannot read {CONNECTWISE_CA_FILE}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    if "-----BEGIN CERTIFICATE-----" not in _pem:
+        raise ImproperlyConfigured(f"CONNECTWISE_CA_FILE: {CONNECTWISE_CA_FILE} holds no PEM certificate")
 CONNECTWISE_TIMEOUT_SECONDS = _strict_int("CONNECTWISE_TIMEOUT_SECONDS", 30, minimum=1)
 # 16: a full verify has at most 14 independent calls per level (/count and page 1 of the paged resources with
 # the small tables, then their remaining pages): with 8, each level took two round trips (benchmark verify).

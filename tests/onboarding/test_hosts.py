@@ -205,3 +205,103 @@ def test_public_addresses_are_public(address):
 @pytest.mark.parametrize("address", [a for _, a in PRIVATE_ANSWERS])
 def test_non_public_addresses_are_not_public(address):
     assert not netguard.is_public_address(address)
+
+
+# On-premise on a private network the operator opened (CONNECTWISE_ONPREM_NETWORKS) ---------------------------
+
+
+def test_an_opened_private_network_lets_an_approved_host_resolve_into_it(approve, monkeypatch, settings):
+    import ipaddress
+
+    fake_resolver(monkeypatch, {"cw.partner.example": ["10.20.0.5"]})
+    approve("cw.partner.example")
+    assert not decide("cw.partner.example").allowed  # closed by default
+    settings.CONNECTWISE_ONPREM_NETWORKS = [ipaddress.ip_network("10.20.0.0/16")]
+    assert decide("cw.partner.example").allowed
+    # only that network: loopback and the cloud metadata address stay refused
+    fake_resolver(monkeypatch, {"cw.partner.example": ["10.20.0.5", "127.0.0.1"]})
+    assert "private or reserved" in decide("cw.partner.example").refused
+    fake_resolver(monkeypatch, {"cw.partner.example": ["169.254.169.254"]})
+    assert not decide("cw.partner.example").allowed
+
+
+def test_the_transport_connects_into_an_opened_network_and_nowhere_else(monkeypatch, settings):
+    import ipaddress
+
+    fake_resolver(monkeypatch, {"cw.partner.example": ["10.20.0.5"], "evil.example": ["10.30.0.1"]})
+    settings.CONNECTWISE_ONPREM_NETWORKS = [ipaddress.ip_network("10.20.0.0/16")]
+    opened: list[str] = []
+
+    class Recorder:
+        def connect_tcp(self, host, port, **kwargs):
+            opened.append(host)
+            return object()
+
+    backend = netguard.GuardedNetworkBackend(Recorder())
+    backend.connect_tcp("cw.partner.example", 443)
+    assert opened == ["10.20.0.5"]
+    with pytest.raises(netguard.AddressRefused):
+        backend.connect_tcp("evil.example", 443)
+    assert opened == ["10.20.0.5"]
+
+
+def test_a_bad_onprem_network_or_ca_file_stops_the_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    def settings_error(**extra) -> str:
+        env = {**os.environ, "ONBOARDING_VAR_DIR": str(tmp_path), **extra}
+        env.pop("DATABASE_URL", None)
+        result = subprocess.run(
+            [sys.executable, "-c", "import django; django.setup()"],
+            env={**env, "DJANGO_SETTINGS_MODULE": "onboarding.settings"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode != 0
+        return result.stderr
+
+    assert "CONNECTWISE_ONPREM_NETWORKS: '10.0.0.0/33'" in settings_error(
+        CONNECTWISE_ONPREM_NETWORKS="10.0.0.0/33"
+    )
+    assert "cannot read" in settings_error(CONNECTWISE_CA_FILE=str(tmp_path / "missing.pem"))
+    (tmp_path / "empty.pem").write_text("not a certificate")
+    assert "holds no PEM certificate" in settings_error(CONNECTWISE_CA_FILE=str(tmp_path / "empty.pem"))
+
+
+def test_partner_tls_trusts_the_operators_ca_as_well_as_the_public_ones(settings, tmp_path):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Partner Company Root CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = tmp_path / "ca.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    def subjects(context) -> set[str]:
+        return {dict(x[0] for x in ca["subject"]).get("commonName", "") for ca in context.get_ca_certs()}
+
+    settings.CONNECTWISE_CA_FILE = None
+    assert "Partner Company Root CA" not in subjects(netguard.partner_ssl_context())
+    settings.CONNECTWISE_CA_FILE = str(pem)
+    trusted = subjects(netguard.partner_ssl_context())
+    assert "Partner Company Root CA" in trusted
+    assert "ISRG Root X1" in trusted  # Let's Encrypt, from the public bundle
