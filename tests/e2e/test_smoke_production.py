@@ -109,6 +109,43 @@ def smoke_redis():
         client.flushdb()
 
 
+def deploy_env(
+    ports: dict[str, int], database: str, redis_url: str, tmp_path: Path, ca_file: Path
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The smoke test's deploy.env: a value for every variable of deploy.env.example, and the SMOKE_ONLY extras
+    (tests/onboarding/test_compose.py checks both sets against the example and the compose file)."""
+    origin = f"https://localhost:{ports['https']}"
+    alphabet = string.ascii_letters + string.digits
+    values = {
+        "ONBOARDING_PROFILE": "production",
+        "DOMAIN": f"localhost:{ports['https']}",
+        "CADDY_TLS": "internal",
+        "SECRET_KEY": "".join(secrets.choice(alphabet) for _ in range(60)),
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "ALLOWED_HOSTS": "localhost",
+        "CSRF_TRUSTED_ORIGINS": origin,
+        "DATABASE_URL": database,
+        "POSTGRES_PASSWORD": urlparse(database).password or "",
+        "REDIS_URL": redis_url,
+        "CONNECTWISE_CLIENT_ID": CLIENT_ID,
+        "EMAIL_URL": f"filemail:///{tmp_path / 'mail'}",  # django-environ: filemail:////absolute/path
+        "DEFAULT_FROM_EMAIL": "Billing sync readiness <noreply@smoke.example>",
+        "SUPPORT_EMAIL": "support@smoke.example",
+        "SITE_URL": origin,
+    }
+    extra = {
+        "CADDY_HTTP_PORT": str(ports["http"]),
+        "CADDY_ADMIN": f"127.0.0.1:{ports['admin']}",
+        "CADDY_UPSTREAM": f"127.0.0.1:{ports['web']}",
+        "ONBOARDING_VAR_DIR": str(tmp_path / "var"),
+        "XDG_DATA_HOME": str(tmp_path / "caddy-data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "caddy-config"),
+        "CONNECTWISE_ONPREM_NETWORKS": "127.0.0.0/8",
+        "CONNECTWISE_CA_FILE": str(ca_file),
+    }
+    return values, extra
+
+
 # The deployment ----------------------------------------------------------------------------------------------
 
 
@@ -127,37 +164,8 @@ def deployment(tmp_path, smoke_database, smoke_redis):
         d.mkdir()
     caddy_data = tmp_path / "caddy-data"
     ca_file = caddy_data / "caddy" / "pki" / "authorities" / "local" / "root.crt"
-    alphabet = string.ascii_letters + string.digits
-    env_file = ps.write_env_file(
-        tmp_path / "deploy.env",
-        {
-            "ONBOARDING_PROFILE": "production",
-            "DOMAIN": f"localhost:{ports['https']}",
-            "CADDY_TLS": "internal",
-            "SECRET_KEY": "".join(secrets.choice(alphabet) for _ in range(60)),
-            "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "ALLOWED_HOSTS": "localhost",
-            "CSRF_TRUSTED_ORIGINS": origin,
-            "DATABASE_URL": smoke_database,
-            "POSTGRES_PASSWORD": urlparse(smoke_database).password or "",
-            "REDIS_URL": smoke_redis,
-            "CONNECTWISE_CLIENT_ID": CLIENT_ID,
-            "EMAIL_URL": f"filemail:///{mail}",
-            "DEFAULT_FROM_EMAIL": "Billing sync readiness <noreply@smoke.example>",
-            "SUPPORT_EMAIL": "support@smoke.example",
-            "SITE_URL": origin,
-        },
-        {
-            "CADDY_HTTP_PORT": str(ports["http"]),
-            "CADDY_ADMIN": f"127.0.0.1:{ports['admin']}",
-            "CADDY_UPSTREAM": f"127.0.0.1:{ports['web']}",
-            "ONBOARDING_VAR_DIR": str(var),
-            "XDG_DATA_HOME": str(caddy_data),
-            "XDG_CONFIG_HOME": str(tmp_path / "caddy-config"),
-            "CONNECTWISE_ONPREM_NETWORKS": "127.0.0.0/8",
-            "CONNECTWISE_CA_FILE": str(ca_file),
-        },
-    )
+    values, extra = deploy_env(ports, smoke_database, smoke_redis, tmp_path, ca_file)
+    env_file = ps.write_env_file(tmp_path / "deploy.env", values, extra)
     stack = ps.Stack(env={**ps.base_env(home), **env_file}, logs=logs)
     sandbox_site = f"127.0.0.1:{ports['sandbox_https']}"
     caddyfile = tmp_path / "Caddyfile"

@@ -34,3 +34,74 @@ def test_example_env_file_lists_every_production_secret():
         "CONNECTWISE_CLIENT_ID",
     ):
         assert f"{var}=" in text
+
+
+# The compose file and the production smoke test cannot drift (tests/e2e/production_stack.py) ----------------
+
+
+def test_only_the_proxy_publishes_ports_and_the_app_waits_for_migrate():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"caddy"}
+    assert services["caddy"]["ports"] == ["80:80", "443:443", "443:443/udp"]
+    assert "./Caddyfile:/etc/caddy/Caddyfile:ro" in services["caddy"]["volumes"]
+    for name in ("web", "worker", "beat"):
+        depends = services[name]["depends_on"]
+        assert depends["migrate"] == {"condition": "service_completed_successfully"}, name
+        assert depends["postgres"] == depends["redis"] == {"condition": "service_healthy"}, name
+    assert services["caddy"]["depends_on"] == {"web": {"condition": "service_healthy"}}
+    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert "inspect ping --destination celery@$$HOSTNAME" in services["worker"]["healthcheck"]["test"][1]
+    for name in ("migrate", "web", "worker", "beat", "caddy", "postgres"):
+        assert services[name]["env_file"] == "deploy.env", name
+
+
+def test_the_smoke_test_runs_every_compose_command_with_only_the_declared_changes():
+    from tests.e2e import production_stack as ps
+
+    services = ps.compose()["services"]
+    smoke = (ROOT / "tests" / "e2e" / "test_smoke_production.py").read_text()
+    for name in ps.ALL_SERVICES:
+        compose_argv = services[name]["command"]
+        replacements = {old: f"<{name}-{i}>" for i, old in enumerate(ps.LOCALIZED.get(name, {}))}
+        argv = ps.service_command(name, **replacements)
+        # every declared change replaces an argument the compose command really has, and nothing else differs
+        changed = [i for i, (a, b) in enumerate(zip(compose_argv, argv, strict=True)) if a != b]
+        assert [compose_argv[i] for i in changed] == list(replacements), name
+        assert f'ps.service_command("{name}"' in smoke, f"the smoke test does not start {name}"
+    for name in ("web", "worker"):
+        assert f'ps.healthcheck_command("{name}"' in smoke, f"the smoke test does not wait for {name}'s check"
+        test = " ".join(services[name]["healthcheck"]["test"][1:])
+        for old in ps.HEALTHCHECK_LOCALIZED.get(name, {}):
+            assert old in test, (name, old)
+    # The image's build step the smoke test repeats (static files) is the Dockerfile's.
+    assert "python manage.py collectstatic --noinput" in (ROOT / "Dockerfile").read_text()
+
+
+def test_the_smoke_deploy_env_sets_exactly_the_example_variables_plus_declared_extras(tmp_path):
+    import re
+
+    from tests.e2e import production_stack as ps
+    from tests.e2e.test_smoke_production import deploy_env
+
+    ports = dict.fromkeys(("web", "https", "http", "admin", "sandbox", "sandbox_https"), 1)
+    values, extra = deploy_env(ports, "postgres://u:p@h:5432/smoke_x", "redis://h:6379/3", tmp_path, tmp_path)
+    assert set(values) == set(ps.example_variables())
+    assert set(extra) <= set(ps.SMOKE_ONLY)
+    # Every variable the Caddyfile reads is one deploy.env.example lists, or has a default and is smoke-only.
+    caddyfile = (ROOT / "Caddyfile").read_text()
+    for name, default in re.findall(r"\{\$([A-Z_]+)(?::([^}]*))?\}", caddyfile):
+        assert name in values or (default and name in ps.SMOKE_ONLY), name
+    # Written and read back in compose's env_file format, the values survive unchanged.
+    written = ps.write_env_file(tmp_path / "deploy.env", values, extra)
+    assert written == {**values, **extra}
+
+
+def test_the_readme_deployment_steps_are_the_ones_the_smoke_test_runs():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deployment", 1)[1].split("\n## ", 1)[0]
+    smoke = (ROOT / "tests" / "e2e" / "test_smoke_production.py").read_text()
+    for step in ("deploy.env.example", "docker compose up -d", "manage.py support_user add", "/accounts/signup/",
+                 "CADDY_TLS=internal", "pg_dump", "docker compose run --rm migrate", "make smoke"):  # fmt: skip
+        assert step in section, step
+    assert '"support_user", "add"' in smoke and "/accounts/signup/" in smoke and '"CADDY_TLS": "internal"' in smoke
