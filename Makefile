@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO_SANDBOX_PORT ?= 8765
 DEMO_WEB_PORT ?= 8000
 
-.PHONY: install demo test test-fast lint format benchmarks clean
+.PHONY: install demo test test-fast smoke lint format benchmarks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,10 +24,18 @@ demo: install
 ## The whole suite: unit, integration (sandbox, real worker) and browser tests.
 test: install
 	$(BIN)/python scripts/ensure_chromium.py
+	$(BIN)/python scripts/ensure_caddy.py
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not e2e and not slow" $(PYTEST_ARGS)
+
+## The production smoke test: the compose services' commands with real PostgreSQL and Redis, Caddy (tls internal)
+## in front and Chromium over HTTPS (README "Deployment"). Fails, never skips, when something it needs is missing.
+smoke: install
+	$(BIN)/python scripts/ensure_chromium.py
+	$(BIN)/python scripts/ensure_caddy.py
+	SMOKE_REQUIRED=true $(BIN)/python -m pytest -p no:cacheprovider tests/e2e/test_smoke_production.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
