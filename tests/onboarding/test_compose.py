@@ -104,4 +104,8 @@ def test_the_readme_deployment_steps_are_the_ones_the_smoke_test_runs():
     for step in ("deploy.env.example", "docker compose up -d", "manage.py support_user add", "/accounts/signup/",
                  "CADDY_TLS=internal", "pg_dump", "docker compose run --rm migrate", "make smoke"):  # fmt: skip
         assert step in section, step
-    assert '"support_user", "add"' in smoke and "/accounts/signup/" in smoke and '"CADDY_TLS": "internal"' in smoke
+    assert (
+        '"support_user", "add"' in smoke
+        and "/accounts/signup/" in smoke
+        and '"CADDY_TLS": "internal"' in smoke
+    )
