@@ -14,6 +14,8 @@ import logging
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from .middleware import POLICY
+
 log = logging.getLogger(__name__)
 
 PATH = "/healthz"
@@ -57,7 +59,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "broker": "ok" if check_broker() else "unavailable",
     }
     ok = all(v == "ok" for v in parts.values())
-    return JsonResponse({"ok": ok, **parts}, status=200 if ok else 503, headers={"Cache-Control": "no-store"})
+    # Answered before the security middleware runs: the same headers every other response carries.
+    headers = {
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": POLICY,
+        "X-Content-Type-Options": "nosniff",
+    }
+    return JsonResponse({"ok": ok, **parts}, status=200 if ok else 503, headers=headers)
 
 
 class HealthCheckMiddleware:

@@ -31,6 +31,8 @@ def test_it_answers_over_plain_http_for_any_host_when_everything_is_up(db, clien
     assert response.status_code == 200
     assert response.json() == {"ok": True, "database": "ok", "broker": "ok"}
     assert response["Cache-Control"] == "no-store"
+    assert response["Content-Security-Policy"].startswith("default-src 'self'")
+    assert response["X-Content-Type-Options"] == "nosniff"
 
 
 def test_other_paths_still_get_the_host_check_and_the_https_redirect(db, client, production_like):
