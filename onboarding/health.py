@@ -76,6 +76,7 @@ class HealthCheckMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest):
-        if request.path_info == PATH:
+        # Reads only: any other method takes the normal path (host check, HTTPS, CSRF) to the view's 405.
+        if request.path_info == PATH and request.method in ("GET", "HEAD"):
             return healthz(request)
         return self.get_response(request)
