@@ -138,6 +138,17 @@ MIDDLEWARE = [
     "onboarding.middleware.ContentSecurityPolicyMiddleware",
 ]
 
+# Behind a reverse proxy (Caddy in docker-compose.yml) every request comes from the proxy: REMOTE_ADDR is taken
+# from the X-Forwarded-For hop the proxy appended (django-xff), so that sign-in throttling counts per client, not
+# one counter for everybody. TRUSTED_PROXY_HOPS is how many proxies append to the header (0: no proxy, the header
+# is ignored). A request that did not come through them (no header) is refused with 400; /healthz is answered
+# before (onboarding.health).
+TRUSTED_PROXY_HOPS = _strict_int("TRUSTED_PROXY_HOPS", 0)
+if TRUSTED_PROXY_HOPS:
+    MIDDLEWARE.insert(1, "xff.middleware.XForwardedForMiddleware")
+    XFF_TRUSTED_PROXY_DEPTH = TRUSTED_PROXY_HOPS
+    XFF_ALWAYS_PROXY = True
+
 ROOT_URLCONF = "onboarding.urls"
 WSGI_APPLICATION = "onboarding.wsgi.application"
 

@@ -125,6 +125,7 @@ def deploy_env(
         "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "ALLOWED_HOSTS": "localhost",
         "CSRF_TRUSTED_ORIGINS": origin,
+        "TRUSTED_PROXY_HOPS": "1",
         "DATABASE_URL": database,
         "POSTGRES_PASSWORD": urlparse(database).password or "",
         "REDIS_URL": redis_url,
@@ -269,6 +270,17 @@ def test_the_shipped_deployment_signs_in_over_https_and_checks_a_partner(deploym
     status, headers = plain_http(f"http://localhost:{ports['http']}/accounts/login/?next=/")
     assert status in (301, 308), status
     assert headers["Location"] == f"{origin}/accounts/login/?next=/"
+
+    # Caddy passes its own X-Forwarded-Proto, never the client's (else this would loop to HTTPS); a request
+    # that bypassed Caddy (no X-Forwarded-For) is refused; the container's health check still answers.
+    tls = ssl.create_default_context(cafile=str(deployment["ca_file"]))
+    spoofed = urllib.request.Request(f"{origin}/accounts/login/", headers={"X-Forwarded-Proto": "http"})
+    with urllib.request.urlopen(spoofed, context=tls, timeout=10) as resp:
+        assert resp.status == 200 and resp.url == f"{origin}/accounts/login/"
+    status, _ = plain_http(f"http://127.0.0.1:{ports['web']}/accounts/login/")
+    assert status == 400
+    status, _ = plain_http(f"http://127.0.0.1:{ports['web']}/healthz")
+    assert status == 200
 
     # README "Deployment", step 4: the first support user.
     out = stack.run("support_user", ["python", "manage.py", "support_user", "add", SUPPORT_EMAIL])
