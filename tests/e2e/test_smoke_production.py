@@ -261,7 +261,7 @@ def plain_http(url: str) -> tuple[int, dict]:
 # The test ----------------------------------------------------------------------------------------------------
 
 
-def test_the_shipped_deployment_signs_in_over_https_and_checks_a_partner(deployment):
+def test_the_shipped_deployment_signs_in_over_https_and_checks_a_partner(deployment, shot):
     from playwright.sync_api import sync_playwright
 
     stack, ports, origin = deployment["stack"], deployment["ports"], deployment["origin"]
@@ -313,6 +313,7 @@ def test_the_shipped_deployment_signs_in_over_https_and_checks_a_partner(deploym
             assert response.status == 200 and page.url.startswith(origin)
             page.fill("input[name=new_password1]", SUPPORT_PASSWORD)
             page.fill("input[name=new_password2]", SUPPORT_PASSWORD)
+            shot(page, "support-sets-password")
             page.get_by_role("button", name="Save the new password").click()
             page.wait_for_load_state()
             page.goto(f"{origin}/accounts/login/")
@@ -322,6 +323,7 @@ def test_the_shipped_deployment_signs_in_over_https_and_checks_a_partner(deploym
             page.wait_for_load_state()
             response = page.goto(f"{origin}/")
             assert page.url.startswith(f"{origin}/support/"), page.url
+            shot(page, "support-dashboard-over-https")
             headers = response.headers
             assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains; preload"
             assert "default-src 'self'" in headers["content-security-policy"]
@@ -362,6 +364,7 @@ def test_the_shipped_deployment_signs_in_over_https_and_checks_a_partner(deploym
             page.get_by_role("button", name="Save and check connection").click()
             page.wait_for_load_state()
             wait_for_run(page, 90_000)
+            shot(page, "partner-onprem-connection-checked")
             result = page.locator("#result").inner_text()
             assert "Nothing to fix here" in result, result
             badge = page.locator("h1 + .status").first.get_attribute("class") or ""
@@ -373,6 +376,7 @@ def test_the_shipped_deployment_signs_in_over_https_and_checks_a_partner(deploym
             page = support.pages[0]
             page.goto(f"{origin}/support/")
             assert "Smoke Partner MSP" in page.locator("main").inner_text()
+            shot(page, "support-sees-the-partner")
         finally:
             browser.close()
 
