@@ -258,8 +258,10 @@ class ConnectWiseClient:
     """One client per tenant connection (and per task run). See the module docstring for concurrency.
 
     ``codebase`` may be passed in (the one stored from the last run) to save the discovery call; otherwise it is
-    discovered on first use. Retries (docs/connectwise/REFERENCE.md §6): 429 and 503 for every method, honouring ``Retry-After`` up to
-    ``retry_after_cap`` seconds; other 5xx, timeouts and connection errors only for idempotent methods, except a
+    discovered on first use. Retries (docs/connectwise/REFERENCE.md §6): 429 and 503 for every method, honouring
+    ``Retry-After`` up to ``retry_after_cap`` seconds (a longer ``Retry-After`` is not retried early: the error is
+    raised at once, its ``retry_after`` telling the caller how long to wait); other 5xx, timeouts and connection
+    errors only for idempotent methods, except a
     failure to connect, which is retried for every method because nothing was sent. Backoff is exponential with
     full jitter. ``sleep`` and ``rng`` are injectable so tests are instant and repeatable.
     """
@@ -651,6 +653,7 @@ class ConnectWiseClient:
                 if attempt < self._max_attempts and (nothing_sent or method in IDEMPOTENT_METHODS):
                     self._wait(attempt, None, method, path, exc)
                     continue
+                exc.attempts = attempt
                 raise
 
             status = response.status_code
@@ -682,11 +685,18 @@ class ConnectWiseClient:
                     self._stats.record_retry()
                     attempt -= 1  # a different URL, not a retry of the same one
                     continue
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after is not None and retry_after > self._retry_after_cap:
+                # Asked to wait longer than we may: retrying after the cap is only refused again (issue 11).
+                # Give up now; the run ends "error" and the scheduler waits for the server (onboarding.runs).
+                error.attempts = attempt
+                raise error
             if attempt < self._max_attempts and (
                 status in RETRY_ANY_METHOD_STATUSES or (status >= 500 and method in IDEMPOTENT_METHODS)
             ):
-                self._wait(attempt, getattr(error, "retry_after", None), method, path, error)
+                self._wait(attempt, retry_after, method, path, error)
                 continue
+            error.attempts = attempt
             raise error
 
     def _send(

@@ -25,9 +25,15 @@ class ErrorDetail:
 
 
 class ConnectWiseError(Exception):
-    """Base class. ``status`` is the HTTP status (None when there was no response)."""
+    """Base class. ``status`` is the HTTP status (None when there was no response).
+
+    ``attempts`` is how many times the client sent the request before giving up (set by the client; 1 when the
+    error was not retried): an error with ConnectWise's own message on every one of several attempts repeats for
+    this data and is not a passing outage.
+    """
 
     transient: bool = False
+    attempts: int = 1
 
     def __init__(
         self,
@@ -38,6 +44,7 @@ class ConnectWiseError(Exception):
         request_id: str | None = None,
         method: str | None = None,
         path: str | None = None,
+        cw_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -46,6 +53,34 @@ class ConnectWiseError(Exception):
         self.request_id = request_id
         self.method = method
         self.path = path
+        # ConnectWise's own ``message`` from the error body (redacted), separate from our sentence around it.
+        self.cw_message = cw_message
+
+    @property
+    def retry_after_seconds(self) -> float | None:
+        """The server's ``Retry-After`` in seconds when it sent one (429 and 503), else None."""
+        return getattr(self, "retry_after", None)
+
+    def detail(self) -> dict[str, Any]:
+        """What a person needs to act on this error, as plain JSON data (stored with findings and failed runs).
+
+        ``{"kind": class name, "status": HTTP status or None, "code": ConnectWise's code or None, "message":
+        ConnectWise's own message or None, "method", "path": the API path without its query (conditions can
+        name customers; no key is ever in a path), "request_id": the ``x-cw-request-id`` header or None,
+        "transient": bool, "retry_after": seconds or None}``. Nothing from request headers, so never a key.
+        """
+        retry_after = self.retry_after_seconds
+        return {
+            "kind": type(self).__name__,
+            "status": self.status,
+            "code": self.code,
+            "message": self.cw_message,
+            "method": self.method,
+            "path": (self.path or "").split("?", 1)[0] or None,
+            "request_id": self.request_id,
+            "transient": self.transient,
+            "retry_after": round(retry_after) if retry_after is not None else None,
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, status={self.status!r}, code={self.code!r})"
@@ -206,9 +241,16 @@ def error_from_response(
         text += f" [{nested}]"
     if request_id:
         text += f" (request id {request_id})"
+    if cls is RateLimited and retry_after is not None:
+        text += f"; rate limited by ConnectWise for {round(retry_after)} s"
 
     kwargs: dict[str, Any] = dict(
-        status=status, code=code or None, request_id=request_id, method=method, path=path
+        status=status,
+        code=code or None,
+        request_id=request_id,
+        method=method,
+        path=path,
+        cw_message=message or None,
     )
     if cls is BadRequest:
         return BadRequest(text, errors=details, **kwargs)

@@ -67,6 +67,12 @@ class Tenant(models.Model):
     drift_since = models.DateTimeField(null=True, blank=True, db_index=True)
     drift_steps = models.JSONField(default=list, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    step_errors = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="step key -> the ConnectWise error of its latest result when it is 'error' "
+        "(connectwise.errors.ConnectWiseError.detail()), for the dashboard's exports",
+    )
     # The company list behind the customers page: when it was last read, and a digest to skip unchanged rewrites.
     directory_refreshed_at = models.DateTimeField(null=True, blank=True)
     directory_digest = models.CharField(max_length=64, blank=True)
@@ -291,6 +297,12 @@ class CheckRun(models.Model):
     ready = models.BooleanField(null=True)
     progress = models.JSONField(default=dict, blank=True, help_text="{'done': n, 'total': n, 'current': key}")
     error = models.TextField(blank=True)
+    error_detail = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="When a ConnectWise error failed the run: its code, message, path and request id "
+        "(connectwise.errors.ConnectWiseError.detail()).",
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

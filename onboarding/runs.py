@@ -150,18 +150,53 @@ def execute_run(run: CheckRun) -> CheckRun:
                 if client.codebase and client.codebase != connection.codebase:
                     type(connection).objects.filter(pk=connection.pk).update(codebase=client.codebase)
     except ConnectWiseError as exc:
-        return fail(run, f"ConnectWise error: {exc}", started=started)
+        return fail(run, f"ConnectWise error: {exc}", started=started, detail=exc.detail())
     return finish(run, outcomes, calls=calls, retries=retries, started=started)
 
 
-def fail(run: CheckRun, message: str, *, started: float | None = None) -> CheckRun:
+def fail(
+    run: CheckRun, message: str, *, started: float | None = None, detail: dict | None = None
+) -> CheckRun:
+    """Close the run as ``error`` with a message; ``detail`` is ``ConnectWiseError.detail()`` when ConnectWise's
+    answer failed it (its code, message, path and request id, shown on the step and support pages). A
+    ``Retry-After`` in it holds the tenant's scheduled checks back until the wait is over."""
     now = timezone.now()
     duration = int((time.monotonic() - started) * 1000) if started else None
     CheckRun.objects.filter(pk=run.pk, status__in=CheckRun.ACTIVE).update(
-        status=CheckRun.Status.ERROR, error=message[:2000], finished_at=now, duration_ms=duration, progress={}
+        status=CheckRun.Status.ERROR,
+        error=message[:2000],
+        error_detail=detail,
+        finished_at=now,
+        duration_ms=duration,
+        progress={},
     )
+    if detail and detail.get("retry_after"):
+        hold_back(run.tenant_id, detail["retry_after"], now)
     run.refresh_from_db()
     return run
+
+
+def hold_back(tenant_id: int, seconds: float, now) -> None:
+    """ConnectWise asked us to wait ``seconds`` (``Retry-After``): the scheduled verification does not check the
+    tenant again before then (``tasks.schedule_verifications`` starts tenants whose ``next_check_at`` is due)."""
+    until = now + timedelta(seconds=seconds)
+    Tenant.objects.filter(pk=tenant_id).filter(
+        Q(next_check_at__isnull=True) | Q(next_check_at__lt=until)
+    ).update(next_check_at=until)
+
+
+def step_error_details(outcomes: list[StepOutcome]) -> dict[str, dict]:
+    """step key -> the ConnectWise error detail of its first ``error`` finding, for the steps that ended ``error``."""
+    out: dict[str, dict] = {}
+    for o in outcomes:
+        if o.status != Status.ERROR:
+            continue
+        for f in o.findings:
+            error = f.data.get("error") if f.severity == Severity.ERROR else None
+            if isinstance(error, dict):
+                out[o.key] = error
+                break
+    return out
 
 
 @transaction.atomic
@@ -204,6 +239,15 @@ def finish(
     tenant.first_open_step = next((k for k in STEP_KEYS if statuses.get(k) not in OK_STATUSES), "")
     tenant.has_error = any(statuses.get(k) == Status.ERROR for k in STEP_KEYS)
     tenant.last_checked_at = now
+    errors = step_error_details(outcomes)
+    ran = {o.key for o in outcomes}
+    kept = {k: v for k, v in (tenant.step_errors or {}).items() if k not in ran}
+    tenant.step_errors = {**kept, **errors}
+    wait = max((e.get("retry_after") or 0 for e in errors.values()), default=0)
+    if wait:  # rate limited: the run can be retried later; the schedule waits for ConnectWise
+        until = now + timedelta(seconds=wait)
+        if tenant.next_check_at is None or tenant.next_check_at < until:
+            tenant.next_check_at = until
     _track_drift(tenant, run, previous, statuses, now)
     for o in outcomes:
         if o.key == "customers" and "directory" in o.facts:
@@ -343,6 +387,7 @@ def run_as_dict(run: CheckRun) -> dict:
         "api_calls": run.api_calls,
         "duration_ms": run.duration_ms,
         "error": run.error or None,
+        "error_detail": run.error_detail or None,
         "steps": [
             {
                 "key": key,
@@ -354,6 +399,7 @@ def run_as_dict(run: CheckRun) -> dict:
                         "severity": f["severity"],
                         "subject": f["subject"],
                         "repairable": bool(f.get("repairable")),
+                        "error": finding_error(f),
                     }
                     for f in results[key].findings
                 ],
@@ -362,6 +408,12 @@ def run_as_dict(run: CheckRun) -> dict:
             if key in results
         ],
     }
+
+
+def finding_error(finding: dict) -> dict | None:
+    """A stored finding's ConnectWise error detail (``ConnectWiseError.detail()``), or None when it has none."""
+    error = (finding.get("data") or {}).get("error")
+    return error if isinstance(error, dict) else None
 
 
 def run_now(tenant: Tenant, *, trigger: str, actor=None, steps: list[str] | None = None) -> CheckRun:

@@ -96,6 +96,7 @@ def check(ctx: RunContext) -> StepOutcome:
                 subject=f"Site {site}",
                 explanation=f"We refused to connect to this host: {exc.message}",
                 fix=FIX_SITE,
+                data={"error": exc.detail()},
             )
         )
         return StepOutcome.from_findings(KEY, findings, "The site is not one we may connect to.", **facts)
@@ -126,7 +127,7 @@ def check(ctx: RunContext) -> StepOutcome:
                     "inactive, or the keys belong to a different company id."
                 ),
                 fix=FIX_KEYS,
-                data={"status": exc.status, "code": exc.code},
+                data={"status": exc.status, "code": exc.code, "error": exc.detail()},
             )
         )
         return StepOutcome.from_findings(KEY, findings, "The API keys were refused.", **facts)
@@ -173,7 +174,7 @@ def _unknown_company(ctx: RunContext, site: str, exc: ConnectWiseError) -> Findi
             "Check the company id on the ConnectWise sign-in page (the Company field), and that the site is the "
             "region you sign in to; then save the connection again."
         ),
-        data={"company_id": company_id},
+        data={"company_id": company_id, "error": exc.detail()},
     )
 
 
@@ -192,5 +193,5 @@ def _unreachable(site: str, exc: ConnectWiseError) -> Finding:
             "api-na/api-eu/api-au/api-aus/api-za.myconnectwise.net), then run the check again. An on-premise "
             "server must accept HTTPS connections from the internet."
         ),
-        data={"error": type(exc).__name__, "status": exc.status, "transient": exc.transient},
+        data={"error": exc.detail(), "status": exc.status, "transient": exc.transient},
     )

@@ -331,11 +331,19 @@ class SandboxApp:
             raise ApiError(
                 429, "TooManyRequests", "Too many requests: slow down and retry later.", headers=retry_after
             )
+        body = faults.get("errorBody") or {}
         if kind == "500":
-            raise ApiError(500, "UnexpectedError", "An unexpected error occurred (sandbox fault).")
+            raise ApiError(
+                500,
+                body.get("code", "UnexpectedError"),
+                body.get("message", "An unexpected error occurred (sandbox fault)."),
+            )
         if kind == "503":
             raise ApiError(
-                503, "ServiceUnavailable", "The service is unavailable (sandbox fault).", headers=retry_after
+                503,
+                body.get("code", "ServiceUnavailable"),
+                body.get("message", "The service is unavailable (sandbox fault)."),
+                headers=retry_after,
             )
         if kind == "reset":
             raise SandboxReset(api_path)

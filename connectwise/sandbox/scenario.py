@@ -426,6 +426,10 @@ def parse_faults(value: Any, path: str = "$.faults") -> dict[str, Any]:
     - ``queue``: fault kinds forced, in order, on the next API requests before any random draw (e.g.
       ``["429", "reset"]``): exact sequences for retry tests.
     - ``includeDiscovery``: also draw faults for ``/login/companyinfo`` (default false).
+    - ``errorBody``: the body of the ``500`` and ``503`` faults instead of the sandbox's own, e.g.
+      ``{"code": "ConnectWiseApi", "message": "String was not recognized as a valid Boolean."}`` (how
+      ConnectWise answers, on every try, a list whose data it cannot read; issue 11). With ``paths`` and
+      ``rates: {"500": 1}`` a path answers that error every time.
     """
     obj = _obj(value, path)
     known = {
@@ -438,6 +442,7 @@ def parse_faults(value: Any, path: str = "$.faults") -> dict[str, Any]:
         "methods",
         "queue",
         "includeDiscovery",
+        "errorBody",
         "company",
     }
     for key in obj:
@@ -489,4 +494,19 @@ def parse_faults(value: Any, path: str = "$.faults") -> dict[str, Any]:
         "methods": methods,
         "queue": queue,
         "includeDiscovery": _bool(obj, "includeDiscovery", path, False),
+        "errorBody": _error_body(obj.get("errorBody"), child(path, "errorBody")),
     }
+
+
+def _error_body(value: Any, path: str) -> dict[str, str] | None:
+    """``{"code": str, "message": str}`` (both required, non-empty), or None when absent."""
+    if value is None:
+        return None
+    obj = _obj(value, path)
+    for key in obj:
+        if key not in ("code", "message"):
+            _fail(child(path, key), "unknown key (expected code, message)")
+    for key in ("code", "message"):
+        if not isinstance(obj.get(key), str) or not obj[key].strip():
+            _fail(child(path, key), "must be a non-empty string")
+    return {"code": obj["code"], "message": obj["message"]}

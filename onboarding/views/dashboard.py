@@ -78,6 +78,7 @@ LIST_FIELDS = (
     "last_checked_at",
     "drift_since",
     "drift_steps",
+    "step_errors",
 )
 
 
@@ -167,7 +168,30 @@ def tenant_record(t: Tenant | dict) -> dict:
         "drift_since": drift_since.isoformat() if drift_since else None,
         "drift_steps": list(get("drift_steps") or []),
         "has_error": bool(get("has_error")),
+        "errors": {k: v for k, v in (get("step_errors") or {}).items() if k in STEP_KEYS},
     }
+
+
+def error_text(detail: dict) -> str:
+    """One ConnectWise error detail (``ConnectWiseError.detail()``) as one line a support person can quote."""
+    parts = [f"HTTP {detail['status']}" if detail.get("status") else str(detail.get("kind") or "error")]
+    if detail.get("code"):
+        parts.append(str(detail["code"]))
+    if detail.get("message"):
+        parts.append(f'"{detail["message"]}"')
+    if detail.get("path"):
+        parts.append(f"on {detail.get('method') or 'GET'} {detail['path']}")
+    if detail.get("request_id"):
+        parts.append(f"request id {detail['request_id']}")
+    if detail.get("retry_after"):
+        parts.append(f"retry after {detail['retry_after']} s")
+    return " ".join(parts)
+
+
+def errors_text(step_errors: dict | None) -> str:
+    """Every step's ConnectWise error in wizard order: ``step: HTTP 500 ConnectWiseApi "..." on GET ... | ...``."""
+    step_errors = step_errors or {}
+    return " | ".join(f"{k}: {error_text(step_errors[k])}" for k in STEP_KEYS if k in step_errors)
 
 
 def _funnel(overview: dict) -> dict:
@@ -261,6 +285,7 @@ def export_csv(request):
             "stale",
             "drift_steps",
             "has_error",
+            "step_errors",
         )
     )
     header = [
@@ -273,12 +298,22 @@ def export_csv(request):
         "stale",
         "drift_steps",
         "has_error",
+        "errors",
     ]
 
     def lines():
-        for name, slug, ready, first_open, statuses, checked, stale, drift, error in rows.iterator(
-            chunk_size=2000
-        ):
+        for (
+            name,
+            slug,
+            ready,
+            first_open,
+            statuses,
+            checked,
+            stale,
+            drift,
+            error,
+            step_errors,
+        ) in rows.iterator(chunk_size=2000):
             statuses = statuses or {}
             yield [
                 _csv_cell(name),
@@ -290,6 +325,7 @@ def export_csv(request):
                 "yes" if stale else "no",
                 " ".join(drift or []),
                 "yes" if error else "no",
+                _csv_cell(errors_text(step_errors)),
             ]
 
     writer = csv.writer(_Echo())

@@ -51,6 +51,22 @@ def _active_run(tenant):
     return CheckRun.objects.filter(tenant=tenant, status__in=CheckRun.ACTIVE).first()
 
 
+def _failed_run(tenant, key: str, result) -> CheckRun | None:
+    """The tenant's latest run when it failed as a whole (no step results) after this step's latest result and it
+    covered this step: the page shows why, with ConnectWise's message and request id when there is one."""
+    last = (
+        CheckRun.objects.filter(tenant=tenant)
+        .exclude(status__in=CheckRun.ACTIVE)
+        .order_by("-created_at")
+        .first()
+    )
+    if last is None or last.status != CheckRun.Status.ERROR or key not in last.requested_steps():
+        return None
+    if result is not None and result.created_at >= last.created_at:
+        return None
+    return last
+
+
 @login_required
 @require_GET
 def tenant_home(request, slug):
@@ -94,6 +110,7 @@ def render_step(request, access: TenantAccess, key: str, *, status: int = 200, *
         "result": result,
         "groups": severity_groups(result) if result else [],
         "active_run": _active_run(tenant),
+        "failed_run": _failed_run(tenant, key, result),
         "connection": connection,
         "prev": STEPS[index - 1] if index else None,
         "next": STEPS[index + 1] if index + 1 < len(STEPS) else None,

@@ -377,16 +377,68 @@ def test_post_is_retried_on_429_honouring_retry_after(cw, mock, sleeps):
     assert route.calls[0].request.content == route.calls[1].request.content
 
 
-def test_patch_is_retried_on_503_and_retry_after_is_capped(cw, mock, sleeps):
+def test_retry_after_above_the_cap_is_not_retried_early(cw, mock, sleeps):
+    # Issue 11 item 9: asked to wait 60 s, the client used to retry after its 30 s cap and was refused again.
+    route = mock.get(f"{BASE}company/companies").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "60", "x-cw-request-id": "rq-9"}),
+            httpx.Response(200, json=[]),
+        ]
+    )
+    with pytest.raises(errors.RateLimited) as exc_info:
+        cw.get("company/companies")
+    assert route.call_count == 1
+    assert sleeps == []
+    error = exc_info.value
+    assert error.retry_after == 60.0 and error.attempts == 1
+    assert "rate limited by ConnectWise for 60 s" in str(error)
+    assert error.detail()["retry_after"] == 60 and error.detail()["request_id"] == "rq-9"
+
+
+def test_a_503_asking_for_more_than_the_cap_is_not_retried_either(cw, mock, sleeps):
     route = mock.patch(f"{BASE}procurement/catalog/1").mock(
         side_effect=[
             httpx.Response(503, headers={"Retry-After": "3600"}),
             httpx.Response(200, json={"id": 1}),
         ]
     )
+    with pytest.raises(errors.ServerError) as exc_info:
+        cw.patch("procurement/catalog/1", [])
+    assert route.call_count == 1 and sleeps == []
+    assert exc_info.value.retry_after == 3600.0
+
+
+def test_retry_after_up_to_the_cap_is_honoured(cw, mock, sleeps):
+    route = mock.patch(f"{BASE}procurement/catalog/1").mock(
+        side_effect=[
+            httpx.Response(503, headers={"Retry-After": "30"}),
+            httpx.Response(200, json={"id": 1}),
+        ]
+    )
     cw.patch("procurement/catalog/1", [])
     assert route.call_count == 2
     assert sleeps == [30.0]
+
+
+def test_a_repeating_server_error_keeps_connectwise_message_path_and_request_id(cw, mock, sleeps):
+    body = {"code": "ConnectWiseApi", "message": "String was not recognized as a valid Boolean."}
+    route = mock.get(f"{BASE}company/companies").respond(500, json=body, headers={"x-cw-request-id": "abc-1"})
+    with pytest.raises(errors.ServerError) as exc_info:
+        cw.get("company/companies", params={"conditions": 'name="Contoso"'})
+    assert route.call_count == 4
+    detail = exc_info.value.detail()
+    assert exc_info.value.attempts == 4
+    assert detail == {
+        "kind": "ServerError",
+        "status": 500,
+        "code": "ConnectWiseApi",
+        "message": "String was not recognized as a valid Boolean.",
+        "method": "GET",
+        "path": "company/companies",
+        "request_id": "abc-1",
+        "transient": True,
+        "retry_after": None,
+    }
 
 
 def test_rate_limited_surfaces_retry_after_when_attempts_run_out(sleeps, mock):

@@ -54,6 +54,7 @@ def test_the_csv_has_the_documented_columns(client, support, tenants):
         "stale",
         "drift_steps",
         "has_error",
+        "errors",  # issue 11: ConnectWise's code, message, request and request id per step in error
     ]
     by_slug = {r["slug"]: r for r in rows}
     assert list(by_slug) == ["unconnected", "ready-co", "drift-co", "stale-co"]  # by name, like the page
@@ -110,6 +111,7 @@ def test_the_json_endpoint_has_the_same_data_paged(client, support, tenants):
         "drift_since": drift["drift_since"],
         "drift_steps": ["catalog"],
         "has_error": True,
+        "errors": {},
     }
     assert drift["last_checked_at"] and drift["drift_since"]
     second = client.get(first["next"]).json()

@@ -122,3 +122,31 @@ def test_faults_can_be_limited_to_some_methods(app, control):
         assert client.post("procurement/categories", json={"name": "Faulted"}).status_code == 201
     bad = control.post("/_sandbox/faults", json={"company": "acme", "methods": ["FETCH"]})
     assert bad.status_code == 400 and "$.faults.methods[0]" in bad.text
+
+
+def test_a_500_fault_can_answer_connectwise_own_error_body_on_every_try(app, control):
+    body = {"code": "ConnectWiseApi", "message": "String was not recognized as a valid Boolean."}
+    control.post(
+        "/_sandbox/faults",
+        json={"company": "acme", "rates": {"500": 1.0}, "paths": ["company/companies"], "errorBody": body},
+    )
+    with make_client(app, "acme") as client:
+        answers = [client.get("company/companies") for _ in range(3)]
+        assert client.get("finance/agreements").status_code == 200
+    assert [(r.status_code, r.json()) for r in answers] == [(500, body)] * 3
+    assert all(r.headers["x-cw-request-id"] for r in answers)
+
+
+@pytest.mark.parametrize(
+    "error_body, where",
+    [
+        ({"code": "ConnectWiseApi"}, "$.faults.errorBody.message"),
+        ({"code": "", "message": "x"}, "$.faults.errorBody.code"),
+        ({"code": "A", "message": "x", "errors": []}, "$.faults.errorBody.errors"),
+        ("a string", "$.faults.errorBody"),
+    ],
+)
+def test_a_bad_error_body_is_400_naming_it(control, error_body, where):
+    response = control.post("/_sandbox/faults", json={"errorBody": error_body})
+    assert response.status_code == 400
+    assert where in response.json()["message"]
