@@ -163,6 +163,23 @@ class UnexpectedResponse(ConnectWiseError):
     """A successful status with a body we cannot use (not JSON, or not the shape the API documents)."""
 
 
+def detail_text(detail: dict[str, Any]) -> str:
+    """One ``ConnectWiseError.detail()`` as one line a support person can quote:
+    ``HTTP 500 ConnectWiseApi "String was not ..." on GET company/companies request id 4f2a...``."""
+    parts = [f"HTTP {detail['status']}" if detail.get("status") else str(detail.get("kind") or "error")]
+    if detail.get("code"):
+        parts.append(str(detail["code"]))
+    if detail.get("message"):
+        parts.append(f'"{detail["message"]}"')
+    if detail.get("path"):
+        parts.append(f"on {detail.get('method') or 'GET'} {detail['path']}")
+    if detail.get("request_id"):
+        parts.append(f"request id {detail['request_id']}")
+    if detail.get("retry_after"):
+        parts.append(f"retry after {detail['retry_after']} s")
+    return " ".join(parts)
+
+
 # The one table: status -> class. Other 5xx are ServerError, other statuses the base class.
 ERROR_BY_STATUS: dict[int, type[ConnectWiseError]] = {
     400: BadRequest,

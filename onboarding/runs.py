@@ -129,6 +129,10 @@ def execute_run(run: CheckRun) -> CheckRun:
     progress(requested[0], 0)
     try:
         client = client_for(connection, decision) if decision.allowed else None
+    except ConnectWiseError as exc:
+        return fail(
+            run, f"Could not prepare the ConnectWise client: {exc}", started=started, detail=exc.detail()
+        )
     except Exception as exc:  # e.g. the key cannot be decrypted: a clear error, never the key
         return fail(run, f"Could not prepare the ConnectWise client: {exc}", started=started)
     calls = retries = 0

@@ -185,8 +185,10 @@ def _unreachable(site: str, exc: ConnectWiseError) -> Finding:
         subject=f"Site {site}",
         explanation=(
             f"We could not get an answer from {site} ({type(exc).__name__}"
-            f"{', HTTP ' + str(exc.status) if exc.status else ''}). The host name may be wrong, the server may be "
-            "down or blocking us, or the network failed for a moment."
+            f"{', HTTP ' + str(exc.status) if exc.status else ''}"
+            f"{', request id ' + exc.request_id if exc.request_id else ''})."
+            f"{' The server said: ' + repr(exc.cw_message) + '.' if exc.cw_message else ''} The host name may be "
+            "wrong, the server may be down or blocking us, or the network failed for a moment."
         ),
         fix=(
             "Check the site name against the address you use for ConnectWise (cloud regions are "

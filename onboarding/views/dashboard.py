@@ -33,6 +33,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES, STEPS
+from connectwise.errors import detail_text
 
 from .. import monitoring
 from ..access import require_support
@@ -172,26 +173,10 @@ def tenant_record(t: Tenant | dict) -> dict:
     }
 
 
-def error_text(detail: dict) -> str:
-    """One ConnectWise error detail (``ConnectWiseError.detail()``) as one line a support person can quote."""
-    parts = [f"HTTP {detail['status']}" if detail.get("status") else str(detail.get("kind") or "error")]
-    if detail.get("code"):
-        parts.append(str(detail["code"]))
-    if detail.get("message"):
-        parts.append(f'"{detail["message"]}"')
-    if detail.get("path"):
-        parts.append(f"on {detail.get('method') or 'GET'} {detail['path']}")
-    if detail.get("request_id"):
-        parts.append(f"request id {detail['request_id']}")
-    if detail.get("retry_after"):
-        parts.append(f"retry after {detail['retry_after']} s")
-    return " ".join(parts)
-
-
 def errors_text(step_errors: dict | None) -> str:
     """Every step's ConnectWise error in wizard order: ``step: HTTP 500 ConnectWiseApi "..." on GET ... | ...``."""
     step_errors = step_errors or {}
-    return " | ".join(f"{k}: {error_text(step_errors[k])}" for k in STEP_KEYS if k in step_errors)
+    return " | ".join(f"{k}: {detail_text(step_errors[k])}" for k in STEP_KEYS if k in step_errors)
 
 
 def _funnel(overview: dict) -> dict:

@@ -220,3 +220,12 @@ def test_the_data_migration_turns_stored_error_names_into_details_and_back(acme)
     migration.backwards(global_apps, None)
     result.refresh_from_db()
     assert result.findings[0]["data"]["error"] == "ServerError"
+
+
+def test_verify_tenant_prints_connectwise_message_for_people_too(acme, sandbox):
+    sandbox.set_faults({"paths": ["company/companies"], "rates": {"500": 1.0}, "errorBody": BOOLEAN_ERROR})
+    out = io.StringIO()
+    call_command("verify_tenant", "acme", "--step", "customers", stdout=out, stderr=io.StringIO())
+    text = out.getvalue()
+    assert 'ConnectWise: HTTP 500 ConnectWiseApi "String was not recognized as a valid Boolean."' in text
+    assert "on GET company/companies" in text and "request id " in text

@@ -6,6 +6,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from connectwise.errors import detail_text
+
 from ...models import CheckRun
 from ...runs import RunInProgress, run_as_dict, run_now
 from ._common import check_steps, get_tenant
@@ -44,3 +46,7 @@ def print_run(command: BaseCommand, run: CheckRun, *, as_json: bool) -> None:
         for f in step["findings"]:
             fix = " [repairable]" if f["repairable"] else ""
             command.stdout.write(f"      {f['severity']:<8} {f['code']:<45} {f['subject']}{fix}")
+            if f.get("error"):
+                command.stdout.write(f"               ConnectWise: {detail_text(f['error'])}")
+    if data.get("error"):
+        command.stdout.write(f"  run error: {data['error']}")
