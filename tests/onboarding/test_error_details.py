@@ -188,7 +188,7 @@ def test_a_failed_run_asked_to_wait_holds_the_schedule_back(acme):
 
 
 def test_the_data_migration_turns_stored_error_names_into_details_and_back(acme):
-    migration = importlib.import_module("onboarding.migrations.0002_error_details")
+    migration = importlib.import_module("onboarding.migrations.0003_error_details")
     run, _ = runs.start_run(acme, trigger=CheckRun.Trigger.MANUAL, enqueue=False)
     old = {
         "code": codes.STEP_CHECK_FAILED,

@@ -69,7 +69,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("onboarding", "0001_initial"),
+        ("onboarding", "0002_support_audit_kinds"),
     ]
 
     operations = [
