@@ -197,3 +197,28 @@ def test_an_existing_file_is_not_overwritten_without_force(serve, monkeypatch, t
     assert target.read_text() == "keep"
     run("cw_capture", "broken", "--out", str(target), "--force")
     assert json.loads(target.read_text())["company"]["id"] == "brokenco"
+
+
+def test_capture_of_a_ready_tenant_is_ready_too(serve, monkeypatch, tmp_path):
+    serve(SCENARIOS / "healthy.json")
+    choices = tmp_path / "choices.csv"
+    choices.write_text(
+        "company,motion,agreement\n"
+        + "".join(f"{i},{'annual' if i == 7 else 'azure' if i == 2 else 'monthly'},\n" for i in range(1, 13))
+    )
+
+    def connect_ready(slug: str, company: str, public: str, private: str) -> dict:
+        monkeypatch.setenv("CW_PRIVATE_KEY", private)
+        run("tenant_connect", slug, "--site", "sandbox.test", "--company", company, "--public-key", public)
+        run("tenant_customers", slug, "--csv", str(choices))
+        return json.loads(run("verify_tenant", slug, "--json"))
+
+    original = connect_ready("acme", "acme", "acmepub", "acmepriv-0123456789")
+    assert original["ready"] is True
+    scenario, _ = capture_to(tmp_path / "healthy-capture.json", "acme", "--anonymize")
+    serve(tmp_path / "healthy-capture.json")
+    copy = connect_ready("copy", "anonymized", *placeholder(scenario))
+    assert copy["ready"] is True
+    assert [(s["key"], s["status"]) for s in copy["steps"]] == [
+        (s["key"], s["status"]) for s in original["steps"]
+    ]
