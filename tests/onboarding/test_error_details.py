@@ -178,6 +178,8 @@ def test_a_failed_run_keeps_connectwise_details_and_the_pages_show_them(acme, cl
     client.force_login(support)
     page = client.get(reverse("support_tenant", args=["acme"]) + f"?run={run.uuid}").content.decode()
     assert "rq-42" in page and BOOLEAN_ERROR["message"] in page
+    page = client.get(reverse("support_tenant", args=["acme"])).content.decode()  # the latest run, unasked
+    assert "The latest check" in page and "rq-42" in page and BOOLEAN_ERROR["message"] in page
 
 
 def test_a_failed_run_asked_to_wait_holds_the_schedule_back(acme):
