@@ -14,7 +14,8 @@ is a scenario in the format of PRODUCT.md "The ConnectWise sandbox" (``connectwi
 
 ``anonymize(scenario)`` replaces company, contact and agreement names and identifiers consistently (the same
 record gets the same replacement wherever it is referenced; company names that were "the same customer" by
-``names.normalize_company_name`` stay so), plus the address and contact fields of companies, so that a partner's
+``names.normalize_company_name`` stay so), plus the address and contact fields of companies (replaced with
+neutral text), so that a partner's
 setup can be handed to support and reproduced offline.
 """
 
@@ -38,23 +39,22 @@ MEMBER_IDENTIFIER = "capture"
 RECORD_RESOURCES = tuple(k for k in RESOURCES if k not in ("my_security", "customize_items"))
 # Fields the server computes about a record rather than data of the record.
 _SERVER_FIELDS = ("_info",)
-# Company fields that identify or locate a partner's customer: dropped by --anonymize.
-COMPANY_PRIVATE_FIELDS = (
-    "addressLine1",
-    "addressLine2",
-    "city",
-    "zip",
-    "phoneNumber",
-    "faxNumber",
-    "website",
-    "accountNumber",
-    "invoiceToEmailAddress",
-    "invoiceCCEmailAddress",
-    "dateAcquired",
-    "annualRevenue",
-)
-# Agreement fields that may carry free text about the customer: dropped by --anonymize.
-AGREEMENT_PRIVATE_FIELDS = ("customerPO", "internalNotes", "description")
+# Company fields that identify or locate a partner's customer: replaced by --anonymize with neutral text of the
+# same type (kept rather than dropped, so a record keeps the shape the API returns).
+COMPANY_PRIVATE_FIELDS = {
+    "addressLine1": "1 Example Street",
+    "addressLine2": "",
+    "city": "Example City",
+    "zip": "00000",
+    "phoneNumber": "",
+    "faxNumber": "",
+    "website": "",
+    "accountNumber": "",
+    "invoiceToEmailAddress": "billing@example.invalid",
+    "invoiceCCEmailAddress": "",
+}
+# Agreement fields that may carry free text about the customer: replaced by --anonymize.
+AGREEMENT_PRIVATE_FIELDS = {"customerPO": "", "internalNotes": "", "description": ""}
 
 
 class CaptureError(Exception):
@@ -221,12 +221,16 @@ def anonymize(scenario: dict[str, Any]) -> dict[str, Any]:
         }
     for company in companies:
         company.update(company_map[company["id"]])
-        for field in COMPANY_PRIVATE_FIELDS:
-            company.pop(field, None)
+        _neutralize(company, COMPANY_PRIVATE_FIELDS)
+    for contact in records.get(
+        "company/contacts", []
+    ):  # not captured, but a hand-written scenario may hold them
+        contact.update(firstName="Contact", lastName=str(contact["id"]))
+        for field in ("title", "defaultPhoneNbr", "defaultPhoneExtension", "communicationItems"):
+            contact.pop(field, None)
     for agreement in records.get("finance/agreements", []):
         agreement["name"] = f"Agreement {agreement['id']}"
-        for field in AGREEMENT_PRIVATE_FIELDS:
-            agreement.pop(field, None)
+        _neutralize(agreement, AGREEMENT_PRIVATE_FIELDS)
     for rows in records.values():
         for row in rows:
             _replace_refs(row, company_map)
@@ -239,6 +243,12 @@ def anonymize(scenario: dict[str, Any]) -> dict[str, Any]:
         "replaced. The API member and its keys are placeholders."
     )
     return out
+
+
+def _neutralize(record: dict, fields: dict[str, str]) -> None:
+    for field, neutral in fields.items():
+        if isinstance(record.get(field), str) and record[field]:
+            record[field] = neutral
 
 
 def _legal_suffix(name: str) -> str:
