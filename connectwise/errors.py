@@ -66,7 +66,8 @@ class ConnectWiseError(Exception):
 
         ``{"kind": class name, "status": HTTP status or None, "code": ConnectWise's code or None, "message":
         ConnectWise's own message or None, "method", "path": the API path without its query (conditions can
-        name customers; no key is ever in a path), "request_id": the ``x-cw-request-id`` header or None,
+        name customers; no key is ever in a path), "request_id": the ``x-cw-request-id`` response header
+        (REFERENCE §6 "Response headers seen", the id ConnectWise support looks a request up by) or None,
         "transient": bool, "retry_after": seconds or None}``. Nothing from request headers, so never a key.
         """
         retry_after = self.retry_after_seconds
