@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from connectwise.capture import anonymize
 from connectwise.checks.names import normalize_company_name
 from connectwise.sandbox.scenario import parse_scenario
 
+SCENARIOS = Path(__file__).resolve().parents[2] / "connectwise" / "sandbox" / "scenarios"
 ROLE = {"name": "Billing Sync", "settings": [], "customizeItems": []}
 
 
@@ -91,7 +93,15 @@ def test_names_and_identifiers_are_replaced_everywhere():
     ):
         assert secret not in text, secret
     assert original["records"]["company/companies"][0]["name"] == "Contoso Ltd"  # the input is not changed
-    parse_scenario(out)  # still a scenario the sandbox serves
+
+
+def test_an_anonymized_shipped_scenario_is_still_one_the_sandbox_serves():
+    broken = json.loads((SCENARIOS / "broken.json").read_text())
+    broken["records"]["company/companies"][0].update(addressLine1="1 Contoso Way", city="Redmond")
+    out = anonymize(broken)
+    parsed = parse_scenario(out)
+    assert len(parsed.records["company/companies"]) == len(broken["records"]["company/companies"])
+    assert "Redmond" not in json.dumps(out) and "Contoso" not in json.dumps(out["records"])
 
 
 def test_replacements_are_consistent_and_keep_what_the_checks_judge():
