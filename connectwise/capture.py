@@ -37,7 +37,7 @@ ROLE_NAME = "Captured role"
 MEMBER_IDENTIFIER = "capture"
 # The scenario paths read (the checks' resources other than the caller's own security, captured as the role).
 RECORD_RESOURCES = tuple(k for k in RESOURCES if k not in ("my_security", "customize_items"))
-# Fields the server computes about a record rather than data of the record.
+# Fields the server computes about a row of the caller's security rather than data of the role.
 _SERVER_FIELDS = ("_info",)
 # Company fields that identify or locate a partner's customer: replaced by --anonymize with neutral text of the
 # same type (kept rather than dropped, so a record keeps the shape the API returns).
@@ -87,9 +87,15 @@ def capture(
             continue
         except ConnectWiseError as exc:
             raise CaptureError(f"Could not read {resource.path}: {exc}") from None
-        records[resource.path] = [_clean(r) for r in rows if isinstance(r, dict)]
+        # As returned, ``_info`` included: its ``enteredBy`` is what an Inquire level "My" filters on
+        # (docs/connectwise/REFERENCE.md, the "My" ownership rule).
+        rows = [dict(r) for r in rows if isinstance(r, dict)]
         if on_read:
-            on_read(resource.path, len(records[resource.path]))
+            on_read(resource.path, len(rows))
+        # An empty collection is left out: the sandbox serves it empty all the same, and records that refer into
+        # it (an agreement's type hidden by an Inquire level "My") stay loadable.
+        if rows:
+            records[resource.path] = rows
     role = _capture_role(client, refused)
     public_key, private_key = placeholder_keys()
     company_id = company_id or info.company_id or "captured"
@@ -110,7 +116,7 @@ def capture(
         },
         "apiMembers": [
             {
-                "identifier": MEMBER_IDENTIFIER,
+                "identifier": member_identifier(role, records),
                 "publicKey": public_key,
                 "privateKey": private_key,
                 "securityRole": role["name"],
@@ -127,8 +133,30 @@ def placeholder_keys() -> tuple[str, str]:
     return f"capture{secrets.token_hex(6)}", secrets.token_urlsafe(18)
 
 
-def _clean(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k not in _SERVER_FIELDS}
+def member_identifier(role: dict[str, Any], records: dict[str, list[dict]]) -> str:
+    """The placeholder API member's identifier. Where the role reads a collection at Inquire level "My", the
+    records it saw are the ones whose ``_info.enteredBy`` is the API member (the sandbox's ownership rule): the
+    placeholder takes that identifier, so the capture shows it the same records. Otherwise ``capture``."""
+    my_functions = {
+        (str(r.get("moduleName", "")).casefold(), str(r.get("moduleFunctionName", "")).casefold())
+        for r in role.get("settings", [])
+        if r.get("inquireLevel") == "My"
+    }
+    seen: set[str] = set()
+    for key in RECORD_RESOURCES:
+        resource = RESOURCES[key]
+        module, function = (p.strip().casefold() for p in resource.role_function.split(">", 1))
+        if (module, function) not in my_functions:
+            continue
+        for row in records.get(resource.path, []):
+            info = row.get("_info")
+            if (
+                isinstance(info, dict)
+                and isinstance(info.get("enteredBy"), str)
+                and info["enteredBy"].strip()
+            ):
+                seen.add(info["enteredBy"])
+    return seen.pop() if len(seen) == 1 else MEMBER_IDENTIFIER
 
 
 def _company_id_segment(company_id: str) -> str:
@@ -204,8 +232,10 @@ def anonymize(scenario: dict[str, Any]) -> dict[str, Any]:
     share N, and keep their legal-form suffix, so "Ltd" vs "Limited" duplicates stay duplicates) with identifier
     "CustomerNNNN" unique per company; contacts "Contact <id>"; agreements "Agreement <id>". Every reference to
     them (``company``, ``billToCompany``, ``defaultContact``, ``parentAgreement``, ...) gets the same values.
-    The partner's own company becomes "Partner MSP" with id "anonymized". Ids, statuses, types, billing settings
-    and the security role are kept: they are what the checks judge.
+    Member identifiers (the API member, ``_info.enteredBy`` / ``updatedBy``) become "memberN", the same member
+    the same N, so a "My" inquire level still sees the same records. The partner's own company becomes
+    "Partner MSP" with id "anonymized". Ids, statuses, types, billing settings and the security role are kept:
+    they are what the checks judge.
     """
     out = copy.deepcopy(scenario)
     records = out.get("records", {})
@@ -234,6 +264,22 @@ def anonymize(scenario: dict[str, Any]) -> dict[str, Any]:
     for rows in records.values():
         for row in rows:
             _replace_refs(row, company_map)
+    members: dict[str, str] = {}
+
+    def member(name: str) -> str:
+        return members.setdefault(name, f"member{len(members) + 1}")
+
+    for api_member in out.get("apiMembers", []):
+        api_member["identifier"] = member(api_member["identifier"])
+        for field in ("firstName", "lastName"):
+            api_member.pop(field, None)
+    for rows in records.values():
+        for row in rows:
+            info = row.get("_info")
+            if isinstance(info, dict):
+                for field in ("enteredBy", "updatedBy"):
+                    if isinstance(info.get(field), str) and info[field]:
+                        info[field] = member(info[field])
     out["company"] = {**out.get("company", {}), "id": "anonymized", "name": "Partner MSP"}
     for key in ("siteUrl", "serverName"):
         out["company"].pop(key, None)

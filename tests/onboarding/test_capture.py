@@ -222,3 +222,33 @@ def test_capture_of_a_ready_tenant_is_ready_too(serve, monkeypatch, tmp_path):
     assert [(s["key"], s["status"]) for s in copy["steps"]] == [
         (s["key"], s["status"]) for s in original["steps"]
     ]
+
+
+def test_a_role_with_inquire_level_my_sees_the_same_records_in_the_capture(serve, monkeypatch, tmp_path):
+    # Inquire level "My" shows the API member only the records it entered (_info.enteredBy, the sandbox's
+    # ownership rule): the capture keeps _info and gives the placeholder member that identifier.
+    data = json.loads((SCENARIOS / "broken.json").read_text())
+    role = next(r for r in data["securityRoles"] if r["name"] == "Billing Sync")
+    agreements_row = next(s for s in role["settings"] if s["moduleFunctionName"] == "Agreements")
+    agreements_row["inquireLevel"] = "My"
+    for i, agreement in enumerate(data["records"]["finance/agreements"]):
+        # The agreements the choices name explicitly stay visible (tenant_customers checks them).
+        mine = i % 2 == 0 or agreement["id"] in (10, 11, 114)
+        agreement["_info"] = {"enteredBy": "billingsync" if mine else "someone.else"}
+    variant = tmp_path / "broken-my.json"
+    variant.write_text(json.dumps(data))
+
+    serve(variant)
+    connect(monkeypatch, "broken", "brokenco", "brokenpub", BROKEN_PRIVATE)
+    expected = findings("broken")
+    scenario, _ = capture_to(tmp_path / "capture.json", "broken")
+    visible = [a for a in data["records"]["finance/agreements"] if a["_info"]["enteredBy"] == "billingsync"]
+    assert len(scenario["records"]["finance/agreements"]) == len(visible)
+    assert scenario["apiMembers"][0]["identifier"] == "billingsync"
+    anonymized, _ = capture_to(tmp_path / "anon.json", "broken", "--anonymize")
+    assert anonymized["apiMembers"][0]["identifier"] == "member1"
+    assert {a["_info"]["enteredBy"] for a in anonymized["records"]["finance/agreements"]} == {"member1"}
+
+    serve(tmp_path / "capture.json")
+    connect(monkeypatch, "copy", "brokenco", *placeholder(scenario))
+    assert findings("copy") == expected

@@ -82,7 +82,10 @@ class Command(BaseCommand):
         try:
             parse_scenario(scenario)  # what we write, the sandbox must serve
         except ScenarioError as exc:
-            raise CommandError(f"The capture is not a valid scenario ({exc}); nothing was written.") from None
+            raise CommandError(
+                f"The capture is not a valid scenario ({exc}); nothing was written. A record that refers to one "
+                "the API member may not see (an Inquire level \"My\") cannot be served as it is."
+            ) from None
         target.write_text(json.dumps(scenario, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         member = scenario["apiMembers"][0]
         written = {k: len(v) for k, v in scenario["records"].items()}
