@@ -84,7 +84,7 @@ class Command(BaseCommand):
         except ScenarioError as exc:
             raise CommandError(
                 f"The capture is not a valid scenario ({exc}); nothing was written. A record that refers to one "
-                "the API member may not see (an Inquire level \"My\") cannot be served as it is."
+                'the API member may not see (an Inquire level "My") cannot be served as it is.'
             ) from None
         target.write_text(json.dumps(scenario, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         member = scenario["apiMembers"][0]
