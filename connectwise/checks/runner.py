@@ -274,7 +274,7 @@ def explain_failure(exc: ConnectWiseError) -> tuple[str, str, str]:
     rid = f", request id {detail['request_id']}" if detail["request_id"] else ""
     said = f' ConnectWise said: "{exc.cw_message}".' if exc.cw_message else ""
     status = f", HTTP {exc.status}" if exc.status else ""
-    if isinstance(exc, RateLimited) and detail["retry_after"] is not None:
+    if isinstance(exc, RateLimited) and detail["retry_after"]:
         wait = detail["retry_after"]
         return (
             f"The check stopped: rate limited by ConnectWise for {wait} s (HTTP 429 on {request}{rid}). "
