@@ -215,14 +215,17 @@ def apply(plan: RepairPlan, *, verify: bool = True, actor=None) -> RepairPlan:
             )
     now = timezone.now()
     if failed is not None:
-        RepairPlan.objects.filter(pk=plan.pk).update(
-            status=RepairPlan.Status.FAILED, finished_at=now, error=f"A change failed: {failed}"[:2000]
-        )
+        final = {"status": RepairPlan.Status.FAILED, "error": f"A change failed: {failed}"[:2000]}
     else:
-        RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.APPLIED, finished_at=now)
-    if verify:
-        run, _ = start_run(tenant, trigger=CheckRun.Trigger.REPAIR, actor=plan.approved_by, steps=[])
-        RepairPlan.objects.filter(pk=plan.pk).update(verify_run=run)
+        final = {"status": RepairPlan.Status.APPLIED}
+    # The plan's final status and its re-check are written together: a page polling in between never sees an
+    # applied plan without the run that re-checks it.
+    with transaction.atomic():
+        if verify:
+            final["verify_run"], _ = start_run(
+                tenant, trigger=CheckRun.Trigger.REPAIR, actor=plan.approved_by, steps=[]
+            )
+        RepairPlan.objects.filter(pk=plan.pk).update(finished_at=now, **final)
     plan.refresh_from_db()
     return plan
 
