@@ -650,6 +650,8 @@ class ConnectWiseClient:
                 response = self._send(method, target, query, content, send_headers, path, template)
             except errors.ConnectWiseError as exc:
                 nothing_sent = getattr(exc, "_nothing_sent", False)
+                if isinstance(exc, errors.TLSFailed):
+                    raise  # a certificate does not fix itself between attempts
                 if attempt < self._max_attempts and (nothing_sent or method in IDEMPOTENT_METHODS):
                     self._wait(attempt, None, method, path, exc)
                     continue
@@ -723,11 +725,23 @@ class ConnectWiseClient:
                 failure._nothing_sent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)  # type: ignore[attr-defined]
             except httpx.TransportError as exc:
                 host = urlsplit(url).netloc
-                failure = errors.ConnectionFailed(
-                    f"{method} {path}: could not talk to {host}: {type(exc).__name__}: {self._redact(str(exc))}",
-                    method=method,
-                    path=path,
-                )
+                tls = errors.tls_failure(exc)
+                if tls is not None:
+                    # A certificate problem is named, never passed off as a passing network fault (issue 17).
+                    failure = errors.TLSFailed(
+                        f"{method} {path}: the TLS handshake with {host} failed: {tls[1]}",
+                        kind=tls[0],
+                        verify_message=tls[1],
+                        method=method,
+                        path=path,
+                    )
+                else:
+                    failure = errors.ConnectionFailed(
+                        f"{method} {path}: could not talk to {host}: {type(exc).__name__}: "
+                        f"{self._redact(str(exc))}",
+                        method=method,
+                        path=path,
+                    )
                 failure._nothing_sent = isinstance(exc, httpx.ConnectError)  # type: ignore[attr-defined]
         elapsed_ms = (time.perf_counter() - started) * 1000
         status = response.status_code if response is not None else None

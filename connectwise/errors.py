@@ -93,6 +93,55 @@ class ConnectionFailed(ConnectWiseError):
     transient = True
 
 
+class TLSFailed(ConnectionFailed):
+    """The TLS handshake failed: the server's certificate was refused, or no secure connection could be agreed.
+
+    ``kind`` is ``"untrusted"`` (self-signed, an unknown authority, or an incomplete intermediate chain: OpenSSL
+    cannot tell the last two apart), ``"expired"`` (expired or not yet valid), ``"name_mismatch"`` (issued for
+    another host name) or ``"failed"`` (protocol or cipher); ``verify_message`` is OpenSSL's verify message.
+    Permanent: retrying cannot fix a certificate.
+    """
+
+    transient = False
+
+    def __init__(
+        self, message: str, *, kind: str = "failed", verify_message: str = "", **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.kind = kind
+        self.verify_message = verify_message
+
+    def detail(self) -> dict[str, Any]:
+        """``ConnectWiseError.detail()`` with OpenSSL's verify message as the message and the TLS ``kind``."""
+        return {**super().detail(), "message": self.verify_message or None, "tls": self.kind}
+
+
+# OpenSSL X509_V_ERR_* verify codes (openssl/x509_vfy.h) -> TLSFailed.kind; codes not listed are "untrusted".
+TLS_VERIFY_KINDS: dict[int, str] = {
+    9: "expired",  # certificate is not yet valid
+    10: "expired",  # certificate has expired
+    62: "name_mismatch",  # hostname mismatch
+    64: "name_mismatch",  # IP address mismatch
+}
+
+
+def tls_failure(exc: BaseException) -> tuple[str, str] | None:
+    """``(kind, detail)`` when ``exc`` (or an exception it was raised from) is an ``ssl`` error, else None."""
+    import ssl  # noqa: PLC0415 (only needed on this error path)
+
+    seen = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            detail = current.verify_message or str(current)
+            return TLS_VERIFY_KINDS.get(current.verify_code, "untrusted"), detail
+        if isinstance(current, ssl.SSLError):
+            return "failed", current.reason or str(current)
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class RedirectRefused(ConnectionFailed):
     """The server answered with a redirect. The client never follows one (the host was vetted, its target not)."""
 

@@ -38,7 +38,8 @@ def build_plan(tenant: Tenant, step: str, *, actor=None) -> RepairPlan:
     if not decision.allowed:
         raise PlanError(decision.refused)
     with client_for(connection, decision) as client:
-        operations = cw_plans.build_plan(client, choices_for(tenant), step)
+        report = cw_plans.build_plan_report(client, choices_for(tenant), step)
+    operations = report.operations
     with transaction.atomic():
         RepairPlan.objects.filter(tenant=tenant, step=step, status=RepairPlan.Status.DRAFT).update(
             status=RepairPlan.Status.DISCARDED
@@ -65,10 +66,21 @@ def build_plan(tenant: Tenant, step: str, *, actor=None) -> RepairPlan:
             AuditEvent.Kind.PLAN_CREATED,
             tenant=tenant,
             actor=actor,
-            message=f"Repair plan for {step}: {len(operations)} change(s)",
+            message=_plan_message(step, len(operations), report.skipped),
             plan=str(plan.uuid),
         )
+    plan.skipped = report.skipped  # not stored: the step's findings keep the reasons (``not_repairable``)
     return plan
+
+
+def _plan_message(step: str, changes: int, skipped: list[dict]) -> str:
+    """The audit line of a new plan; findings left out are named with the reason (issue 17)."""
+    text = f"Repair plan for {step}: {changes} change(s)"
+    if skipped:
+        text += "; not repaired: " + "; ".join(
+            f"{s['subject']} ({s['code']}): {s['reason']}" for s in skipped
+        )
+    return text[:1000]
 
 
 def approve(plan: RepairPlan, *, by) -> bool:

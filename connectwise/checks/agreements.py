@@ -19,7 +19,7 @@ from connectwise.query import cond, split_in
 from . import codes
 from .base import Finding, Severity, Status, StepOutcome
 from .context import RunContext, ref_id, ref_name, same_name
-from .plans import PlannedOperation, ops_from_patch_findings
+from .plans import PlannedOperation, not_repairable, ops_from_patch_findings, skip_repair
 from .security_role import agreement_type_allowed, allowed_items, inquire_my_note
 
 KEY = "agreements"
@@ -70,28 +70,104 @@ def has_ended(agreement: dict, now: datetime) -> bool:
     return end is not None and end < now
 
 
+# The date fields that decide whether the sync may bill an agreement (SPEC 2025.8 ``components.schemas.Agreement``:
+# ``startDate``, ``billStartDate``, ``endDate`` with ``noEndingDateFlag``, ``cancelledFlag`` with ``dateCancelled``).
+# Billing syncs refuse an agreement whose billing has not started ("billing not started, no prorate created"; an
+# addition dated before the agreement's billing start is invalid: vendor error lists quoted in issue 17), so a
+# future start or billing start makes the agreement not yet usable, like the sync would see it.
+START_FIELDS: tuple[tuple[str, str], ...] = (("startDate", "starts"), ("billStartDate", "starts billing"))
+
+
+def not_started_reasons(agreement: dict, now: datetime) -> list[str]:
+    """Why the agreement is not usable yet: ``["it starts billing on 2027-01-01"]``; empty when it has started.
+
+    Reads ``startDate`` and ``billStartDate`` (ISO 8601 date-times, SPEC); a missing or unreadable date counts as
+    started (ConnectWise requires a start date on create, so missing only happens in partial reads).
+    """
+    reasons = []
+    for name, verb in START_FIELDS:
+        start = parse_dt(agreement.get(name))
+        if start is not None and start > now:
+            reasons.append(f"it {verb} on {str(agreement.get(name))[:10]}")
+    return reasons
+
+
+def first_billing_day(agreement: dict) -> str:
+    """The later of ``startDate`` and ``billStartDate`` as YYYY-MM-DD ("" when neither is set)."""
+    dates = [parse_dt(agreement.get(name)) for name, _ in START_FIELDS]
+    known = [d for d in dates if d is not None]
+    return max(known).date().isoformat() if known else ""
+
+
 def inactive_reasons(agreement: dict, now: datetime) -> list[str]:
-    """Why an agreement is not active (empty: it is). A missing status counts as Active."""
+    """Why an agreement is not active (empty: it is). A missing status counts as Active.
+
+    Status, ``cancelledFlag``, a ``dateCancelled`` in the past, and an ``endDate`` in the past (unless
+    ``noEndingDateFlag``); a start in the future is reported separately by ``not_started_reasons``.
+    """
     reasons = []
     status = agreement.get("agreementStatus")
     if status and status != "Active":
         reasons.append(f"its status is {status}")
     if agreement.get("cancelledFlag"):
         reasons.append("it is cancelled")
+    else:
+        cancelled = parse_dt(agreement.get("dateCancelled"))
+        if cancelled is not None and cancelled <= now:
+            reasons.append(f"it was cancelled on {str(agreement.get('dateCancelled'))[:10]}")
     if has_ended(agreement, now):
         reasons.append(f"it ended on {str(agreement.get('endDate'))[:10]}")
     return reasons
 
 
 def is_active(agreement: dict, now: datetime) -> bool:
-    # The common case first, without building the reasons: an Active, uncancelled agreement with no end date.
-    if (
-        agreement.get("agreementStatus") in (None, "", "Active")
-        and not agreement.get("cancelledFlag")
-        and (agreement.get("noEndingDateFlag") or not agreement.get("endDate"))
-    ):
-        return True
-    return not inactive_reasons(agreement, now)
+    """True when the sync may bill the agreement today: active by status, flags and every date field.
+
+    The same verdict as ``not inactive_reasons(...) and not not_started_reasons(...)``, without building the
+    reasons: it runs for every agreement of a tenant, several times per run (benchmark verify), and a tenant's
+    agreements share a handful of date combinations, so the verdict is cached per combination."""
+    get = agreement.get
+    if get("agreementStatus") not in (None, "", "Active") or get("cancelledFlag"):
+        return False
+    return _dates_active(
+        _text(get("startDate")),
+        _text(get("billStartDate")),
+        _text(get("dateCancelled")),
+        _text(get("endDate")),
+        bool(get("noEndingDateFlag")),
+        now,
+    )
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@lru_cache(maxsize=4096)
+def _dates_active(
+    start: str | None,
+    bill_start: str | None,
+    cancelled: str | None,
+    end: str | None,
+    no_end: bool,
+    now: datetime,
+) -> bool:
+    for value in (start, bill_start):
+        begins = parse_dt(value)
+        if begins is not None and begins > now:
+            return False
+    ended = parse_dt(cancelled)
+    if ended is not None and ended <= now:
+        return False
+    finish = None if no_end else parse_dt(end)
+    return finish is None or finish >= now
+
+
+def is_pending(agreement: dict, now: datetime) -> bool:
+    """Active in every respect except that its start or billing start is still ahead."""
+    if is_active(agreement, now):
+        return False
+    return not inactive_reasons(agreement, now) and bool(not_started_reasons(agreement, now))
 
 
 def is_child(agreement: dict) -> bool:
@@ -122,10 +198,11 @@ def one_time_signals(agreement: dict, cycles: dict[int, dict]) -> list[str]:
 
 
 def is_monthly(agreement: dict, cycles: dict[int, dict]) -> bool:
-    option = billing_option(agreement, cycles)
-    if option is not None:
-        return option == MONTHLY_OPTION
-    return same_name(ref_name(agreement, "billingCycle"), MONTHLY_OPTION)  # a cycle we could not resolve
+    """True when the agreement's billing cycle recurs monthly by its ``billingOptions`` (SPEC BillingCycle).
+
+    The cycle's name never decides (issue 17: "Monthly " can recur quarterly): a cycle missing from the Billing
+    Cycle table cannot be confirmed monthly, whatever it is called."""
+    return billing_option(agreement, cycles) == MONTHLY_OPTION
 
 
 def monthly_cycle(ctx: RunContext) -> dict | None:
@@ -140,6 +217,23 @@ def one_time_cycle(ctx: RunContext) -> dict | None:
     return cycles[0] if cycles else None
 
 
+def cycle_label(cycle: dict | None, cycles: dict[int, dict]) -> str:
+    """A billing cycle named unambiguously: ``"Monthly " (id 6, recurs Quarterly)``. Names are the partner's own
+    and can look alike (a trailing space, a renamed row), so the id and what it really does (``billingOptions``)
+    go with the name everywhere a cycle is shown (issue 17)."""
+    if not isinstance(cycle, dict) or cycle.get("id") is None:
+        return "none"
+    full = cycles.get(cycle["id"]) or cycle
+    option = full.get("billingOptions")
+    recurs = {
+        "NotRecurring": "one time",
+        "SemiAnnual": "recurs Semi-Annually",
+        "BiMonthly": "recurs Bi-Monthly",
+        "BiWeekly": "recurs Bi-Weekly",
+    }.get(option, f"recurs {option}" if option else "recurrence unknown")
+    return f'"{full.get("name") or cycle.get("name") or ""}" (id {cycle["id"]}, {recurs})'
+
+
 def describe(agreement: dict) -> str:
     return f'Agreement "{agreement.get("name") or ""}" (id {agreement.get("id")})'
 
@@ -151,10 +245,12 @@ def describe(agreement: dict) -> str:
 class Target:
     company_id: int
     motion: str
-    how: str  # "explicit", "auto", "none", "ambiguous", "explicit_missing"
+    how: str  # "explicit", "auto", "none", "ambiguous", "explicit_missing", "hidden"
     agreement: dict | None = None
     candidates: list[dict] = field(default_factory=list)
     requested_id: int | None = None
+    fell_back: bool = False  # auto target of another type than the motion prefers (agreements.type_fallback)
+    hidden_types: list[dict] = field(default_factory=list)  # types the motion may need that the role hides
 
 
 def agreements_by_company(ctx: RunContext) -> dict[int, list[dict]]:
@@ -175,20 +271,45 @@ def candidates_for(agreements: list[dict], motion: str, ctx: RunContext) -> list
     type does not (a customer with an "O365" and an "Azure Plan" agreement is not ambiguous). Annual: the
     one-time ones; when there is none, a single active agreement is still the target (and gets
     annual_not_one_time), several are no target at all (not_mapped: none of them is one-time).
+    When no active agreement fits, the ones that fit but have not started yet (``is_pending``) are the
+    candidates: the target is then reported as ``agreements.not_started`` with its date, as the sync would see it.
     """
-    fitting = [a for a in agreements if is_active(a, ctx.now) and not is_child(a)]
+    return fit_motion(agreements, motion, ctx)[0]
+
+
+def fit_motion(agreements: list[dict], motion: str, ctx: RunContext) -> tuple[list[dict], bool]:
+    """``(candidates, fell_back)``: ``fell_back`` is True when the motion's preferred type (an Azure type for
+    Azure Plan, a non-Azure one for monthly) had no agreement and the candidates are of another type."""
+    found, fell_back = _fit([a for a in agreements if is_active(a, ctx.now) and not is_child(a)], motion, ctx)
+    if not found:
+        pending = [a for a in agreements if not is_child(a) and is_pending(a, ctx.now)]
+        found, fell_back = _fit(pending, motion, ctx)
+    return found, fell_back
+
+
+def _fit(fitting: list[dict], motion: str, ctx: RunContext) -> tuple[list[dict], bool]:
     cycles = cycles_by_id(ctx) if ctx.error_of("billing_cycles") is None else {}
     one_time, recurring = [], []
     for a in fitting:
         (one_time if one_time_signals(a, cycles) else recurring).append(a)
     if motion == ANNUAL:
-        return one_time or (fitting if len(fitting) == 1 else [])
+        if one_time:
+            return one_time, False
+        # A single recurring agreement is still the target (annual_not_one_time says what is wrong with it).
+        return (fitting, True) if len(fitting) == 1 else ([], False)
     azure, other = [], []
     for a in recurring:
-        (azure if "azure" in ref_name(a, "type").casefold() else other).append(a)
-    if motion == "azure":
-        return azure or recurring
-    return other or recurring
+        (azure if is_azure_type(ref_name(a, "type")) else other).append(a)
+    preferred = azure if motion == "azure" else other
+    if preferred:
+        return preferred, False
+    return recurring, bool(recurring)
+
+
+def is_azure_type(type_name: str | None) -> bool:
+    """Name heuristic (no ConnectWise flag tells an Azure Plan type from an Office 365 one): it only orders the
+    candidates and, when it decides a target, the step says so in a warning (``agreements.type_fallback``)."""
+    return "azure" in (type_name or "").casefold()
 
 
 def select_targets(ctx: RunContext) -> list[Target]:
@@ -201,15 +322,22 @@ def select_targets(ctx: RunContext) -> list[Target]:
         for chosen in ctx.choices.companies:
             cid = chosen.cw_company_id
             motion = chosen.motion if chosen.motion in MOTION_LABELS else "monthly"
-            found = candidates_for(by_company.get(cid, []), motion, ctx)
+            found, fell_back = fit_motion(by_company.get(cid, []), motion, ctx)
+            hidden = hidden_types_for(ctx, motion)
             if chosen.agreement_id:
                 agreement = by_id.get(chosen.agreement_id)
                 if agreement is None or ref_id(agreement, "company") != cid:
-                    targets.append(Target(cid, motion, "explicit_missing", None, found, chosen.agreement_id))
+                    target = Target(cid, motion, "explicit_missing", None, found, chosen.agreement_id)
+                    target.hidden_types = hidden
+                    targets.append(target)
                 else:
                     targets.append(Target(cid, motion, "explicit", agreement, found, chosen.agreement_id))
+            elif hidden and (not found or fell_back):
+                # The role's Access Allowed list hides agreement types this motion may need: the company's
+                # agreement of that type is invisible to us, so another type's agreement is no safe target.
+                targets.append(Target(cid, motion, "hidden", None, found, hidden_types=hidden))
             elif len(found) == 1:
-                targets.append(Target(cid, motion, "auto", found[0], found))
+                targets.append(Target(cid, motion, "auto", found[0], found, fell_back=fell_back))
             elif not found:
                 targets.append(Target(cid, motion, "none", None, found))
             else:
@@ -230,6 +358,61 @@ def target_type_names(ctx: RunContext) -> set[str] | None:
         for t in select_targets(ctx)
         if t.agreement and ref_name(t.agreement, "type")
     }
+
+
+def hidden_types(ctx: RunContext) -> list[dict]:
+    """Active agreement types that the role's Agreements Access Allowed list lacks (empty when the list or the
+    types are unreadable). ConnectWise does not show the member agreements of these types (issue 17; the
+    sandbox does the same), so a company's agreement of such a type is invisible to every read we make."""
+    allowed = allowed_items(ctx)
+    if allowed is None or ctx.error_of("agreement_types") is not None:
+        return []
+    return ctx.remember(
+        "hidden_agreement_types",
+        lambda: [
+            t
+            for t in ctx.get("agreement_types")
+            if not t.get("inactiveFlag") and t.get("name") and not agreement_type_allowed(allowed, t["name"])
+        ],
+    )
+
+
+def type_is_one_time(agreement_type: dict) -> bool:
+    """An agreement type whose new agreements bill once (``billOneTimeFlag`` / ``oneTimeFlag``, SPEC
+    ``AgreementType``)."""
+    return bool(agreement_type.get("billOneTimeFlag") or agreement_type.get("oneTimeFlag"))
+
+
+def hidden_types_for(ctx: RunContext, motion: str) -> list[dict]:
+    """The hidden types that could hold the motion's agreement: one-time types for annual seats, Azure-named types
+    for Azure Plan, the others for monthly."""
+    return ctx.remember(f"hidden_agreement_types:{motion}", lambda: _hidden_types_for(ctx, motion))
+
+
+def _hidden_types_for(ctx: RunContext, motion: str) -> list[dict]:
+    hidden = hidden_types(ctx)
+    if not hidden:
+        return []
+    if motion == ANNUAL:
+        fitting = [t for t in hidden if type_is_one_time(t)]
+    elif motion == "azure":
+        fitting = [t for t in hidden if is_azure_type(t.get("name")) and not type_is_one_time(t)]
+    else:
+        fitting = [t for t in hidden if not is_azure_type(t.get("name")) and not type_is_one_time(t)]
+    return fitting
+
+
+def hidden_types_needed(ctx: RunContext) -> dict[str, list[int]]:
+    """Hidden type name -> the chosen companies whose motion may need it (their target is missing, or would be
+    another type's agreement). Empty when the agreements could not be read."""
+    if not ctx.choices.companies or ctx.error_of("agreements") is not None:
+        return {}
+    out: dict[str, list[int]] = {}
+    for t in select_targets(ctx):
+        if t.how in ("hidden", "explicit_missing"):
+            for agreement_type in t.hidden_types:
+                out.setdefault(agreement_type["name"], []).append(t.company_id)
+    return out
 
 
 # -- the check ---------------------------------------------------------------------------------------------
@@ -265,7 +448,7 @@ def check(ctx: RunContext) -> StepOutcome:
         }
         per_company.append(fact)
 
-        if target.how in ("none", "explicit_missing"):
+        if target.how in ("none", "explicit_missing", "hidden"):
             findings.append(_not_mapped(ctx, target, company))
         elif target.how == "ambiguous":
             findings.append(_ambiguous(target, cname))
@@ -310,8 +493,39 @@ def _check_target(ctx, target: Target, company: dict, agreement: dict, cycles, f
     base = {"company_id": target.company_id, "agreement_id": agreement["id"], "motion": target.motion}
     if target.how == "auto":
         fact["note"] = f"{describe(agreement)} was chosen automatically: it is the only one that fits."
+        if target.fell_back and target.motion in RECURRING_MOTIONS:
+            findings.append(_type_fallback(target, cname, agreement, subject, record, base))
 
     reasons = inactive_reasons(agreement, ctx.now)
+    pending = [] if reasons else not_started_reasons(agreement, ctx.now)
+    if pending:
+        day = first_billing_day(agreement)
+        fact["billing_starts"] = day
+        findings.append(
+            Finding(
+                codes.AGREEMENTS_NOT_STARTED,
+                Severity.ERROR,
+                subject=subject,
+                explanation=(
+                    f"The target agreement of {cname} has not started: {', '.join(pending)}. Until then the sync "
+                    "cannot bill it: ConnectWise refuses additions dated before an agreement's billing start, "
+                    "and no prorated charge is created."
+                ),
+                fix=(
+                    f"{_fix_open(cname, agreement)} > set Start Date and Billing Start Date to the first day the "
+                    f"customer's seats are billed (today or earlier) > Save; or wait until {day} and run the check "
+                    "again."
+                ),
+                record=record,
+                data={
+                    **base,
+                    "reasons": pending,
+                    "billing_starts": day,
+                    "startDate": agreement.get("startDate"),
+                    "billStartDate": agreement.get("billStartDate"),
+                },
+            )
+        )
     if reasons:
         findings.append(
             Finding(
@@ -364,27 +578,33 @@ def _recurring_findings(ctx, target, cname, agreement, subject, record, base) ->
     label = MOTION_LABELS[target.motion]
     if not is_monthly(agreement, cycles):
         monthly = monthly_cycle(ctx)
-        current = ref_name(agreement, "billingCycle") or "none"
+        current = cycle_label(agreement.get("billingCycle"), cycles)
+        target_label = cycle_label(monthly, cycles) if monthly else "a Monthly billing cycle"
         findings.append(
             Finding(
                 codes.AGREEMENTS_BILLING_CYCLE_NOT_MONTHLY,
                 Severity.ERROR,
                 subject=subject,
                 explanation=(
-                    f"{label} agreements are billed every month, but this agreement's billing cycle is {current} "
-                    f"({billing_option(agreement, cycles) or 'unknown'}). Seats would be invoiced on the wrong "
-                    "schedule."
+                    f"{label} agreements are billed every month, but this agreement's billing cycle is {current}. "
+                    "Seats would be invoiced on the wrong schedule."
+                    + _cannot_repair("" if monthly else NO_MONTHLY_CYCLE)
                 ),
-                fix=f"{_fix_open(cname, agreement)} > set Billing Cycle to Monthly > Save.",
+                fix=f"{_fix_open(cname, agreement)} > set Billing Cycle to {target_label} > Save.",
                 repairable=monthly is not None,
                 record=record,
                 data={
                     **base,
                     "patch": [replace_operation("billingCycle", {"id": monthly["id"]})] if monthly else None,
                     "before": {"billingCycle": agreement.get("billingCycle")},
-                    "after_label": (monthly or {}).get("name", "Monthly"),
+                    "after_label": target_label,
                     "field_label": "Billing Cycle",
                     "before_label": current,
+                    **not_repairable(
+                        ""
+                        if monthly
+                        else "ConnectWise has no billing cycle that recurs Monthly to switch it to"
+                    ),
                 },
             )
         )
@@ -438,30 +658,78 @@ def _recurring_findings(ctx, target, cname, agreement, subject, record, base) ->
     return findings
 
 
+def _type_fallback(
+    target: Target, cname: str, agreement: dict, subject: str, record: dict, base: dict
+) -> Finding:
+    label = MOTION_LABELS[target.motion]
+    type_name = ref_name(agreement, "type") or "unknown"
+    wanted = "an Azure agreement type" if target.motion == "azure" else "a type that is not Azure"
+    return Finding(
+        codes.AGREEMENTS_TYPE_FALLBACK,
+        Severity.WARNING,
+        subject=subject,
+        explanation=(
+            f"{cname} has no active agreement of {wanted}, so its {label} seats were given to its only other "
+            f'recurring agreement, of type "{type_name}". If the customer has an agreement we cannot see (its type '
+            "not in the API member's Access Allowed list), this would be the wrong agreement."
+        ),
+        fix=f"Check {cname}'s agreements in ConnectWise and choose the target agreement here explicitly.",
+        record=record,
+        data={**base, "type": type_name, "fell_back": True},
+    )
+
+
+NO_MONTHLY_CYCLE = "your Billing Cycle table has no cycle that recurs Monthly to switch it to"
+
+
+def _cannot_repair(why_not: str) -> str:
+    """The sentence a finding of a repairable kind adds when it is not repairable (issue 17: it says why)."""
+    return f" We can't fix this for you: {why_not}." if why_not else ""
+
+
 def _spaced(value: str) -> str:
     return {"CalendarYear": "Calendar Year", "ContractYear": "Contract Year"}.get(value, value)
 
 
-def _annual_create(ctx: RunContext, company: dict) -> dict | None:
-    """What a one-time agreement for an annual customer would be created with, or None when we cannot tell."""
-    cycle = one_time_cycle(ctx)
+# The ONE place that decides how a one-time (annual) agreement is written (issue 17). In ConnectWise "One-Time" is a
+# setting of the agreement's Recurring Invoice Parameters, not a row partners keep in the Billing Cycle table.
+# Assumption, from the SPEC's Agreement schema (2025.8): ``billOneTimeFlag`` sits among the invoicing fields
+# (``billingCycle``, ``prorateFirstBill``, ``billStartDate``) and is that setting; ``oneTimeFlag`` sits among the
+# Application Parameters (``applicationUnits``, ``applicationLimit``) and is about the agreement's allowance, not
+# its invoicing. So a new annual agreement gets ``billOneTimeFlag: true``; a NotRecurring billing cycle, when the
+# partner keeps one, is set as well, but is never required. Reading still accepts any signal (one_time_signals).
+ONE_TIME_FIELD = "billOneTimeFlag"
+
+
+def _annual_create(ctx: RunContext, company: dict) -> tuple[dict | None, str]:
+    """``(create, why_not)``: what a one-time agreement for an annual customer would be created with, or None and
+    the reason in plain words when we cannot create it."""
     type_ = annual_agreement_type(ctx, company["id"])
-    if cycle is None or type_ is None:
-        return None
+    if type_ is None:
+        return None, (
+            "we cannot tell which agreement type to create it with: no active agreement type that the API "
+            "member's role allows is marked to bill one time, none of the company's agreements has an allowed "
+            "type, and more than one type is allowed"
+        )
+    cycle = one_time_cycle(ctx) if ctx.error_of("billing_cycles") is None else None
     name = f"{company.get('name') or company['id']} Annual seats"[:100]
-    return {
+    create = {
         "name": name,
         "type": {"id": type_["id"], "name": type_.get("name")},
         "company": {"id": company["id"]},
         "contact_id": ref_id(company, "defaultContact"),
-        "billingCycle": {"id": cycle["id"], "name": cycle.get("name")},
+        ONE_TIME_FIELD: True,
+        "billingCycle": {"id": cycle["id"], "name": cycle.get("name")} if cycle else None,
     }
+    return create, ""
 
 
 def annual_agreement_type(ctx: RunContext, company_id: int) -> dict | None:
-    """The type for a new annual agreement: the type of one of the company's agreements, preferring "annual"
-    in the name, else an active type named like annual, else the only allowed type; types the role's Access
-    Allowed list refuses are skipped when that list is readable."""
+    """The type for a new annual agreement, by flags first: an allowed active type that bills one time
+    (``billOneTimeFlag`` / ``oneTimeFlag``), preferring one the company already uses; else the type of one of the
+    company's agreements; else the only allowed type. Types the role's Access Allowed list refuses are skipped
+    when that list is readable. (The old rule preferred "annual" in the type's name; a name now only orders
+    types that the flags could not tell apart.)"""
     allowed = allowed_items(ctx)
     types = [t for t in ctx.get("agreement_types") if not t.get("inactiveFlag")]
     if allowed is not None:
@@ -476,7 +744,14 @@ def annual_agreement_type(ctx: RunContext, company_id: int) -> dict | None:
     def annualish(t: dict) -> bool:
         return "annual" in (t.get("name") or "").casefold()
 
-    for pool in ([t for t in own if annualish(t)], [t for t in types if annualish(t)], own):
+    one_time = [t for t in types if type_is_one_time(t)]
+    for pool in (
+        [t for t in own if type_is_one_time(t)],
+        sorted(one_time, key=lambda t: not annualish(t)),
+        [t for t in own if annualish(t)],
+        [t for t in types if annualish(t)],
+        own,
+    ):
         if pool:
             return pool[0]
     return types[0] if len(types) == 1 else None
@@ -484,9 +759,17 @@ def annual_agreement_type(ctx: RunContext, company_id: int) -> dict | None:
 
 def _annual_not_one_time(ctx, target, company, agreement, subject, record, base, cycles) -> Finding:
     cname = company.get("name") or ""
-    create = None
-    if target.how == "auto" and not company.get("missing") and ctx.error_of("agreement_types") is None:
-        create = _annual_create(ctx, company)
+    create, why_not = None, ""
+    if target.how != "auto":
+        why_not = (
+            "the agreement was chosen by hand here; choose another or clear the choice to let us create one"
+        )
+    elif company.get("missing"):
+        why_not = "the company no longer exists in ConnectWise"
+    elif ctx.error_of("agreement_types") is not None:
+        why_not = "the agreement types could not be read"
+    else:
+        create, why_not = _annual_create(ctx, company)
     option = billing_option(agreement, cycles) or "unknown"
     return Finding(
         codes.AGREEMENTS_ANNUAL_NOT_ONE_TIME,
@@ -495,7 +778,7 @@ def _annual_not_one_time(ctx, target, company, agreement, subject, record, base,
         explanation=(
             f"{cname} buys annual seats, which are invoiced once, but this agreement bills on a recurring cycle "
             f"({ref_name(agreement, 'billingCycle') or 'none'}, {option}) and has no one-time flag. Annual "
-            "subscriptions need their own agreement with a one-time billing cycle."
+            "subscriptions need their own agreement with a one-time billing cycle." + _cannot_repair(why_not)
         ),
         fix=(
             f"In ConnectWise go to Companies > Companies > {cname} > tab Agreements > + > create a separate "
@@ -504,7 +787,7 @@ def _annual_not_one_time(ctx, target, company, agreement, subject, record, base,
         ),
         repairable=create is not None,
         record=record,
-        data={**base, "seen": [], "billingOptions": option, "create": create},
+        data={**base, "seen": [], "billingOptions": option, "create": create, **not_repairable(why_not)},
     )
 
 
@@ -524,22 +807,52 @@ def _not_mapped(ctx: RunContext, target: Target, company: dict) -> Finding:
 
 def _not_mapped_finding(ctx: RunContext, target: Target, company: dict) -> Finding:
     cname = company.get("name") or ""
-    create = None
+    create, why_not = None, ""
+    hidden = ", ".join(f'"{t.get("name")}" (id {t.get("id")})' for t in target.hidden_types)
     if target.how == "explicit_missing":
         explanation = (
             f"The agreement chosen for {cname} (id {target.requested_id}) no longer exists or belongs to another "
             "company."
+        )
+        if hidden:
+            explanation += (
+                f" It may also be hidden from the API member: the role's Access Allowed list lacks the agreement "
+                f"types {hidden}."
+            )
+    elif target.how == "hidden":
+        others = ", ".join(describe(a) for a in target.candidates[:5])
+        explanation = (
+            f"{cname} has no agreement we can see for its {MOTION_LABELS[target.motion]} seats, and the API "
+            f"member's role does not allow the agreement types {hidden}: ConnectWise hides agreements of those "
+            "types from it. We will not fall back to "
+            + (f"another type's agreement ({others})" if others else "another type's agreement")
+            + "; the sync could not write to a hidden agreement either."
         )
     elif target.motion == ANNUAL:
         explanation = (
             f"{cname} buys annual seats but has no active agreement with a one-time billing cycle for the sync to "
             "write to."
         )
-        if not company.get("missing") and ctx.error_of("agreement_types") is None:
-            create = _annual_create(ctx, company)
+        if company.get("missing"):
+            why_not = "the company no longer exists in ConnectWise"
+        elif ctx.error_of("agreement_types") is not None:
+            why_not = "the agreement types could not be read"
+        else:
+            create, why_not = _annual_create(ctx, company)
     else:
         explanation = (
             f"{cname} has no active agreement for the sync to write {MOTION_LABELS[target.motion]} seats to."
+        )
+    if target.how == "hidden":
+        fix = (
+            'In ConnectWise go to System > Security Roles > open the API member\'s security role > the "customize" '
+            f"link next to Agreements > Access Allowed: add {hidden} > Save; then run the check again."
+        )
+    else:
+        fix = (
+            f"In ConnectWise go to Companies > Companies > {cname} > tab Agreements > + > create the agreement "
+            f"({'Billing Cycle One-Time' if target.motion == ANNUAL else 'Billing Cycle Monthly, Cycle Based On Calendar Year, Prorate Agreement ticked'}) "
+            "> Save; then choose it here."
         )
     return Finding(
         codes.AGREEMENTS_NOT_MAPPED,
@@ -547,12 +860,8 @@ def _not_mapped_finding(ctx: RunContext, target: Target, company: dict) -> Findi
         subject=f"Company id {target.company_id}"
         if company.get("missing")
         else f"Company {cname} (id {target.company_id})",
-        explanation=explanation,
-        fix=(
-            f"In ConnectWise go to Companies > Companies > {cname} > tab Agreements > + > create the agreement "
-            f"({'Billing Cycle One-Time' if target.motion == ANNUAL else 'Billing Cycle Monthly, Cycle Based On Calendar Year, Prorate Agreement ticked'}) "
-            "> Save; then choose it here."
-        ),
+        explanation=explanation + (_cannot_repair(why_not) if create is None else ""),
+        fix=fix,
         repairable=create is not None,
         record={"path": "company/companies", "id": target.company_id},
         data={
@@ -560,6 +869,8 @@ def _not_mapped_finding(ctx: RunContext, target: Target, company: dict) -> Findi
             "motion": target.motion,
             "requested_id": target.requested_id,
             "create": create,
+            "hidden_types": [t.get("name") for t in target.hidden_types],
+            **not_repairable(why_not),
         },
     )
 
@@ -586,8 +897,8 @@ def _type_not_allowed(cname: str, agreement: dict, type_name: str) -> Finding:
         Severity.ERROR,
         subject=f"{describe(agreement)} of {cname}",
         explanation=(
-            f'The agreement is of type "{type_name}", which the API member\'s security role does not allow, so the '
-            "sync cannot update it."
+            f'The agreement is of type "{type_name}" (type id {ref_id(agreement, "type")}), which the API member\'s '
+            "security role does not allow, so the sync cannot update it."
         ),
         fix=(
             "In ConnectWise go to System > Security Roles > open the API member's security role > the "
@@ -608,14 +919,15 @@ def _same_type(ctx: RunContext, cname: str, agreements: list[dict]) -> list[Find
         if len(group) < 2:
             continue
         type_name = ref_name(group[0], "type") or f"id {type_id}"
+        type_label = f'"{type_name}" (type id {type_id})'
         listed = ", ".join(f'"{a.get("name")}" (id {a["id"]})' for a in group[:10])
         findings.append(
             Finding(
                 codes.AGREEMENTS_MULTIPLE_ACTIVE_SAME_TYPE,
                 Severity.WARNING,
-                subject=f'Company {cname}: {len(group)} active "{type_name}" agreements',
+                subject=f"Company {cname}: {len(group)} active {type_label} agreements",
                 explanation=(
-                    f'{cname} has {len(group)} active agreements of type "{type_name}": {listed}. Seats can end up '
+                    f"{cname} has {len(group)} active agreements of type {type_label}: {listed}. Seats can end up "
                     "on the wrong one, or be billed twice."
                 ),
                 fix=(
@@ -645,17 +957,28 @@ def build_plan(ctx: RunContext, outcome: StepOutcome) -> list[PlannedOperation]:
         spec = f.data["create"]
         company_id = spec["company"]["id"]
         contact_id = spec["contact_id"] or contacts.get(company_id)
-        if contact_id is None or company_id in planned:
-            continue  # ConnectWise requires a contact; the finding's click path covers this case
+        if company_id in planned:
+            continue
+        if contact_id is None:
+            # ConnectWise requires a contact on create (SPEC Agreement.required): say so, never drop it silently.
+            skip_repair(
+                ctx,
+                f,
+                "the company has no contact (ConnectWise requires one on a new agreement), or the API member "
+                "may not read Companies > Contacts",
+            )
+            continue
         planned.add(company_id)
         body = {
             "name": spec["name"],
             "type": {"id": spec["type"]["id"]},
             "company": {"id": company_id},
             "contact": {"id": contact_id},
-            "billingCycle": {"id": spec["billingCycle"]["id"]},
+            ONE_TIME_FIELD: True,
             "startDate": ctx.now.strftime("%Y-%m-%dT00:00:00Z"),
         }
+        if spec.get("billingCycle"):
+            body["billingCycle"] = {"id": spec["billingCycle"]["id"]}
         ops.append(
             PlannedOperation(
                 method="POST",
@@ -664,8 +987,14 @@ def build_plan(ctx: RunContext, outcome: StepOutcome) -> list[PlannedOperation]:
                 finding_code=f.code,
                 subject=f.subject,
                 description=(
-                    f'Create the agreement "{spec["name"]}" of type "{spec["type"].get("name")}" for company id '
-                    f'{company_id} with the one-time billing cycle "{spec["billingCycle"].get("name")}"'
+                    f'Create the agreement "{spec["name"]}" of type "{spec["type"].get("name")}" (id '
+                    f"{spec['type']['id']}) for {f.subject}, billed one time ({ONE_TIME_FIELD} true"
+                    + (
+                        f', billing cycle "{spec["billingCycle"].get("name")}" (id {spec["billingCycle"]["id"]})'
+                        if spec.get("billingCycle")
+                        else ""
+                    )
+                    + ")"
                 ),
                 lookup={
                     "path": "finance/agreements",

@@ -8,6 +8,13 @@ CONNECTION_BROWSER_HOST = "connection.browser_host"
 CONNECTION_UNREACHABLE = "connection.unreachable"
 CONNECTION_UNKNOWN_COMPANY = "connection.unknown_company"
 CONNECTION_AUTH_FAILED = "connection.auth_failed"
+# TLS failures, each named (issue 17): the certificate is not trusted (self-signed, unknown authority, or an
+# incomplete intermediate chain), has expired (or is not valid yet), is for another host name, or the handshake
+# failed for another reason (protocol, cipher).
+CONNECTION_TLS_UNTRUSTED = "connection.tls_untrusted"
+CONNECTION_TLS_EXPIRED = "connection.tls_expired"
+CONNECTION_TLS_NAME_MISMATCH = "connection.tls_name_mismatch"
+CONNECTION_TLS_FAILED = "connection.tls_failed"
 
 # Step 2: security_role
 ROLE_INSUFFICIENT_LEVEL = "role.insufficient_level"
@@ -36,6 +43,8 @@ CUSTOMERS_COMPANY_INACTIVE = "customers.company_inactive"
 CUSTOMERS_NO_ACTIVE_AGREEMENT = "customers.no_active_agreement"
 CUSTOMERS_DUPLICATE_NAME = "customers.duplicate_name"
 CUSTOMERS_UNMATCHED = "customers.unmatched"
+# warning: the status's name sounds like "not a customer" (prospect, lead...) but ConnectWise's flags say active
+CUSTOMERS_STATUS_NAME_SUSPECT = "customers.status_name_suspect"
 
 # Step 6: agreements
 AGREEMENTS_NOT_MAPPED = "agreements.not_mapped"
@@ -48,6 +57,10 @@ AGREEMENTS_ANNUAL_NOT_ONE_TIME = "agreements.annual_not_one_time"
 AGREEMENTS_TYPE_NOT_ALLOWED = "agreements.type_not_allowed"
 AGREEMENTS_CHILD_AGREEMENT = "agreements.child_agreement"
 AGREEMENTS_MULTIPLE_ACTIVE_SAME_TYPE = "agreements.multiple_active_same_type"
+AGREEMENTS_NOT_STARTED = "agreements.not_started"  # start or billing start date still ahead (issue 17)
+AGREEMENTS_TYPE_FALLBACK = (
+    "agreements.type_fallback"  # warning: auto target of another type than the motion's
+)
 
 # Any step: a read inside the step was refused (403) or failed; the step is `error`.
 STEP_READ_FORBIDDEN = "step.read_forbidden"

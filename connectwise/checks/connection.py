@@ -13,6 +13,7 @@ from connectwise.errors import (
     HostNotAllowed,
     NotFound,
     Timeout,
+    TLSFailed,
     UnexpectedResponse,
     UnknownCompany,
 )
@@ -178,7 +179,52 @@ def _unknown_company(ctx: RunContext, site: str, exc: ConnectWiseError) -> Findi
     )
 
 
+TLS_CODES = {
+    "untrusted": codes.CONNECTION_TLS_UNTRUSTED,
+    "expired": codes.CONNECTION_TLS_EXPIRED,
+    "name_mismatch": codes.CONNECTION_TLS_NAME_MISMATCH,
+    "failed": codes.CONNECTION_TLS_FAILED,
+}
+TLS_PROBLEM = {
+    "untrusted": (
+        "its certificate is not trusted: it is self-signed, issued by an authority that is not public, or the "
+        "server does not send the intermediate certificates that chain it to a public authority"
+    ),
+    "expired": "its certificate has expired (or is not valid yet)",
+    "name_mismatch": "its certificate was issued for another host name",
+    "failed": "no secure connection could be agreed (TLS protocol or cipher)",
+}
+FIX_TLS = (
+    "Install on the ConnectWise server a certificate from a public certificate authority, issued for {site}, "
+    "valid today, with its full intermediate chain (the server must send the intermediates too: billing syncs "
+    "require a fully chained certificate). Then run the check again. Cloud-hosted ConnectWise never needs this."
+)
+
+
+def _tls(site: str, exc: TLSFailed) -> Finding:
+    """A TLS failure named for what it is, with the fix (issue 17); never passed off as a network blip."""
+    return Finding(
+        TLS_CODES.get(exc.kind, codes.CONNECTION_TLS_FAILED),
+        Severity.ERROR,
+        subject=f"Site {site}",
+        explanation=(
+            f"We reached {site}, but refused its secure connection: {TLS_PROBLEM.get(exc.kind, TLS_PROBLEM['failed'])} "
+            f"(the certificate check said: {exc.verify_message}). We never send your API keys over a connection we cannot "
+            "verify, and neither will the billing sync."
+        ),
+        fix=FIX_TLS.format(site=site),
+        data={
+            "error": exc.detail(),
+            "kind": exc.kind,
+            "verify_message": exc.verify_message,
+            "transient": False,
+        },
+    )
+
+
 def _unreachable(site: str, exc: ConnectWiseError) -> Finding:
+    if isinstance(exc, TLSFailed):
+        return _tls(site, exc)
     return Finding(
         codes.CONNECTION_UNREACHABLE,
         Severity.ERROR,

@@ -70,7 +70,7 @@ RESOURCES: dict[str, Resource] = {
             "company_statuses",
             "company/companies/statuses",
             COMPANY_MAINTENANCE,
-            fields="id,name,inactiveFlag",
+            fields="id,name,inactiveFlag,disallowSavingFlag",
             customize_item="Company / Company Status",
         ),
         Resource(
@@ -78,13 +78,18 @@ RESOURCES: dict[str, Resource] = {
             "finance/agreements",
             AGREEMENTS,
             fields=(
-                "id,name,type/id,type/name,company/id,company/name,agreementStatus,cancelledFlag,startDate,"
-                "endDate,noEndingDateFlag,parentAgreement/id,billingCycle/id,billingCycle/name,invoicingCycle,"
+                "id,name,type/id,type/name,company/id,company/name,agreementStatus,cancelledFlag,dateCancelled,"
+                "startDate,billStartDate,endDate,noEndingDateFlag,parentAgreement/id,billingCycle/id,billingCycle/name,invoicingCycle,"
                 "prorateFlag,billOneTimeFlag,oneTimeFlag"
             ),
             large=True,
         ),
-        Resource("agreement_types", "finance/agreements/types", AGREEMENTS, fields="id,name,inactiveFlag"),
+        Resource(
+            "agreement_types",
+            "finance/agreements/types",
+            AGREEMENTS,
+            fields="id,name,inactiveFlag,billOneTimeFlag,oneTimeFlag",
+        ),
         Resource(
             "billing_cycles", "finance/billingCycles", AGREEMENTS, fields="id,identifier,name,billingOptions"
         ),

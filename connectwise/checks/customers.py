@@ -12,7 +12,15 @@ import re
 from functools import lru_cache
 
 from . import codes
-from .agreements import agreements_by_company, is_active
+from .agreements import (
+    agreements_by_company,
+    cycles_by_id,
+    is_active,
+    is_pending,
+    not_started_reasons,
+    one_time_signals,
+)
+from .agreements import describe as describe_agreement
 from .base import Finding, Severity, StepOutcome
 from .context import RunContext, ref_id, ref_name
 from .names import normalize_company_name
@@ -20,9 +28,11 @@ from .security_role import inquire_my_note
 
 KEY = "customers"
 
-# Status names that mean "not (yet) a customer" even when the status itself is not flagged inactive
-# (docs/connectwise/REFERENCE.md §7: prospect and "not approved" companies are a common source of wrong matches). Compared after
-# normalising case and spaces; a status whose name contains one of these words counts.
+# Status names that often mean "not (yet) a customer" (docs/connectwise/REFERENCE.md §7: prospect and "not approved" companies are a
+# common source of wrong matches). Statuses are the partner's own vocabulary (renamed, custom, deleted), so the
+# name never decides: ConnectWise's flags do (``inactiveFlag``, ``disallowSavingFlag``), and a name with one of
+# these words, on a status the flags call active, is at most a warning (customers.status_name_suspect). A name
+# that also says "active" (e.g. "Active - Lead Tech Assigned") gets no warning. Issue 17.
 PROSPECT_LIKE_STATUSES: tuple[str, ...] = (
     "prospect",
     "not approved",
@@ -40,8 +50,9 @@ FIX_COMPANY = "In ConnectWise go to Companies > Companies > search {name} > open
 
 
 def needs(choices) -> frozenset[str]:
-    # my_security: an Inquire level "My" is the likely cause of a company or agreement the run cannot see
-    return frozenset({"companies", "company_statuses", "agreements", "my_security"})
+    # my_security: an Inquire level "My" is the likely cause of a company or agreement the run cannot see;
+    # billing_cycles: the directory says which agreements bill one time by the cycle's billingOptions, not its name
+    return frozenset({"companies", "company_statuses", "agreements", "my_security", "billing_cycles"})
 
 
 def _norm(text: str | None) -> str:
@@ -58,14 +69,36 @@ def prospect_like(status_name: str | None) -> bool:
     return _PROSPECT_LIKE.search(_norm(status_name)) is not None
 
 
+_ACTIVE_WORD = re.compile(r"(?<!in)\bactive\b")
+
+
 def inactive_reason(company: dict, statuses: dict[int, dict]) -> str | None:
+    """Why ConnectWise's own flags say the company is not an active customer, or None.
+
+    The company's status record decides: ``inactiveFlag`` (an inactive status) or ``disallowSavingFlag`` (ConnectWise
+    refuses to save records for companies with this status, so the sync's writes would fail). SPEC
+    ``CompanyStatus``; the status's name is never used here (see ``status_name_suspect``).
+    """
     status = statuses.get(ref_id(company, "status"))
     name = ref_name(company, "status") or (status or {}).get("name") or ""
     if status is not None and status.get("inactiveFlag"):
-        return f'its status "{name}" is an inactive status'
-    if prospect_like(name):
-        return f'its status "{name}" means it is not a customer yet'
+        return f'its status "{name}" (id {status.get("id")}) is an inactive status'
+    if status is not None and status.get("disallowSavingFlag"):
+        return (
+            f'its status "{name}" (id {status.get("id")}) has Disallow Saving ticked, so ConnectWise refuses to '
+            "save records for it"
+        )
     return None
+
+
+def status_name_suspect(company: dict, statuses: dict[int, dict]) -> str | None:
+    """A warning reason when the status's flags say active but its name sounds like "not a customer yet"."""
+    if inactive_reason(company, statuses) is not None:
+        return None
+    name = ref_name(company, "status") or (statuses.get(ref_id(company, "status")) or {}).get("name") or ""
+    if not prospect_like(name) or _ACTIVE_WORD.search(_norm(name)):
+        return None
+    return f'its status "{name}" is flagged active in ConnectWise, but its name sounds like it is not a customer yet'
 
 
 def check(ctx: RunContext) -> StepOutcome:
@@ -171,6 +204,25 @@ def _check_company(ctx, company, statuses, agreements, by_normalized) -> list[Fi
                 data={"company_id": company["id"], "status": ref_name(company, "status")},
             )
         )
+    suspect = status_name_suspect(company, statuses)
+    if suspect:
+        findings.append(
+            Finding(
+                codes.CUSTOMERS_STATUS_NAME_SUSPECT,
+                Severity.WARNING,
+                subject=describe(company),
+                explanation=(
+                    f"{suspect}. We go by ConnectWise's flags, so this company counts as an active customer; make "
+                    "sure it is one you invoice."
+                ),
+                fix=(
+                    f"Nothing to change if it is a customer. Otherwise {FIX_COMPANY.format(name=name)} > set its "
+                    "Status, or tick Inactive on the status under System > Setup Tables > Company Status."
+                ),
+                record=record,
+                data={"company_id": company["id"], "status": ref_name(company, "status")},
+            )
+        )
     if not any(is_active(a, ctx.now) for a in agreements):
         note = inquire_my_note(ctx, "Finance", "Agreements")
         findings.append(
@@ -182,6 +234,11 @@ def _check_company(ctx, company, statuses, agreements, by_normalized) -> list[Fi
                     explanation=(
                         f"{name} has no active agreement ({len(agreements)} agreements in total, none active), so the "
                         "sync has nowhere to write its seats."
+                        + "".join(
+                            f" {describe_agreement(a)} has not started: {', '.join(not_started_reasons(a, ctx.now))}."
+                            for a in agreements
+                            if is_pending(a, ctx.now)
+                        )
                     ),
                     fix=(
                         f"{FIX_COMPANY.format(name=name)} > tab Agreements: create the agreement (+) or set the existing "
@@ -242,15 +299,20 @@ def _unmatched(billing_customers: list[str], by_normalized: dict[str, list[dict]
 
 def _directory_row(ctx: RunContext, company: dict, statuses: dict[int, dict], agreements: list[dict]) -> dict:
     """One row of the cached company list behind the customers page (onboarding stores it)."""
+    cycles = cycles_by_id(ctx) if ctx.error_of("billing_cycles") is None else {}
     rows = [
         {
             "id": a["id"],
             "name": a.get("name") or "",
             "type": ref_name(a, "type"),
+            "type_id": ref_id(a, "type"),
             "status": a.get("agreementStatus") or "",
             "active": is_active(a, ctx.now),
+            "pending": is_pending(a, ctx.now),  # active, but its start or billing start is still ahead
             "child": bool(ref_id(a, "parentAgreement")),
             "billing_cycle": ref_name(a, "billingCycle"),
+            "billing_cycle_id": ref_id(a, "billingCycle"),
+            "one_time": bool(one_time_signals(a, cycles)),  # by flags and billingOptions, never the name
         }
         for a in agreements
     ]

@@ -67,19 +67,63 @@ def build_plan(client: Any, choices: Any, step_key: str) -> list[PlannedOperatio
 
     Raises the ConnectWise error when a read the plan needs fails (the caller shows it; nothing was written).
     """
+    return build_plan_report(client, choices, step_key).operations
+
+
+NOT_REPAIRABLE = "not_repairable"  # Finding.data key: why a finding of a repairable kind is not offered
+
+
+def not_repairable(reason: str) -> dict[str, str]:
+    """``{"not_repairable": reason}`` for a finding's data (empty when there is no reason): a finding that could be
+    repairable but is not says why (issue 17), and the plan page and ``repair_tenant`` show it."""
+    return {NOT_REPAIRABLE: reason} if reason else {}
+
+
+def skip_repair(ctx: RunContext, finding: Any, reason: str) -> None:
+    """Record, while building a plan, that a repairable finding gets no operation and why."""
+    ctx.remember("plan_skipped", list).append(
+        {"code": finding.code, "subject": finding.subject, "reason": reason}
+    )
+
+
+def unrepairable(findings: list) -> list[dict[str, str]]:
+    """``[{"code", "subject", "reason"}]`` for the findings (``Finding`` or stored dicts) that carry a reason why
+    they are not repaired."""
+    out = []
+    for f in findings:
+        data = f.get("data") if isinstance(f, dict) else f.data
+        code = f.get("code") if isinstance(f, dict) else f.code
+        subject = f.get("subject") if isinstance(f, dict) else f.subject
+        reason = (data or {}).get(NOT_REPAIRABLE)
+        if reason:
+            out.append({"code": code, "subject": subject, "reason": reason})
+    return out
+
+
+@dataclass
+class PlanReport:
+    """A plan's operations and the findings it leaves out, each with the reason (``unrepairable`` rows)."""
+
+    operations: list[PlannedOperation]
+    skipped: list[dict[str, str]]
+
+
+def build_plan_report(client: Any, choices: Any, step_key: str) -> PlanReport:
+    """Like ``build_plan``, and also why each not-repaired finding of the step is left out."""
     from .runner import limit_repairs_to_role  # noqa: PLC0415 (runner imports the step modules)
 
     get_step(step_key)
     module = step_module(step_key)
     if not hasattr(module, "build_plan"):
-        return []
+        return PlanReport([], [])
     ctx = RunContext(client, choices)
     try:
         ctx.prefetch(set(module.needs(choices)) | {"my_security"})
         outcome = limit_repairs_to_role(module.check(ctx), ctx)
-        return list(module.build_plan(ctx, outcome))
+        ops = list(module.build_plan(ctx, outcome))
     except ResourceError as exc:
         raise exc.cause from None
+    return PlanReport(ops, unrepairable(outcome.findings) + list(ctx.memo.get("plan_skipped", [])))
 
 
 def apply_operation(client: Any, op: PlannedOperation, created_ids: dict | None = None) -> AppliedResult:
@@ -220,4 +264,7 @@ __all__ = [
     "UnresolvedReference",
     "apply_operation",
     "build_plan",
+    "build_plan_report",
+    "not_repairable",
+    "unrepairable",
 ]

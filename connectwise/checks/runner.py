@@ -174,7 +174,13 @@ def limit_repairs_to_role(outcome: StepOutcome, ctx: RunContext) -> StepOutcome:
                         f"{f.explanation} We can't fix this for you: the API member's security role has "
                         f"{module} > {function}: {label} set to None (see the Security role step)."
                     ),
-                    data={**f.data, "repair_blocked_by_role": f"{module} > {function}: {label}"},
+                    data={
+                        **f.data,
+                        "repair_blocked_by_role": f"{module} > {function}: {label}",
+                        "not_repairable": (
+                            f"the API member's security role has {module} > {function}: {label} set to None"
+                        ),
+                    },
                 )
         changed.append(f)
     return replace(outcome, findings=changed)

@@ -80,6 +80,7 @@ def needs(choices) -> frozenset[str]:
     keys = {"my_security", "customize_items"}
     if choices is not None and choices.companies:
         keys.add("agreements")  # the target agreements' types decide which Agreements items are needed
+        keys |= {"agreement_types", "billing_cycles"}  # and the types the role hides from a chosen motion
     return frozenset(keys)
 
 
@@ -336,16 +337,20 @@ def _compare_customize(ctx: RunContext, allowed: dict[str, set[str]], facts: dic
         raise_resource(ctx, "agreements")
     facts["agreement_types_needed"] = sorted(types) if types is not None else None
     have_agreements = allowed.get(_customize_key(AGREEMENTS_CUSTOMIZE), set())
-    if types:
-        for name in sorted(types):
+    # Types the role hides (ConnectWise does not show their agreements to the member) that a chosen company's
+    # motion needs: the company has no visible agreement for it, or only another type's (issue 17).
+    hidden = agreements.hidden_types_needed(ctx)
+    facts["agreement_types_hidden_needed"] = sorted(hidden)
+    if types or hidden:
+        for name in sorted(set(types or ()) | set(hidden)):
             if _item_key(name) not in have_agreements:
-                findings.append(_missing_item(AGREEMENTS_CUSTOMIZE, name))
+                findings.append(_missing_item(AGREEMENTS_CUSTOMIZE, name, hidden.get(name)))
     elif not have_agreements:
         findings.append(_missing_item(AGREEMENTS_CUSTOMIZE, None))
     return findings
 
 
-def _missing_item(customize: str, item: str | None) -> Finding:
+def _missing_item(customize: str, item: str | None, hidden_for: list[int] | None = None) -> Finding:
     if item is None:
         what = "at least one agreement type (for example the type of your Office 365 or Azure agreements)"
         subject = f"{customize} (customize) > Access Allowed: no agreement type"
@@ -356,7 +361,15 @@ def _missing_item(customize: str, item: str | None) -> Finding:
     else:
         what = f'"{item}"'
         subject = f'{customize} (customize) > Access Allowed: "{item}"'
-        if customize == AGREEMENTS_CUSTOMIZE:
+        if customize == AGREEMENTS_CUSTOMIZE and hidden_for:
+            listed = ", ".join(f"id {i}" for i in hidden_for[:10])
+            explanation = (
+                f'The API member\'s role does not allow the agreement type "{item}", and ConnectWise hides '
+                f"agreements of that type from it. Chosen customers ({listed}) have no agreement we can see for "
+                "their billing motion, so their agreement is probably of this type: the sync could neither see "
+                "nor update it."
+            )
+        elif customize == AGREEMENTS_CUSTOMIZE:
             explanation = (
                 f"A chosen customer's agreement is of type \"{item}\", which the API member's role does not "
                 "allow, so the sync cannot update it."
@@ -374,5 +387,5 @@ def _missing_item(customize: str, item: str | None) -> Finding:
         fix=(
             f'{ROLE_CLICKS} > the "customize" link next to {customize} > Access Allowed: add {what} > Save.'
         ),
-        data={"customize": customize, "item": item},
+        data={"customize": customize, "item": item, "hidden_for_companies": hidden_for or []},
     )

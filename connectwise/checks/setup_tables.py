@@ -240,7 +240,11 @@ def plan_with_ids(
                     finding_code=table.missing_code,
                     subject=_subject(table, None),
                     description=f'Create the {WHAT[table.kind]} "{table.item}"'
-                    + (' under the category "Miscellaneous"' if table.kind == "subcategory" else ""),
+                    + (
+                        f' under the category "Miscellaneous" ({_id_label(ids["category"])})'
+                        if table.kind == "subcategory"
+                        else ""
+                    ),
                     before=None,
                     lookup={"path": table.path, "conditions": conditions},
                 )
@@ -261,3 +265,10 @@ def plan_with_ids(
                 )
             )
     return ops, ids
+
+
+def _id_label(record_id: object) -> str:
+    """``id 7``, or ``created by change 1`` for a record this plan creates first: records are named by id too."""
+    if isinstance(record_id, dict) and "$ref" in record_id:
+        return f"created by change {record_id['$ref']}"
+    return f"id {record_id}"

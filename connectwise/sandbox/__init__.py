@@ -18,7 +18,8 @@ Behaviour worth knowing (each is documented where it is implemented):
   Agreements ``finance/*``; Procurement > Product Catalog ``procurement/catalog``; System > Table Setup the other
   ``procurement/*`` tables plus their Table Setup item ("Products / Category", "Products / Subcategories",
   "Product Type", "Product / UOM"). GET needs Inquire, POST Add, PUT/PATCH Edit, DELETE Delete; ``My`` is
-  enough. Writes to an agreement also need its type in the role's Agreements customize items. ``system/*`` is
+  enough. Writes to an agreement also need its type in the role's Agreements customize items, and reads hide
+  agreements of types that list lacks (lists, ``/count``, 404 by id: ``app.access_allowed_rows``, issue 17). ``system/*`` is
   readable by every authenticated member, except mySecurity when the company or role says
   ``"mySecurityReadable": false``; ``system/securityroles`` POST/DELETE need System > Security Roles Add/Delete.
 - Uniqueness (400 ``ObjectExists``): ``identifier`` for companies and catalog items, ``name`` for statuses,
@@ -45,6 +46,9 @@ broken.json    ``brokenco`` billingsync: ``brokenpub`` /          one instance o
                             ``brokenoldpriv-0123456789``
 bare.json      ``bareco``   billingsync: ``barepub`` /            nothing set up: every ``*_missing`` code,
                             ``barepriv-0123456789``               mySecurity unreadable
+realworld.json ``realco``   billingsync: ``realpub`` /            what real partners' ConnectWise looks like
+                            ``realpriv-0123456789``               (issue 17; table below); choices in
+                                                                  ``realworld-customers.csv``
 =============  ===========  ====================================  ==========================================
 
 ``generate_scenario(...)`` tenants use ``{company_id}pub`` / ``{company_id}priv-0123456789`` (``bigco``).
@@ -94,8 +98,11 @@ agreements.invoicing_cycle_not_calendar_year   broken       agreement 8 (Litware
 agreements.prorate_off                         broken       agreement 9 (Proseware LLC, prorateFlag false)
 agreements.annual_not_one_time                 broken       12 Coho Winery, motion annual: agreement 12 type
                                                             Annual on billing cycle Monthly
-agreements.type_not_allowed                    broken       13 Blue Yonder Airlines: agreement 13 type
-                                                            "Managed Services" (not in the Agreements items)
+agreements.type_not_allowed                    (none)       not reachable through the sandbox since issue 17:
+                                                            it hides agreements of types the role lacks, as
+                                                            ConnectWise does; broken's 13 Blue Yonder Airlines
+                                                            ("Managed Services") now gives agreements.not_mapped
+                                                            and role.missing_customize_item "Managed Services"
 agreements.child_agreement                     broken       14 Trey Research, motion azure, agreement 114
                                                             chosen explicitly (it has parentAgreement 14;
                                                             the automatic choice skips child agreements)
@@ -106,6 +113,25 @@ agreements.ambiguous                           broken       15 Margie's Travel, 
 agreements.not_mapped                          broken       16 Lucerne Publishing, motion monthly: its only
                                                             agreement (16) is Annual
 =============================================  ===========  =================================================
+
+realworld.json (issue 17), with the motions of ``realworld-customers.csv``:
+
+=============================================  =================================================================
+code                                           data
+=============================================  =================================================================
+agreements.not_mapped +                        1 Contoso Ltd, motion azure: its Azure Plan agreement (101) is
+role.missing_customize_item "Azure Plan"       hidden (the role's Access Allowed lacks Azure Plan); never
+                                               auto-targeted to its O365 agreement
+(no finding)                                   2 Fabrikam Inc: status "Active - Lead Tech Assigned", flagged active
+agreements.not_started +                       3 Northwind Traders: ``startDate`` and ``billStartDate`` 2099-01-01;
+customers.no_active_agreement                  4 Adventure Works: only ``billStartDate`` 2099-01-01
+agreements.not_mapped (repairable: create      5 Litware Inc, motion annual, no agreement; no NotRecurring billing
+with ``billOneTimeFlag``)                      cycle exists
+agreements.billing_cycle_not_monthly           6 Proseware LLC: billing cycle "Monthly " (id 6) recurs Quarterly
+agreements.not_active                          7 Woodgrove Bank, agreement 7 chosen: ``dateCancelled`` 2025-06-30
+                                               with ``cancelledFlag`` false
+customers.status_name_suspect (warning)        8 Trey Research: status "Prospect", flagged active
+=============================================  =================================================================
 
 Checked end to end with connectwise.checks.runner (all 16 broken companies chosen, 12 Coho Winery annual,
 14 Trey Research azure with agreement 114, 10 and 11 with their agreements; member lockedsync; bare.json):

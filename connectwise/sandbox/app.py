@@ -429,7 +429,8 @@ class SandboxApp:
         if not tail:
             if method == "GET":
                 level = self._guard(request, spec, "GET")
-                rows = _own_rows(request, level, _table_view(request, tenant, table))
+                rows = access_allowed_rows(request, spec, _table_view(request, tenant, table), table)
+                rows = _own_rows(request, level, rows)
                 return self._list(request, table.known_fields, rows, spec, filtered=True)
             if method == "POST":
                 self._guard(request, spec, "POST")
@@ -439,9 +440,8 @@ class SandboxApp:
             if method != "GET":
                 raise _not_allowed("GET")
             level = self._guard(request, spec, "GET")
-            return Response(
-                200, {"count": len(_own_rows(request, level, _table_view(request, tenant, table)))}
-            )
+            rows = access_allowed_rows(request, spec, _table_view(request, tenant, table), table)
+            return Response(200, {"count": len(_own_rows(request, level, rows))})
         if len(tail) == 1:
             record_id = _record_id(tail[0], spec)
             level = self._guard(request, spec, method if method in _LEVEL_FOR_METHOD else "GET")
@@ -457,7 +457,7 @@ class SandboxApp:
                 )
             if method == "GET":
                 record = current
-                if record is None:
+                if record is None or not access_allowed_rows(request, spec, [record]):
                     raise _not_found(spec, record_id)
                 return Response(200, _project(record, request.query.get("fields"), table.known_fields))
             if method in ("PUT", "PATCH"):
@@ -845,6 +845,41 @@ def _match_resource(lower: list[str]) -> tuple[ResourceSpec | None, list[str]]:
 
 
 _SEGMENTS = {path: path.lower().split("/") for path in RESOURCES}
+
+
+def access_allowed_rows(
+    request: Request, spec: ResourceSpec, rows: list[dict], table: Table | None = None
+) -> list[dict]:
+    """Reads show only the agreements whose type is in the role's Agreements "Access Allowed" list.
+
+    ConnectWise does not show a member agreements of types its role's Access Allowed list lacks (issue 17, from
+    sync vendors' reports; REFERENCE §2 names the list): lists, ``/count`` and a GET by id (404) all hide them.
+    Writes to such an agreement are refused with 403 by ``_guard_agreement_type``. Other resources pass through.
+    With ``table`` (a query's whole view), the result is cached per query and role until the table changes: the
+    pages of a large list are served concurrently and would each filter every record again.
+    """
+    if spec.path != "finance/agreements":
+        return rows
+    tenant, role = request.tenant, request.role
+    verdict: dict[str, bool] = {}
+
+    def visible(record: dict) -> bool:
+        type_name = get_path(record, "type/name")
+        if not type_name:
+            return True
+        if type_name not in verdict:
+            verdict[type_name] = tenant.has_item(role, AGREEMENTS_CUSTOMIZE, type_name)
+        return verdict[type_name]
+
+    if table is None:
+        return [r for r in rows if visible(r)]
+    key = (
+        "access-allowed",
+        request.query.get("conditions") or "",
+        request.query.get("orderby") or "",
+        f"{role.get('id')}:{id(role)}",
+    )
+    return table.view(key, lambda _all: [r for r in rows if visible(r)], tenant.lock)
 
 
 def _snapshot(tenant: Tenant, table: Table) -> list[dict]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -91,13 +92,21 @@ def make_server(
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: SandboxApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve ``app`` from a daemon thread; yields the base URL (``http://127.0.0.1:PORT``)."""
+def serve_in_thread(
+    app: SandboxApp, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+) -> Iterator[str]:
+    """Serve ``app`` from a daemon thread; yields the base URL (``http://127.0.0.1:PORT``).
+
+    With ``ssl_context`` (a server-side context holding a certificate) it serves HTTPS and yields
+    ``https://...``: tests of how the product names certificate problems (issue 17) use it.
+    """
     server = make_server(app, host, port)
+    if ssl_context is not None:
+        server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield f"http://{host}:{server.server_address[1]}"
+        yield f"{'https' if ssl_context is not None else 'http'}://{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -21,6 +21,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from connectwise.checks.plans import unrepairable
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES
 
 from .. import repairs
@@ -205,7 +206,15 @@ def _plan_body_context(access: TenantAccess, plan: RepairPlan) -> dict:
     if verify is not None and not verify.is_active:
         verify_result = StepResult.objects.filter(run=verify, key=plan.step).first()
     applying = plan.status in (RepairPlan.Status.APPROVED, RepairPlan.Status.APPLYING)
+    latest = (
+        StepResult.objects.filter(tenant=access.tenant, key=plan.step)
+        .only("findings")
+        .order_by("-created_at", "-id")
+        .first()
+    )
     return {
+        # Findings of the step that could be repairable but are not, each with the reason (issue 17).
+        "not_repaired": unrepairable(latest.findings) if latest is not None else [],
         "access": access,
         "tenant": access.tenant,
         "plan": plan,

@@ -363,8 +363,16 @@ def _accept_exact(tenant) -> int:
 
 # The rules the agreements check applies to each chosen company, in the order the page shows them.
 AGREEMENT_RULES: list[tuple[str, str, tuple[str, ...]]] = [
-    ("target", "A target agreement is set", (codes.AGREEMENTS_NOT_MAPPED, codes.AGREEMENTS_AMBIGUOUS)),
-    ("active", "The agreement is active", (codes.AGREEMENTS_NOT_ACTIVE,)),
+    (
+        "target",
+        "A target agreement is set",
+        (codes.AGREEMENTS_NOT_MAPPED, codes.AGREEMENTS_AMBIGUOUS, codes.AGREEMENTS_TYPE_FALLBACK),
+    ),
+    (
+        "active",
+        "The agreement is active and billing",
+        (codes.AGREEMENTS_NOT_ACTIVE, codes.AGREEMENTS_NOT_STARTED),
+    ),
     ("monthly", "Billing cycle Monthly", (codes.AGREEMENTS_BILLING_CYCLE_NOT_MONTHLY,)),
     ("calendar", "Cycle based on Calendar Year", (codes.AGREEMENTS_INVOICING_CYCLE_NOT_CALENDAR_YEAR,)),
     ("prorate", "Prorate Agreement ticked", (codes.AGREEMENTS_PRORATE_OFF,)),
@@ -378,14 +386,21 @@ ANNUAL_ONLY = {"one_time"}
 
 
 def _looks_one_time(agreement: dict) -> bool:
+    """The check's verdict (``one_time``: billing options and one-time flags, issue 17) when the directory has it;
+    the cycle's name only for directory rows stored before it did."""
+    if "one_time" in agreement:
+        return bool(agreement["one_time"])
     cycle = (agreement.get("billing_cycle") or "").casefold().replace("-", " ")
     return "one time" in cycle or "onetime" in cycle.replace(" ", "")
 
 
 def agreement_candidates(agreements: list[dict], motion: str) -> list[dict]:
     """The agreements that could take the motion's seats, like the check's ``candidates_for`` but from the
-    directory's summary of each agreement (active, child, billing cycle name)."""
+    directory's summary of each agreement (active, pending, child, one-time). Agreements that have not started
+    are candidates only when no active one is, as in the check."""
     fitting = [a for a in agreements if a.get("active") and not a.get("child")]
+    if not fitting:
+        fitting = [a for a in agreements if a.get("pending") and not a.get("child")]
     one_time = [a for a in fitting if _looks_one_time(a)]
     if motion == CompanyChoice.Motion.ANNUAL:
         return one_time or (fitting if len(fitting) == 1 else [])
@@ -459,13 +474,24 @@ def context_agreements(request, access: TenantAccess, *, result: StepResult | No
         candidates = agreement_candidates(agreements, choice.motion)
         explicit = next((a for a in agreements if a.get("id") == choice.agreement_id), None)
         checked = checked_at is not None and choice.chosen_at <= checked_at
+        # Agreement types the role hides from this company's motion (issue 17): the last check refused to pick
+        # another type's agreement, so the page does not offer one as automatic either.
+        hidden_types = next(
+            (
+                (f.get("data") or {}).get("hidden_types")
+                for f in findings_by_company.get(choice.cw_company_id, [])
+                if f["code"] == codes.AGREEMENTS_NOT_MAPPED and (f.get("data") or {}).get("hidden_types")
+            ),
+            [],
+        )
         rows.append(
             {
                 "choice": choice,
                 "dir": d,
                 "agreements": agreements,
                 "candidates": candidates,
-                "auto": candidates[0] if len(candidates) == 1 else None,
+                "auto": candidates[0] if len(candidates) == 1 and not hidden_types else None,
+                "hidden_types": hidden_types,
                 "explicit": explicit,
                 "explicit_missing": bool(choice.agreement_id) and explicit is None,
                 "rules": _rules_for(choice, findings_by_company.get(choice.cw_company_id, []), checked),

@@ -90,7 +90,7 @@ def test_it_flags_and_repairs_the_monthly_settings():
     assert all(
         f.repairable and f.record == {"path": "finance/agreements", "id": 10} for f in outcome.findings
     )
-    assert "Billing Cycle to Monthly" in outcome.findings[0].fix
+    assert 'Billing Cycle to "Monthly" (id 1, recurs Monthly)' in outcome.findings[0].fix
 
     plan = build_plan(client, MONTHLY, "agreements")
     assert [(op.method, op.path, op.body) for op in plan] == [
@@ -119,7 +119,8 @@ def test_it_flags_and_repairs_the_monthly_settings():
 def test_an_azure_customer_needs_the_same_settings():
     client = _client([agreement(10, 2, prorateFlag=False)])
     outcome = run_check("agreements", client, TenantChoices([ChosenCompany(2, "azure")]))
-    assert codes_of(outcome) == [codes.AGREEMENTS_PRORATE_OFF]
+    # Its only agreement is an O365 one: used, and said so (issue 17: never a silent fallback to another type).
+    assert codes_of(outcome) == [codes.AGREEMENTS_TYPE_FALLBACK, codes.AGREEMENTS_PRORATE_OFF]
 
 
 def test_annual_accepts_a_one_time_billing_cycle_or_flag_and_says_which():
@@ -255,3 +256,195 @@ def test_not_mapped_names_an_agreements_inquire_level_my_as_the_likely_cause():
     finding = next(f for f in outcome.findings if f.code == codes.AGREEMENTS_NOT_MAPPED)
     assert 'Inquire level is "My"' in finding.explanation
     assert finding.data["likely_cause"] == "inquire_level_my"
+
+
+# -- issue 17: what real partners' ConnectWise looks like ------------------------------------------------------
+
+NEXT_YEAR = "2099-01-01T00:00:00Z"
+
+
+def test_an_agreement_that_starts_next_year_is_not_started():
+    # Case 1: Active, but its startDate (and billing start) is ahead: the sync would refuse it.
+    client = _client([agreement(10, 2, startDate=NEXT_YEAR, billStartDate=NEXT_YEAR)])
+    outcome = run_check("agreements", client, MONTHLY)
+    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_STARTED]
+    finding = outcome.findings[0]
+    assert finding.data["billing_starts"] == "2099-01-01"
+    assert "it starts on 2099-01-01" in finding.explanation and "Start Date" in finding.fix
+    assert outcome.status == Status.FAIL
+    customers = run_check("customers", client, MONTHLY)
+    assert codes.CUSTOMERS_NO_ACTIVE_AGREEMENT in codes_of(customers)
+    assert "has not started" in customers.findings[0].explanation
+
+
+def test_a_billing_start_ahead_is_not_started_even_when_the_agreement_started():
+    # The same kind, another date field: startDate in the past, billStartDate ahead.
+    client = _client([agreement(10, 2, startDate="2024-01-01T00:00:00Z", billStartDate=NEXT_YEAR)])
+    outcome = run_check("agreements", client, MONTHLY)
+    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_STARTED]
+    assert outcome.findings[0].data["reasons"] == ["it starts billing on 2099-01-01"]
+
+
+def test_a_started_agreement_wins_over_one_that_has_not_started():
+    client = _client(
+        [
+            agreement(10, 2, startDate=NEXT_YEAR),
+            agreement(12, 2, name="Current", startDate="2024-01-01T00:00:00Z"),
+        ]
+    )
+    outcome = run_check("agreements", client, MONTHLY)
+    assert outcome.facts["companies"][0]["agreement_id"] == 12
+    assert codes.AGREEMENTS_NOT_STARTED not in codes_of(outcome)
+
+
+def test_a_cancelled_date_in_the_past_makes_it_not_active():
+    # The same kind, the cancelled date: cancelledFlag false but dateCancelled passed.
+    target = agreement(10, 2, dateCancelled="2024-06-30T00:00:00Z")
+    outcome = run_check("agreements", _client([target]), TenantChoices([ChosenCompany(2, agreement_id=10)]))
+    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_ACTIVE]
+    assert outcome.findings[0].data["reasons"] == ["it was cancelled on 2024-06-30"]
+    future = agreement(10, 2, dateCancelled=NEXT_YEAR)
+    assert run_check("agreements", _client([future]), MONTHLY).status == Status.PASS
+
+
+def _without_one_time_cycle(records):
+    records["finance/billingCycles"] = [
+        c for c in records["finance/billingCycles"] if c["billingOptions"] != "NotRecurring"
+    ]
+    return records
+
+
+def test_the_annual_create_does_not_need_a_not_recurring_billing_cycle():
+    # Case 2: a real billing-cycle table has no NotRecurring row; One-Time is the agreement's own setting.
+    records = _without_one_time_cycle(healthy_records())
+    records["finance/agreements"] = []
+    records["finance/agreements/types"][1]["billOneTimeFlag"] = True
+    client = healthy_client(records=records)
+    outcome = run_check("agreements", client, ANNUAL)
+    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_MAPPED]
+    assert outcome.findings[0].repairable
+    plan = build_plan(client, ANNUAL, "agreements")
+    assert len(plan) == 1
+    assert plan[0].body["billOneTimeFlag"] is True and "billingCycle" not in plan[0].body
+    assert plan[0].body["type"] == {"id": 5}
+    assert apply_operation(client, plan[0], {}).status == "done"
+    assert run_check("agreements", client, ANNUAL).status == Status.PASS
+
+
+def test_a_one_time_type_is_chosen_by_its_flag_not_its_name():
+    # The same kind (a name-based rule): the one-time type is called "Licences" and flagged billOneTimeFlag; a
+    # type called "Annual review" is recurring. The flag wins.
+    records = _without_one_time_cycle(healthy_records())
+    records["finance/agreements"] = [agreement(10, 2)]
+    records["finance/agreements/types"] = [
+        {"id": 3, "name": "O365", "inactiveFlag": False},
+        {"id": 5, "name": "Annual", "inactiveFlag": False, "billOneTimeFlag": False},
+        {"id": 6, "name": "Licences", "inactiveFlag": False, "billOneTimeFlag": True},
+    ]
+    items = healthy_customize_items() + [{"customizeIdentifier": "Agreements", "itemIdentifier": "Licences"}]
+    client = healthy_client(records=records, customize_items=items)
+    plan = build_plan(client, ANNUAL, "agreements")
+    assert plan[0].body["type"] == {"id": 6}
+
+
+def test_a_finding_that_could_be_repaired_says_why_it_is_not():
+    # Case 2, the silent "0 change(s)": no type may be created (none flagged one-time, none allowed uniquely).
+    from connectwise.checks.plans import build_plan_report
+
+    records = _without_one_time_cycle(healthy_records())
+    records["finance/agreements"] = []
+    client = healthy_client(records=records)
+    items = healthy_customize_items() + [{"customizeIdentifier": "Agreements", "itemIdentifier": "Other"}]
+    records["finance/agreements/types"].append({"id": 9, "name": "Other", "inactiveFlag": False})
+    records["finance/agreements/types"][1]["name"] = "Yearly"  # neither flagged nor named annual
+    client = healthy_client(records=records, customize_items=items)
+    outcome = run_check("agreements", client, ANNUAL)
+    finding = outcome.findings[0]
+    assert finding.code == codes.AGREEMENTS_NOT_MAPPED and not finding.repairable
+    assert "agreement type" in finding.data["not_repairable"]
+    assert f"We can't fix this for you: {finding.data['not_repairable']}." in finding.explanation
+    report = build_plan_report(client, ANNUAL, "agreements")
+    assert report.operations == []
+    assert report.skipped == [
+        {
+            "code": codes.AGREEMENTS_NOT_MAPPED,
+            "subject": finding.subject,
+            "reason": finding.data["not_repairable"],
+        }
+    ]
+
+
+def test_a_missing_contact_is_a_reason_not_a_silent_skip():
+    from connectwise.checks.plans import build_plan_report
+
+    records = healthy_records()
+    records["finance/agreements"] = []
+    records["company/contacts"] = []
+    records["company/companies"] = [company(2, "Contoso Ltd", defaultContact=None)]
+    report = build_plan_report(healthy_client(records=records), ANNUAL, "agreements")
+    assert report.operations == []
+    assert "contact" in report.skipped[0]["reason"]
+
+
+def test_an_azure_customer_is_not_targeted_to_another_type_when_the_role_hides_azure():
+    # Case 4: the role's Access Allowed list lacks "Azure Plan"; ConnectWise hides those agreements, so only the
+    # O365 one is visible. It must not become the Azure target silently.
+    records = healthy_records()
+    records["finance/agreements/types"].append({"id": 7, "name": "Azure Plan", "inactiveFlag": False})
+    client = healthy_client(records=records)
+    choices = TenantChoices([ChosenCompany(2, "azure")])
+    outcome = run_check("agreements", client, choices)
+    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_MAPPED]
+    assert outcome.facts["companies"][0]["agreement_id"] is None
+    assert '"Azure Plan" (id 7)' in outcome.findings[0].explanation
+    assert outcome.findings[0].data["hidden_types"] == ["Azure Plan"]
+    role = run_check("security_role", client, choices)
+    assert codes_of(role) == [codes.ROLE_MISSING_CUSTOMIZE_ITEM]
+    assert role.findings[0].data == {
+        "customize": "Agreements",
+        "item": "Azure Plan",
+        "hidden_for_companies": [2],
+    }
+
+
+def test_an_annual_customer_needs_a_hidden_one_time_type():
+    # The same kind, another hidden type: a one-time type "Yearly Licences" the role lacks.
+    records = healthy_records()
+    records["finance/agreements/types"] = [
+        {"id": 3, "name": "O365", "inactiveFlag": False},
+        {"id": 8, "name": "Yearly Licences", "inactiveFlag": False, "billOneTimeFlag": True},
+    ]
+    client = healthy_client(records=records)
+    outcome = run_check("agreements", client, ANNUAL)
+    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_MAPPED]
+    role = run_check("security_role", client, ANNUAL)
+    assert [f.data["item"] for f in role.findings] == ["Yearly Licences"]
+
+
+def test_a_look_alike_billing_cycle_is_shown_by_name_id_and_recurrence():
+    # Case 6: "Monthly " (trailing space) recurs quarterly.
+    records = healthy_records()
+    records["finance/billingCycles"].append(
+        {"id": 6, "identifier": "M2", "name": "Monthly ", "billingOptions": "Quarterly"}
+    )
+    records["finance/agreements"][0]["billingCycle"] = {"id": 6, "name": "Monthly "}
+    client = healthy_client(records=records)
+    outcome = run_check("agreements", client, MONTHLY)
+    finding = outcome.findings[0]
+    assert finding.code == codes.AGREEMENTS_BILLING_CYCLE_NOT_MONTHLY
+    assert '"Monthly " (id 6, recurs Quarterly)' in finding.explanation
+    assert 'set Billing Cycle to "Monthly" (id 1, recurs Monthly)' in finding.fix
+    plan = build_plan(client, MONTHLY, "agreements")
+    assert plan[0].description == (
+        'Set "Billing Cycle" on agreement "O365" (id 10): "Monthly " (id 6, recurs Quarterly) -> '
+        '"Monthly" (id 1, recurs Monthly)'
+    )
+
+
+def test_a_cycle_named_monthly_that_is_not_in_the_table_is_not_taken_for_monthly():
+    # The same kind as case 6 and case 3 (a name deciding): a billing cycle reference named "Monthly" whose id is
+    # not in the Billing Cycle table cannot be confirmed monthly; its name does not make it pass.
+    client = _client([agreement(10, 2, cycle=99, billingCycle={"id": 99, "name": "Monthly"})])
+    outcome = run_check("agreements", client, MONTHLY)
+    assert codes_of(outcome) == [codes.AGREEMENTS_BILLING_CYCLE_NOT_MONTHLY]
+    assert '"Monthly" (id 99, recurrence unknown)' in outcome.findings[0].explanation

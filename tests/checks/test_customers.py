@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from connectwise.checks import codes
-from connectwise.checks.base import Status
+from connectwise.checks.base import Severity, Status
 from connectwise.checks.customers import prospect_like
 from connectwise.checks.runner import ChosenCompany, TenantChoices
 
@@ -36,16 +36,52 @@ def test_it_flags_deleted_and_vanished_companies():
     assert all(r["id"] != 2 for r in outcome.facts["directory"])
 
 
-def test_it_flags_inactive_and_prospect_like_statuses():
+def test_it_flags_inactive_statuses_and_only_warns_about_prospect_like_names():
     records = healthy_records()
     records["company/companies"] = [
         company(2, "Contoso", status_id=2, status="Inactive"),
         company(3, "Fabrikam", 3, "Prospect"),
     ]
     outcome = run_check("customers", healthy_client(records=records), BOTH)
-    assert codes_of(outcome) == [codes.CUSTOMERS_COMPANY_INACTIVE] * 2
+    # Issue 17: the status's inactiveFlag decides; "Prospect" flagged active is a warning, never an error.
+    assert codes_of(outcome) == [codes.CUSTOMERS_COMPANY_INACTIVE, codes.CUSTOMERS_STATUS_NAME_SUSPECT]
+    assert outcome.findings[1].severity == Severity.WARNING
     assert "inactive status" in outcome.findings[0].explanation
     assert "not a customer yet" in outcome.findings[1].explanation
+    assert outcome.status == Status.FAIL
+
+
+def test_a_status_flagged_active_is_active_whatever_its_name_says():
+    # Issue 17 case 3: "Active - Lead Tech Assigned" contains "lead", but inactiveFlag is false.
+    records = healthy_records()
+    records["company/companies/statuses"].append(
+        {"id": 7, "name": "Active - Lead Tech Assigned", "inactiveFlag": False}
+    )
+    records["company/companies"] = [
+        company(2, "Contoso", 7, "Active - Lead Tech Assigned"),
+        company(3, "Fabrikam"),
+    ]
+    outcome = run_check("customers", healthy_client(records=records), BOTH)
+    assert outcome.status == Status.PASS and codes_of(outcome) == []
+    assert outcome.facts["directory"][0]["inactive"] is False
+
+
+def test_flags_decide_even_when_the_name_sounds_active():
+    # The same kind, the other way round: a status named "Customer" with Disallow Saving ticked, one named
+    # "Current" flagged inactive: both are company_inactive errors whatever the name says.
+    records = healthy_records()
+    records["company/companies/statuses"] += [
+        {"id": 8, "name": "Customer", "inactiveFlag": False, "disallowSavingFlag": True},
+        {"id": 9, "name": "Current", "inactiveFlag": True},
+    ]
+    records["company/companies"] = [
+        company(2, "Contoso", 8, "Customer"),
+        company(3, "Fabrikam", 9, "Current"),
+    ]
+    outcome = run_check("customers", healthy_client(records=records), BOTH)
+    assert codes_of(outcome) == [codes.CUSTOMERS_COMPANY_INACTIVE] * 2
+    assert "Disallow Saving" in outcome.findings[0].explanation
+    assert '"Current" (id 9) is an inactive status' in outcome.findings[1].explanation
 
 
 def test_the_prospect_list_matches_words_not_fragments():
@@ -90,7 +126,7 @@ def test_it_reads_companies_and_agreements_once_however_many_are_chosen():
     assert outcome.status == Status.PASS
     assert client.calls_to("GET", "company/companies") == 3  # 2500 records: three pages of 1000
     assert client.calls_to("GET", "finance/agreements") == 3
-    assert len(client.calls) <= 3 + 3 + 1 + 3  # pages + statuses + counts
+    assert len(client.calls) <= 3 + 3 + 1 + 3 + 1  # pages + statuses + counts + billing cycles (issue 17)
 
 
 def _security_with(module, function, **levels):

@@ -110,8 +110,19 @@ def test_the_broken_scenario_raises_every_data_finding(connect):
         codes.TABLES_PRODUCT_TYPE_INACTIVE,
         codes.TABLES_UOM_INACTIVE,
     }
-    assert found["customers"] == set(codes.PRODUCT_CODES["customers"]) - {codes.CUSTOMERS_NONE_SELECTED}
-    assert found["agreements"] == set(codes.PRODUCT_CODES["agreements"])
+    assert found["customers"] == set(codes.PRODUCT_CODES["customers"]) - {codes.CUSTOMERS_NONE_SELECTED} | {
+        codes.CUSTOMERS_STATUS_NAME_SUSPECT  # 4 Northwind Traders: "Prospect", flagged active (issue 17)
+    }
+    # 13 Blue Yonder's agreement is of type "Managed Services", which the role's Access Allowed list lacks: the
+    # sandbox hides it as ConnectWise does (issue 17), so it is a role finding and not_mapped, no type_not_allowed.
+    assert found["agreements"] == set(codes.PRODUCT_CODES["agreements"]) - {codes.AGREEMENTS_TYPE_NOT_ALLOWED}
+    role = {f.subject: f for f in outcomes[1].findings}
+    hidden = role['Agreements (customize) > Access Allowed: "Managed Services"']
+    assert 13 in hidden.data["hidden_for_companies"]
+    blue_yonder = next(
+        f for f in outcomes[-1].findings if f.record == {"path": "company/companies", "id": 13}
+    )
+    assert blue_yonder.code == codes.AGREEMENTS_NOT_MAPPED and '"Managed Services"' in blue_yonder.explanation
 
 
 def test_the_locked_down_member_cannot_read_its_security(connect):
@@ -278,3 +289,84 @@ def test_an_inquire_level_my_hides_companies_and_the_finding_names_it():
         outcomes = run_steps(client, TenantChoices([ChosenCompany(1)]), steps=["customers"], connection=SITE)
     finding = next(f for o in outcomes for f in o.findings if f.code == codes.CUSTOMERS_COMPANY_MISSING)
     assert finding.data["likely_cause"] == "inquire_level_my"
+
+
+# -- realworld.json: what real partners' ConnectWise looks like (issue 17) -----------------------------------
+
+REALWORLD_CHOICES = TenantChoices(
+    [
+        ChosenCompany(1, "azure"),  # Contoso: its Azure Plan agreement is hidden (not in Access Allowed)
+        ChosenCompany(2),  # Fabrikam: status "Active - Lead Tech Assigned", flagged active
+        ChosenCompany(3),  # Northwind: starts (and starts billing) in 2099
+        ChosenCompany(4),  # Adventure Works: started, but billing starts in 2099
+        ChosenCompany(5, "annual"),  # Litware: annual, no agreement, no NotRecurring billing cycle
+        ChosenCompany(6),  # Proseware: billing cycle "Monthly " (id 6) recurs Quarterly
+        ChosenCompany(7, agreement_id=7),  # Woodgrove: dateCancelled in the past, cancelledFlag false
+        ChosenCompany(8),  # Trey Research: status "Prospect", flagged active
+    ]
+)
+# The expected codes per chosen company (the contract this scenario ships with).
+REALWORLD_EXPECTED = {
+    1: {codes.AGREEMENTS_NOT_MAPPED},
+    2: set(),
+    3: {codes.CUSTOMERS_NO_ACTIVE_AGREEMENT, codes.AGREEMENTS_NOT_STARTED},
+    4: {codes.CUSTOMERS_NO_ACTIVE_AGREEMENT, codes.AGREEMENTS_NOT_STARTED},
+    5: {codes.CUSTOMERS_NO_ACTIVE_AGREEMENT, codes.AGREEMENTS_NOT_MAPPED},
+    6: {codes.AGREEMENTS_BILLING_CYCLE_NOT_MONTHLY},
+    7: {codes.CUSTOMERS_NO_ACTIVE_AGREEMENT, codes.AGREEMENTS_NOT_ACTIVE},
+    8: {codes.CUSTOMERS_STATUS_NAME_SUSPECT},
+}
+
+
+@pytest.fixture
+def realworld():
+    scenario = load_scenario(SCENARIOS / "realworld.json")
+    app = SandboxApp([scenario], enable_faults=False)
+    m = scenario.api_members[0]
+    creds = Credentials("http://sandbox.test", "realco", m["publicKey"], m["privateKey"], str(uuid.uuid4()))
+    with ConnectWiseClient(creds, transport=sandbox_transport(app), sleep=lambda s: None) as client:
+        yield client
+
+
+def _by_company(outcome) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {}
+    for f in outcome.findings:
+        cid = f.data.get("company_id")
+        if cid is None and f.record and f.record.get("path") == "company/companies":
+            cid = f.record["id"]
+        out.setdefault(cid, set()).add(f.code)
+    return out
+
+
+def test_the_realworld_scenario_raises_its_expected_codes(realworld):
+    outcomes = {o.key: o for o in run_steps(realworld, REALWORLD_CHOICES, connection=SITE)}
+    for step in ("connection", "catalog", "setup_tables"):
+        assert str(outcomes[step].status) == "pass", outcomes[step].findings
+    found: dict[int, set[str]] = {}
+    for step in ("customers", "agreements"):
+        for cid, found_codes in _by_company(outcomes[step]).items():
+            found.setdefault(cid, set()).update(found_codes)
+    assert {cid: found.get(cid, set()) for cid in REALWORLD_EXPECTED} == REALWORLD_EXPECTED
+    # Case 4: the role step names the hidden type, for Contoso; no silent fallback to its O365 agreement.
+    role = outcomes["security_role"]
+    assert [(f.code, f.data["item"]) for f in role.findings] == [
+        (codes.ROLE_MISSING_CUSTOMIZE_ITEM, "Azure Plan")
+    ]
+    assert 1 in role.findings[0].data["hidden_for_companies"]
+    contoso = next(c for c in outcomes["agreements"].facts["companies"] if c["company_id"] == 1)
+    assert contoso["agreement_id"] is None and contoso["how"] == "hidden"
+    # Case 6: the look-alike cycle named by name, id and what it does.
+    proseware = next(f for f in outcomes["agreements"].findings if f.data.get("company_id") == 6)
+    assert '"Monthly " (id 6, recurs Quarterly)' in proseware.explanation
+
+
+def test_the_realworld_annual_customer_gets_a_one_time_agreement_without_a_one_time_cycle(realworld):
+    choices = TenantChoices([ChosenCompany(5, "annual")])
+    plan = build_plan(realworld, choices, "agreements")
+    assert [(op.method, op.body["billOneTimeFlag"], "billingCycle" in op.body) for op in plan] == [
+        ("POST", True, False)
+    ]
+    assert _apply(realworld, plan) == ["done"]
+    outcome = run_steps(realworld, choices, steps=["agreements"], connection=SITE)[-1]
+    assert str(outcome.status) == "pass", outcome.findings
+    assert outcome.facts["companies"][0]["one_time_seen"] == ["billOneTimeFlag=true"]

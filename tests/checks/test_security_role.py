@@ -100,7 +100,11 @@ def test_it_requires_the_agreement_types_of_the_chosen_targets():
     choices = TenantChoices([ChosenCompany(2), ChosenCompany(3, "azure")])
     outcome = run_check("security_role", healthy_client(records=records), choices)
     assert codes_of(outcome) == [codes.ROLE_MISSING_CUSTOMIZE_ITEM]
-    assert outcome.findings[0].data == {"customize": "Agreements", "item": "Azure Plan"}
+    assert outcome.findings[0].data == {
+        "customize": "Agreements",
+        "item": "Azure Plan",
+        "hidden_for_companies": [],
+    }
     assert outcome.facts["agreement_types_needed"] == ["Azure Plan", "O365"]
 
 

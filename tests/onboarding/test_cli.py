@@ -16,7 +16,15 @@ from django.core.management.base import CommandError
 from connectwise.checks import codes
 from connectwise.sandbox import SandboxApp, load_scenario, sandbox_transport
 from onboarding import cw
-from onboarding.models import BillingCustomer, CheckRun, CompanyChoice, Connection, RepairPlan, Tenant
+from onboarding.models import (
+    AuditEvent,
+    BillingCustomer,
+    CheckRun,
+    CompanyChoice,
+    Connection,
+    RepairPlan,
+    Tenant,
+)
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "connectwise" / "sandbox" / "scenarios"
 SANDBOX = "http://sandbox.test"
@@ -24,12 +32,15 @@ KEYS = {
     "acme": ("acmepub", "acmepriv-0123456789"),
     "brokenco": ("brokenpub", "brokenpriv-0123456789"),
     "bareco": ("barepub", "barepriv-0123456789"),
+    "realco": ("realpub", "realpriv-0123456789"),
 }
 
 
 @pytest.fixture
 def sandbox(settings, monkeypatch):
-    app = SandboxApp([load_scenario(SCENARIOS / f) for f in ("healthy.json", "broken.json", "bare.json")])
+    app = SandboxApp(
+        [load_scenario(SCENARIOS / f) for f in ("healthy.json", "broken.json", "bare.json", "realworld.json")]
+    )
     settings.CONNECTWISE_SANDBOX_URL = SANDBOX
     monkeypatch.setattr(cw, "TRANSPORT_FACTORY", lambda: sandbox_transport(app))
     return app
@@ -170,7 +181,9 @@ BROKEN_EXPECTED = {
         codes.CUSTOMERS_DUPLICATE_NAME,
         codes.CUSTOMERS_UNMATCHED,
     },
-    "agreements": set(codes.PRODUCT_CODES["agreements"]),
+    # 13 Blue Yonder's "Managed Services" agreement is hidden from the member, as ConnectWise hides types the
+    # role's Access Allowed list lacks (issue 17): not_mapped and a role finding instead of type_not_allowed.
+    "agreements": set(codes.PRODUCT_CODES["agreements"]) - {codes.AGREEMENTS_TYPE_NOT_ALLOWED},
 }
 
 
@@ -200,6 +213,14 @@ def test_repair_without_yes_prints_the_plans_and_changes_nothing(broken, sandbox
     writes = [k for k in sandbox.request_counts("brokenco")["brokenco"] if not k.startswith("GET")]
     assert writes == []
     assert not RepairPlan.objects.filter(tenant=broken).exists()
+    # Issue 17: a finding that could be repaired but is not says why, never a silent "0 change(s)".
+    assert (
+        'not repaired: Agreement "Coho Winery - Annual" (id 12) of Coho Winery (agreements.annual_not_one_time): '
+        "the API member's security role has Finance > Agreements: Add set to None"
+    ) in out
+    preview = json.loads(run("repair_tenant", "broken", "--json"))
+    agreements = next(p for p in preview["plans"] if p["step"] == "agreements")
+    assert [n["code"] for n in agreements["not_repaired"]] == ["agreements.annual_not_one_time"]
 
 
 def test_repair_with_yes_fixes_every_repairable_finding_and_leaves_what_needs_a_person(broken, sandbox):
@@ -309,3 +330,32 @@ def test_commands_refuse_unknown_tenants_and_steps(db, sandbox):
     Tenant.objects.create(slug="t", name="T")
     with pytest.raises(CommandError, match="Unknown step"):
         run("verify_tenant", "t", "--step", "bogus")
+
+
+def test_the_realworld_scenario_through_the_command_line(db, sandbox, monkeypatch):
+    # Issue 17's shipped scenario with its shipped choices: every case comes out, and the annual customer's
+    # one-time agreement is created without a NotRecurring billing cycle.
+    connect(monkeypatch, "real", "realco")
+    out = run("tenant_customers", "real", "--csv", str(SCENARIOS / "realworld-customers.csv"))
+    assert "Chose 8 companies" in out
+    result = verify("real")
+    codes_found = found(result)
+    assert codes.ROLE_MISSING_CUSTOMIZE_ITEM in codes_found["security_role"]
+    assert {
+        codes.AGREEMENTS_NOT_STARTED,
+        codes.AGREEMENTS_NOT_MAPPED,
+        codes.AGREEMENTS_NOT_ACTIVE,
+        codes.AGREEMENTS_BILLING_CYCLE_NOT_MONTHLY,
+    } <= codes_found["agreements"]
+    assert codes.CUSTOMERS_STATUS_NAME_SUSPECT in codes_found["customers"]
+    assert codes.CUSTOMERS_COMPANY_INACTIVE not in codes_found["customers"]
+    preview = run("repair_tenant", "real", "--step", "agreements")
+    assert "billOneTimeFlag true" in preview
+    assert '"Monthly " (id 6, recurs Quarterly) -> "Monthly" (id 1, recurs Monthly)' in preview
+    # Applied: the audit trail names the records unambiguously too (name, id and what differs).
+    run("repair_tenant", "real", "--step", "agreements", "--yes", "--json")
+    messages = list(AuditEvent.objects.filter(tenant__slug="real").values_list("message", flat=True))
+    assert any(
+        '"Monthly " (id 6, recurs Quarterly) -> "Monthly" (id 1, recurs Monthly)' in m for m in messages
+    )
+    assert codes.AGREEMENTS_BILLING_CYCLE_NOT_MONTHLY not in found(verify("real"))["agreements"]

@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
+from connectwise.checks import codes
 from connectwise.sandbox import SandboxApp, load_scenario, sandbox_transport
 from onboarding import cw, repairs, runs
 from onboarding.models import CompanyChoice, CompanyDirectory, Connection, RepairOperation, RepairPlan
@@ -71,7 +72,10 @@ def test_customers_agreements_and_a_repair_over_the_sandbox(client, admin_a, ten
     assert rules[7]["monthly"] == "fail"  # Adventure Works: Quarterly
     assert rules[8]["calendar"] == "fail"  # Litware: ContractYear
     assert rules[9]["prorate"] == "fail"  # Proseware: prorate off
-    assert rules[13]["type"] == "fail"  # Blue Yonder: Managed Services not allowed
+    # Blue Yonder: its Managed Services agreement is hidden from the member (not in Access Allowed, issue 17)
+    assert rules[13]["target"] == "fail"
+    assert rows_hidden(page)[13] == ["Managed Services"]
+    assert "so ConnectWise hides those agreements from it" in page.content.decode()
     assert rules[15]["target"] == "fail"  # Margie's Travel: two candidates
     assert rules[12]["one_time"] == "fail"  # Coho Winery: annual on a monthly cycle
     assert rules[14]["top_level"] == "warn"  # Trey Research: a child agreement
@@ -90,6 +94,9 @@ def test_customers_agreements_and_a_repair_over_the_sandbox(client, admin_a, ten
     assert any(c["field"] == "invoicingCycle" and c["before"] == "ContractYear" for c in changes)
     html = page.content.decode()
     assert "PATCH finance/agreements/9" in html
+    # Issue 17: Coho Winery's one-time agreement cannot be created (the role may not add agreements): said so.
+    assert [n["code"] for n in page.context["not_repaired"]] == [codes.AGREEMENTS_ANNUAL_NOT_ONE_TIME]
+    assert "Not in this plan" in html and "Finance &gt; Agreements: Add set to None" in html
 
     with mock.patch("onboarding.tasks.apply_plan.delay"):
         client.post(reverse("plan_approve", args=[tenant_a.slug, plan.uuid]))
@@ -102,3 +109,7 @@ def test_customers_agreements_and_a_repair_over_the_sandbox(client, admin_a, ten
     assert not plan.operations.filter(method="POST").exists()
     html = client.get(reverse("plan_status", args=[tenant_a.slug, plan.uuid])).content.decode()
     assert "PATCH finance/agreements/9" in html
+
+
+def rows_hidden(page) -> dict[int, list[str]]:
+    return {r["choice"].cw_company_id: r["hidden_types"] for r in page.context["rows"]}

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from connectwise.sandbox import SandboxApp, parse_scenario
-from connectwise.sandbox.generate import base_scenario, customize_items, role_settings
+from connectwise.sandbox.generate import base_scenario, customize_items, generate_scenario, role_settings
 
 from .conftest import make_client
 
@@ -163,3 +163,31 @@ def test_the_broken_locked_member_cannot_read_my_security(app):
     with make_client(app, "brokenco", "brokenlockedpub", "brokenlockedpriv-0123456789") as client:
         assert client.get("system/mySecurity").status_code == 403
         assert client.get("company/companies").status_code == 200
+
+
+def test_reads_hide_agreements_of_types_the_access_allowed_list_lacks(app):
+    # Issue 17: ConnectWise does not show a member agreements of types its role may not access.
+    with make_client(app, "brokenco") as client:
+        listed = client.get("finance/agreements", params={"pageSize": 1000}).json()
+        assert "Managed Services" not in {a["type"]["name"] for a in listed}
+        assert client.get("finance/agreements/13").status_code == 404
+        assert client.get("finance/agreements/9").status_code == 200  # O365: allowed
+        count = client.get("finance/agreements/count").json()["count"]
+        assert count == len(listed)
+        types = client.get("finance/agreements/types").json()  # the types list itself is not hidden
+        assert "Managed Services" in {t["name"] for t in types}
+
+
+@pytest.mark.parametrize("hidden", ["O365", "Azure Plan"])
+def test_any_type_missing_from_access_allowed_is_hidden_on_reads(hidden):
+    # The same kind, other types: take one type off the role's list and its agreements disappear from reads.
+    data = generate_scenario(20, 40, "roleco", public_key="rolepub", private_key="rolepriv")
+    full = SandboxApp([parse_scenario(copy.deepcopy(data))])
+    role = data["securityRoles"][0]
+    role["customizeItems"] = [i for i in role["customizeItems"] if i["itemIdentifier"] != hidden]
+    with _client(SandboxApp([parse_scenario(data)])) as client, _client(full) as everyone:
+        everything = everyone.get("finance/agreements", params={"pageSize": 1000}).json()
+        seen = client.get("finance/agreements", params={"pageSize": 1000}).json()
+        assert client.get("finance/agreements/count").json()["count"] == len(seen)
+    assert any(a["type"]["name"] == hidden for a in everything)
+    assert [a["id"] for a in seen] == [a["id"] for a in everything if a["type"]["name"] != hidden]

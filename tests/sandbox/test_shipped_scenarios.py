@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import pytest
 
+from connectwise.sandbox import load_scenario
 from connectwise.sandbox.resources import AGREEMENT_STATUSES, BILLING_OPTIONS, INVOICING_CYCLES
 
 from .conftest import SCENARIOS, make_client
 
 
 def test_every_shipped_file_loads(scenarios):
-    assert sorted(p.name for p in SCENARIOS.glob("*.json")) == ["bare.json", "broken.json", "healthy.json"]
+    assert sorted(p.name for p in SCENARIOS.glob("*.json")) == [
+        "bare.json",
+        "broken.json",
+        "healthy.json",
+        "realworld.json",
+    ]
     assert {s.id for s in scenarios.values()} == {"acme", "brokenco", "bareco"}
+    assert load_scenario(SCENARIOS / "realworld.json").id == "realco"
+
+
+def test_realworld_is_shaped_like_a_real_partner():
+    # Issue 17: no NotRecurring billing-cycle row, a look-alike "Monthly ", a custom status, dates ahead.
+    records = load_scenario(SCENARIOS / "realworld.json").records
+    cycles = records["finance/billingCycles"]
+    assert "NotRecurring" not in {c["billingOptions"] for c in cycles}
+    assert {"name": "Monthly ", "billingOptions": "Quarterly"}.items() <= next(
+        c for c in cycles if c["id"] == 6
+    ).items()
+    assert any(s["name"] == "Active - Lead Tech Assigned" for s in records["company/companies/statuses"])
+    assert any(a.get("billStartDate", "") > "2099" for a in records["finance/agreements"])
 
 
 @pytest.mark.parametrize("company", ["acme", "brokenco", "bareco"])
@@ -85,7 +104,13 @@ def test_broken_has_the_documented_data(app):
     assert agreements[9]["prorateFlag"] is False
     assert agreements[10]["agreementStatus"] == "Cancelled" and agreements[11]["agreementStatus"] == "Expired"
     assert agreements[12]["type"]["name"] == "Annual" and agreements[12]["billingCycle"]["name"] == "Monthly"
-    assert agreements[13]["type"]["name"] == "Managed Services"
+    # Agreement 13 is of type "Managed Services", not in the role's Access Allowed list: hidden from reads.
+    assert 13 not in agreements and 113 not in agreements
+    with make_client(app, "brokenco") as client:
+        assert client.get("finance/agreements/13").status_code == 404
+        assert client.get("finance/agreements/count", params={"conditions": "company/id = 13"}).json() == {
+            "count": 0
+        }
     assert agreements[114]["parentAgreement"]["id"] == 14
     assert agreements[15]["type"] == agreements[115]["type"] and agreements[115]["company"]["id"] == 15
 

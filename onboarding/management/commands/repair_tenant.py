@@ -51,6 +51,8 @@ class Command(BaseCommand):
                 plan = repairs.build_plan(tenant, step, actor=None)
             except (ConnectWiseError, repairs.PlanError) as exc:
                 raise CommandError(f"Could not build the {step} plan: {exc}") from None
+            if not json:
+                self._write_skipped(step, getattr(plan, "skipped", []))
             if not plan.operations.exists():
                 RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.DISCARDED)
                 continue
@@ -75,10 +77,16 @@ class Command(BaseCommand):
         with client_for(connection, decision) as client:
             for step in wanted:
                 try:
-                    ops = cw_plans.build_plan(client, choices_for(tenant), step)
+                    report = cw_plans.build_plan_report(client, choices_for(tenant), step)
                 except ConnectWiseError as exc:
                     raise CommandError(f"Could not build the {step} plan: {exc}") from None
-                out.append({"step": step, "operations": [op.to_dict() for op in ops]})
+                out.append(
+                    {
+                        "step": step,
+                        "operations": [op.to_dict() for op in report.operations],
+                        "not_repaired": report.skipped,
+                    }
+                )
         if as_json:
             self.stdout.write(json.dumps({"tenant": tenant.slug, "applied": False, "plans": out}, indent=2))
             return
@@ -86,4 +94,10 @@ class Command(BaseCommand):
             self.stdout.write(f"{plan['step']}: {len(plan['operations'])} change(s)")
             for op in plan["operations"]:
                 self.stdout.write(f"  {op['method']:<6} {op['path']:<40} {op['description']}")
+            self._write_skipped(plan["step"], plan["not_repaired"])
         self.stdout.write("Nothing was changed. Run again with --yes to approve and apply these changes.")
+
+    def _write_skipped(self, step: str, skipped: list[dict]) -> None:
+        """A finding that could be repaired but is not, with the reason: never a silent "0 change(s)"."""
+        for item in skipped:
+            self.stdout.write(f"  not repaired: {item['subject']} ({item['code']}): {item['reason']}")
