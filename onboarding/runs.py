@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connectwise.checks.base import OK_STATUSES, Finding, Severity, Status, StepOutcome
-from connectwise.checks.registry import STEP_KEYS, STEP_TITLES
+from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS, STEP_TITLES
 from connectwise.checks.runner import run_steps
 from connectwise.errors import ConnectWiseError
 
@@ -226,7 +226,8 @@ def finish(
     )
     previous = dict(tenant.step_statuses or {})
     statuses = {**previous, **{o.key: str(o.status) for o in outcomes}}
-    ready = all(statuses.get(k) in OK_STATUSES for k in STEP_KEYS)
+    # The advisory step (existing_billing) never decides readiness on its own (PRODUCT.md step 7).
+    ready = all(statuses.get(k) in OK_STATUSES for k in READINESS_KEYS)
     updated = CheckRun.objects.filter(pk=run.pk, status__in=CheckRun.ACTIVE).update(
         status=CheckRun.Status.DONE,
         ready=ready,
@@ -240,7 +241,7 @@ def finish(
         log.warning("run %s was closed before it finished", run.uuid)
     tenant.step_statuses = statuses
     tenant.ready = ready
-    tenant.first_open_step = next((k for k in STEP_KEYS if statuses.get(k) not in OK_STATUSES), "")
+    tenant.first_open_step = next((k for k in READINESS_KEYS if statuses.get(k) not in OK_STATUSES), "")
     tenant.has_error = any(statuses.get(k) == Status.ERROR for k in STEP_KEYS)
     tenant.last_checked_at = now
     errors = step_error_details(outcomes)

@@ -62,6 +62,10 @@ AGREEMENTS_TYPE_FALLBACK = (
     "agreements.type_fallback"  # warning: auto target of another type than the motion's
 )
 
+# Step 7: existing_billing (warning-level)
+BILLING_EXISTING_ADDITIONS = "billing.existing_additions"
+BILLING_ADDITION_ON_OTHER_AGREEMENT = "billing.addition_on_other_agreement"
+
 # Any step: a read inside the step was refused (403) or failed; the step is `error`.
 STEP_READ_FORBIDDEN = "step.read_forbidden"
 STEP_CHECK_FAILED = "step.check_failed"
@@ -118,4 +122,5 @@ PRODUCT_CODES: dict[str, tuple[str, ...]] = {
         AGREEMENTS_CHILD_AGREEMENT,
         AGREEMENTS_MULTIPLE_ACTIVE_SAME_TYPE,
     ),
+    "existing_billing": (BILLING_EXISTING_ADDITIONS, BILLING_ADDITION_ON_OTHER_AGREEMENT),
 }

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 from connectwise.errors import ConnectWiseError, Forbidden, RateLimited, ServerError
@@ -19,7 +20,7 @@ from connectwise.errors import ConnectWiseError, Forbidden, RateLimited, ServerE
 from . import codes
 from .base import OK_STATUSES, Finding, Severity, Status, StepOutcome
 from .context import RESOURCES, Resource, ResourceError, RunContext
-from .registry import STEP_KEYS, STEP_TITLES, STEPS, get_step, step_module
+from .registry import READINESS_KEYS, STEP_TITLES, STEPS, get_step, step_module
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class ChosenCompany:
 class TenantChoices:
     companies: list[ChosenCompany] = field(default_factory=list)
     billing_customers: list[str] = field(default_factory=list)  # imported names without an explicit match
+    cutover: date | None = (
+        None  # last day existing additions bill before the sync takes over (existing_billing)
+    )
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,14 @@ def run_steps(
     on_progress: Callable[[str, int], None] | None = None,
     connection: ConnectionInfo | None = None,
 ) -> list[StepOutcome]:
-    """Outcomes of the requested steps (all six when ``steps`` is None) in wizard order.
+    """Outcomes of the requested steps (the six required ones when ``steps`` is None: the advisory
+    existing_billing step costs a read per agreement and runs only when asked for) in wizard order.
 
     ``client`` may be None when the host was refused (``connection.host_refused_reason``): the connection step
     fails without a call and every other step is blocked. ``on_progress(step_key, steps_done)`` is called before
     each step is evaluated.
     """
-    wanted = set(steps) if steps else set(STEP_KEYS)
+    wanted = set(steps) if steps else set(READINESS_KEYS)
     for key in wanted:
         get_step(key)  # unknown keys fail loudly
     with _gc_paused():
@@ -142,6 +147,8 @@ def _write_needs(finding: Finding) -> tuple[tuple[str, str], str] | None:
         return _CATALOG, "addLevel" if code.endswith("_missing") else "editLevel"
     if code.startswith("agreements."):
         return _AGREEMENTS, "addLevel" if finding.data.get("create") else "editLevel"
+    if code.startswith("billing."):
+        return _AGREEMENTS, "editLevel"  # PATCH cancelledDate on an agreement's additions
     return None
 
 

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from connectwise import contract
 
+from . import additions
 from .conditions import ConditionError, compile_conditions, fields_of, parse_datetime
 from .conditions import parse as parse_conditions
 from .resources import (
@@ -420,6 +421,8 @@ class SandboxApp:
         lower = [p.lower() for p in parts]
         if lower[:1] == ["system"]:
             return self._system(request, parts, lower)
+        if (nested := additions.route(self, request, lower)) is not None:
+            return nested
         spec, tail = _match_resource(lower)
         if spec is None:
             raise ApiError(404, "NotFound", f"No resource at {rest}.")

@@ -255,6 +255,8 @@ RESOURCES: dict[str, ResourceSpec] = {
     )
 }
 
+# The nested resource finance/agreements/{parentId}/additions registers itself here from sandbox.additions
+# (imported with the package), so RESOURCES also holds "finance/agreements/additions" once the package is loaded.
 RECORD_PATHS: tuple[str, ...] = tuple(RESOURCES)
 
 

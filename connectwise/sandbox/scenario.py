@@ -37,6 +37,7 @@ from typing import Any
 
 from connectwise import contract
 
+from .additions import validate_records as validate_additions
 from .resources import LEGACY_CUSTOMIZE_IDENTIFIERS, LEVEL_FIELDS, LEVELS, RESOURCES
 
 DEFAULT_CODEBASE = "v4_6_release/"
@@ -372,6 +373,7 @@ def parse_records(value: Any, path: str) -> dict[str, list[dict]]:
             clean.append(dict(row))
         records[spec.path] = clean
     _check_references(records, path)
+    validate_additions(records, path)
     return records
 
 

@@ -199,6 +199,14 @@ class FakeClient:
         return path
 
     def _collection(self, path: str) -> list[dict]:
+        parts = path.split("/")
+        if len(parts) == 4 and parts[:2] == ["finance", "agreements"] and parts[3] == "additions":
+            # the nested resource: a scenario keeps every addition in one list, each with its agreementId
+            return [
+                r
+                for r in self.records.get("finance/agreements/additions", [])
+                if r.get("agreementId") == int(parts[2])
+            ]
         if path not in self.records:
             raise NotFound(f"GET {path} failed: HTTP 404", status=404, method="GET", path=path)
         return self.records[path]

@@ -4,7 +4,7 @@ from collections import Counter
 
 from connectwise.checks import codes
 from connectwise.checks.base import Status
-from connectwise.checks.registry import STEP_KEYS
+from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS
 from connectwise.checks.runner import ChosenCompany, ConnectionInfo, TenantChoices, run_steps
 from connectwise.errors import AuthFailed
 
@@ -20,7 +20,9 @@ def _statuses(outcomes):
 
 def test_a_healthy_tenant_passes_every_step():
     outcomes = run_steps(healthy_client(), CHOSEN, connection=SITE)
-    assert [o.key for o in outcomes] == list(STEP_KEYS)
+    assert [o.key for o in outcomes] == list(READINESS_KEYS)  # the advisory step runs only when asked for
+    assert _statuses(outcomes) == dict.fromkeys(READINESS_KEYS, "pass"), [o.findings for o in outcomes]
+    outcomes = run_steps(healthy_client(), CHOSEN, steps=list(STEP_KEYS), connection=SITE)
     assert _statuses(outcomes) == dict.fromkeys(STEP_KEYS, "pass"), [o.findings for o in outcomes]
 
 
@@ -41,7 +43,7 @@ def test_agreements_is_blocked_until_a_company_is_chosen():
 
 def test_every_step_is_blocked_without_a_working_connection():
     client = healthy_client(system_info_error=AuthFailed("401", status=401))
-    outcomes = run_steps(client, CHOSEN, connection=SITE)
+    outcomes = run_steps(client, CHOSEN, steps=list(STEP_KEYS), connection=SITE)
     assert _statuses(outcomes) == {"connection": "fail", **dict.fromkeys(STEP_KEYS[1:], "blocked")}
     assert client.calls == [("GET", "login/companyinfo"), ("GET", "system/info")]
 

@@ -13,6 +13,7 @@ from .conftest import SCENARIOS, make_client
 def test_every_shipped_file_loads(scenarios):
     assert sorted(p.name for p in SCENARIOS.glob("*.json")) == [
         "bare.json",
+        "billing.json",
         "broken.json",
         "healthy.json",
         "realworld.json",

@@ -1,0 +1,207 @@
+"""Agreement additions: a nested resource, ``finance/agreements/{parentId}/additions`` (SPEC tag AgreementAdditions).
+
+The SPEC has no cross-agreement endpoint for additions: list, ``/count``, create, and one addition by id (GET,
+PUT, PATCH, DELETE) all live under one agreement. Scenarios keep every addition in one flat collection,
+``records["finance/agreements/additions"]``, each record carrying its ``agreementId`` (a SPEC field of
+``Addition``); the sandbox serves an agreement's share of it under the agreement's path. There is no flat
+``finance/agreements/additions`` route: ConnectWise would read "additions" as an agreement id.
+
+Guard: Finance > Agreements (PRODUCT.md, "Which security module function guards which path": ``finance/*``), and
+writes also need the parent agreement's type in the role's Agreements "Access Allowed" list, as agreement writes do.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from .resources import AGREEMENT_STATUSES, AGREEMENTS, RESOURCES, Ref, ResourceSpec
+
+if TYPE_CHECKING:
+    from .app import Request, Response, SandboxApp
+
+PATH = "finance/agreements/additions"
+BILL_CUSTOMER = ("Billable", "DoNotBill", "NoCharge")  # SPEC components.schemas.Addition.billCustomer
+
+# SPEC 2025.8 components.schemas.Addition: required product and billCustomer; every field below is in it.
+ADDITIONS = ResourceSpec(
+    PATH,
+    "addition",
+    AGREEMENTS,
+    tuple(
+        (
+            "id product quantity lessIncluded unitPrice unitCost billCustomer effectiveDate cancelledDate "
+            "taxableFlag serialNumber invoiceDescription purchaseItemFlag specialOrderFlag agreementId description "
+            "billedQuantity uom extPrice extCost sequenceNumber margin prorateCost proratePrice extendedProrateCost "
+            "extendedProratePrice prorateCurrentPeriodFlag opportunity agreementStatus invoiceGrouping _info "
+            "customFields"
+        ).split()
+    ),
+    refs={"product": Ref("procurement/catalog", ("identifier",))},  # IvItemReference: id, identifier
+    required=("product/id", "billCustomer"),
+    enums={"billCustomer": BILL_CUSTOMER, "agreementStatus": AGREEMENT_STATUSES},
+    defaults={"quantity": 1, "lessIncluded": 0, "taxableFlag": False, "agreementStatus": "Active"},
+    scenario_required=("product/id", "agreementId"),
+)
+RESOURCES[PATH] = ADDITIONS  # registration: the scenario loader, the store and describe() read RESOURCES
+
+
+def validate_records(records: dict[str, list[dict]], path: str) -> None:
+    """Scenario check: every addition names an agreement of the scenario by ``agreementId`` (an integer)."""
+    from .scenario import ScenarioError, child  # noqa: PLC0415 (scenario imports the resource table)
+
+    rows = records.get(PATH)
+    if not rows:
+        return
+    agreements = {r["id"] for r in records.get("finance/agreements", [])}
+    for i, row in enumerate(rows):
+        p = child(child(child(path, PATH), i), "agreementId")
+        value = row.get("agreementId")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ScenarioError(p, f"must be an integer, not {json.dumps(value)}")
+        if value not in agreements:
+            raise ScenarioError(p, f'no record with id {value} in $.records["finance/agreements"]')
+
+
+def route(app: SandboxApp, request: Request, lower: list[str]) -> Response | None:
+    """The answer for ``finance/agreements/{id}/additions[...]``; None when the path is not an additions path."""
+    from .app import ApiError, _not_allowed, _record_id  # noqa: PLC0415 (app imports this module)
+
+    if lower[:2] != ["finance", "agreements"] or len(lower) < 3:
+        return None
+    if lower[2] == "additions":  # no cross-agreement endpoint in the SPEC
+        raise ApiError(
+            404, "NotFound", "No resource at finance/agreements/additions: use /{parentId}/additions."
+        )
+    if len(lower) < 4 or lower[3] != "additions":
+        return None
+    tenant = request.tenant
+    parent_id = _record_id(lower[2], None)
+    method = request.method
+    app._guard(request, ADDITIONS, method if method in ("GET", "POST", "PUT", "PATCH", "DELETE") else "GET")
+    parent = tenant.tables["finance/agreements"].rows.get(parent_id)
+    if parent is None:
+        raise ApiError(404, "NotFound", f"Agreement with id {parent_id} not found.")
+    table = tenant.tables[PATH]
+    tail = lower[4:]
+    if not tail:
+        if method == "GET":
+            return app._list(
+                request,
+                table.known_fields,
+                _view(request, tenant, table, parent_id),
+                ADDITIONS,
+                filtered=True,
+            )
+        if method == "POST":
+            app._guard_agreement_type(request, parent)
+            return _create(request, table, parent_id)
+        raise _not_allowed("GET, POST")
+    if tail == ["count"]:
+        if method != "GET":
+            raise _not_allowed("GET")
+        from .app import Response  # noqa: PLC0415
+
+        return Response(200, {"count": len(_view(request, tenant, table, parent_id))})
+    if len(tail) == 1:
+        return _one(app, request, table, parent, _record_id(tail[0], ADDITIONS))
+    raise ApiError(404, "NotFound", f"No resource at {request.rest}.")
+
+
+def _view(request: Request, tenant, table, parent_id: int) -> list[dict]:
+    from .app import _filter, _order  # noqa: PLC0415
+
+    order = request.query.get("orderby") or ""
+    key = ("additions", parent_id, request.query.get("conditions") or "", order)
+
+    def compute(rows: list[dict]) -> list[dict]:
+        rows = [r for r in rows if r.get("agreementId") == parent_id]
+        rows = _filter(request, table.known_fields, rows, ADDITIONS)
+        return _order(rows, order, table.known_fields, ADDITIONS) if order else rows
+
+    return table.view(key, compute, tenant.lock)
+
+
+def _create(request: Request, table, parent_id: int) -> Response:
+    from .app import Response, _apply_defaults, _bad_request, _validate  # noqa: PLC0415
+
+    body = request.body_json()
+    if not isinstance(body, dict):
+        raise _bad_request("Addition must be a JSON object.")
+    tenant = request.tenant
+    with tenant.lock:
+        record: dict[str, Any] = {k: v for k, v in body.items() if k not in ("id", "_info")}
+        record["agreementId"] = parent_id  # the path decides the agreement
+        _validate(tenant, ADDITIONS, record, creating=True)
+        _check_dates(record)
+        _apply_defaults(tenant, ADDITIONS, record)
+        record = table.insert(record)
+    return Response(201, record, {"Location": f"{request.url_base().rstrip('/')}/{record['id']}"})
+
+
+def _one(app: SandboxApp, request: Request, table, parent: dict, addition_id: int) -> Response:
+    from .app import (  # noqa: PLC0415
+        Response,
+        _apply_patch,
+        _bad_request,
+        _not_allowed,
+        _not_found,
+        _project,
+        _validate,
+    )
+
+    tenant = request.tenant
+    method = request.method
+    current = table.rows.get(addition_id)
+    if current is None or current.get("agreementId") != parent["id"]:
+        raise _not_found(ADDITIONS, addition_id)
+    if method == "GET":
+        return Response(200, _project(current, request.query.get("fields"), table.known_fields))
+    if method not in ("PUT", "PATCH", "DELETE"):
+        raise _not_allowed("GET, PUT, PATCH, DELETE")
+    app._guard_agreement_type(request, parent)
+    if method == "DELETE":
+        with tenant.lock:
+            table.delete(addition_id)
+        return Response(204)
+    body = request.body_json()
+    with tenant.lock:
+        current = table.rows.get(addition_id)
+        if current is None:
+            raise _not_found(ADDITIONS, addition_id)
+        if method == "PATCH":
+            record = _apply_patch(tenant, ADDITIONS, current, body)
+            _validate(tenant, ADDITIONS, record, creating=False)
+        else:
+            if not isinstance(body, dict):
+                raise _bad_request("Addition must be a JSON object.")
+            record = {k: v for k, v in body.items() if k not in ("id", "_info")}
+            _validate(tenant, ADDITIONS, record, creating=True)
+            record["id"] = addition_id
+        _check_dates(record)
+        record["agreementId"] = parent["id"]  # an addition never moves to another agreement
+        table.replace(record)
+    return Response(200, record)
+
+
+def _check_dates(record: dict) -> None:
+    """``effectiveDate`` and ``cancelledDate`` are SPEC ``date-time`` strings (or null)."""
+    from .app import _invalid  # noqa: PLC0415
+    from .conditions import parse_datetime  # noqa: PLC0415
+
+    for name in ("effectiveDate", "cancelledDate"):
+        value = record.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or parse_datetime(value) is None:
+            raise _invalid(
+                ADDITIONS,
+                [
+                    {
+                        "code": "InvalidField",
+                        "message": f"{name} must be a date-time like 2026-12-31T00:00:00Z.",
+                        "resource": ADDITIONS.resource,
+                        "field": name,
+                    }
+                ],
+            )
