@@ -76,6 +76,9 @@ class Tenant(models.Model):
     # The company list behind the customers page: when it was last read, and a digest to skip unchanged rewrites.
     directory_refreshed_at = models.DateTimeField(null=True, blank=True)
     directory_digest = models.CharField(max_length=64, blank=True)
+    # The last day existing agreement additions bill before the sync's seats take over (existing_billing step);
+    # empty: the end of the current month.
+    billing_cutover = models.DateField(null=True, blank=True)
 
     objects = TenantQuerySet.as_manager()
 
@@ -454,6 +457,7 @@ class AuditEvent(models.Model):
         OPERATION_APPLIED = "operation.applied", "Change applied in ConnectWise"
         OPERATION_FAILED = "operation.failed", "Change failed"
         CUSTOMERS_CHANGED = "customers.changed", "Customer selection changed"
+        CUTOVER_SET = "billing.cutover_set", "Billing cutover date set"
         MEMBER_INVITED = "member.invited", "Teammate invited"
         MEMBER_JOINED = "member.joined", "Teammate joined"
         MEMBER_CHANGED = "member.changed", "Teammate's role changed"
@@ -527,3 +531,35 @@ class DriftAlert(models.Model):
 
     def __str__(self) -> str:
         return f"drift of {self.step} for {self.tenant_id}"
+
+
+class SyncPreview(models.Model):
+    """A rehearsal of the first sync from an imported subscription CSV (connectwise.preview): the parsed lines
+    in, one row per line out. Built by a background job that only reads ConnectWise; nothing is written there."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        ERROR = "error", "Error"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sync_previews")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200, blank=True)
+    source_name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    cutover = models.DateField(null=True, blank=True)
+    lines = models.JSONField(default=list, blank=True)  # the parsed CSV lines
+    rows = models.JSONField(default=list, blank=True)  # connectwise.preview.PreviewRow.to_dict() per line
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Preview {self.uuid} of {self.tenant_id}"

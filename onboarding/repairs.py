@@ -28,7 +28,7 @@ class PlanError(Exception):
     """A plan cannot be built, approved or applied; the message is for the partner admin."""
 
 
-def build_plan(tenant: Tenant, step: str, *, actor=None) -> RepairPlan:
+def build_plan(tenant: Tenant, step: str, *, actor=None, options: dict | None = None) -> RepairPlan:
     """Ask ConnectWise what the step needs and store it as a draft plan (replacing older drafts of the step).
     Called from the worker (views enqueue it), because it reads the partner's ConnectWise."""
     connection = getattr(tenant, "connection", None)
@@ -38,7 +38,7 @@ def build_plan(tenant: Tenant, step: str, *, actor=None) -> RepairPlan:
     if not decision.allowed:
         raise PlanError(decision.refused)
     with client_for(connection, decision) as client:
-        report = cw_plans.build_plan_report(client, choices_for(tenant), step)
+        report = cw_plans.build_plan_report(client, choices_for(tenant), step, options)
     operations = report.operations
     with transaction.atomic():
         RepairPlan.objects.filter(tenant=tenant, step=step, status=RepairPlan.Status.DRAFT).update(

@@ -274,6 +274,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # scheduled runs may be in flight at once.
 VERIFY_INTERVAL_HOURS = _strict_int("VERIFY_INTERVAL_HOURS", 24, minimum=1)
 VERIFY_MAX_CONCURRENT = _strict_int("VERIFY_MAX_CONCURRENT", 20, minimum=1)
+# The existing_billing step reads every chosen agreement's additions (one call each): the scheduled verify runs it
+# at most this often; it also runs on request and after the customers or mappings change.
+EXISTING_BILLING_INTERVAL_DAYS = _strict_int("EXISTING_BILLING_INTERVAL_DAYS", 7, minimum=1)
 STALE_AFTER_HOURS = _strict_int("STALE_AFTER_HOURS", 48, minimum=1)
 CHECK_RUN_TIME_LIMIT = _strict_int("CHECK_RUN_TIME_LIMIT", 600, minimum=10)
 PLAN_APPLY_TIME_LIMIT = _strict_int("PLAN_APPLY_TIME_LIMIT", 900, minimum=10)

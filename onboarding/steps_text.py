@@ -99,4 +99,22 @@ STEP_TEXT: dict[str, dict[str, str | list[str]]] = {
             "For annual seats: create an agreement whose billing cycle under Recurring Invoice Parameters is One-Time.",
         ],
     },
+    "existing_billing": {
+        "lead": "Make sure no customer is billed twice when the sync starts.",
+        "why": (
+            "If your agreements already bill these seats (additions typed by hand, or written by another "
+            "distributor's tool), the sync's own additions bill them a second time. End the old additions at a "
+            "cutover date and the sync takes over the next day. This check reads every chosen agreement's "
+            "additions (one call each), so it runs when you ask, after you change customers or mappings, and "
+            "at most weekly on schedule. It never blocks readiness on its own."
+        ),
+        "checks": [
+            "No active seat addition (a misc product) on a customer's target agreement bills after the cutover.",
+            "The same customer does not bill such seats on another active agreement.",
+        ],
+        "manual": [
+            "Companies > Companies > the company > tab Agreements > open the agreement > tab Additions.",
+            "Open each old seat addition > set Cancelled Date to the cutover date > Save.",
+        ],
+    },
 }

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import alerts, repairs, retention, runs
+from . import alerts, billing, repairs, retention, runs
 from .models import CheckRun, RepairPlan, Tenant
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def run_checks(self, run_id: int) -> str:
 
 
 @shared_task(name="onboarding.build_plan", soft_time_limit=settings.CHECK_RUN_TIME_LIMIT)
-def build_plan(tenant_id: int, step: str, actor_id: int | None = None) -> str:
+def build_plan(tenant_id: int, step: str, actor_id: int | None = None, options: dict | None = None) -> str:
     from django.contrib.auth import get_user_model  # noqa: PLC0415
 
     tenant = Tenant.objects.filter(pk=tenant_id).first()
@@ -56,7 +56,7 @@ def build_plan(tenant_id: int, step: str, actor_id: int | None = None) -> str:
         return "gone"
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
     try:
-        plan = repairs.build_plan(tenant, step, actor=actor)
+        plan = repairs.build_plan(tenant, step, actor=actor, options=options)
     except Exception as exc:
         log.warning("building a %s plan for tenant %s failed: %s", step, tenant_id, type(exc).__name__)
         from django.core.cache import cache  # noqa: PLC0415
@@ -133,12 +133,32 @@ def schedule_verifications() -> int:
     )
     started = 0
     for tenant in due:
-        _, created = runs.start_run(tenant, trigger=CheckRun.Trigger.SCHEDULE)
+        # existing_billing costs a read per agreement: at most every EXISTING_BILLING_INTERVAL_DAYS here.
+        steps = billing.scheduled_steps(tenant, now)
+        _, created = runs.start_run(tenant, trigger=CheckRun.Trigger.SCHEDULE, steps=steps)
         # A little jitter either way keeps tenants from drifting back into the same minute over the days.
         jitter = timedelta(seconds=random.uniform(-0.05, 0.05) * interval.total_seconds())
         Tenant.objects.filter(pk=tenant.pk).update(next_check_at=now + interval + jitter)
         started += int(created)
     return started
+
+
+@shared_task(name="onboarding.build_preview", soft_time_limit=settings.CHECK_RUN_TIME_LIMIT)
+def build_preview(preview_id: int) -> str:
+    """Build a stored first-sync preview (reads ConnectWise, writes nothing there)."""
+    from .models import SyncPreview  # noqa: PLC0415
+
+    preview = SyncPreview.objects.select_related("tenant").filter(pk=preview_id).first()
+    if preview is None:
+        return "gone"
+    try:
+        return billing.execute_preview(preview).status
+    except Exception as exc:  # a bug must not leave the preview "running"
+        log.exception("preview %s crashed", preview.uuid)
+        SyncPreview.objects.filter(pk=preview.pk).update(
+            status=SyncPreview.Status.ERROR, error=f"The preview crashed: {type(exc).__name__}"
+        )
+        return "error"
 
 
 @shared_task(name="onboarding.send_drift_alerts")

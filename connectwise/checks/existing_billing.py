@@ -260,13 +260,15 @@ def _other_agreement(cname, company_id, agreement, target, adds, cutover) -> Fin
 
 
 def build_plan(
-    ctx: RunContext, outcome: StepOutcome, addition_ids: set[int] | None = None
+    ctx: RunContext, outcome: StepOutcome, addition_ids: list[int] | set[int] | None = None
 ) -> list[PlannedOperation]:
     """One PATCH of ``cancelledDate`` per flagged addition (all of them, or those in ``addition_ids``), setting it
     to the cutover; the value before is kept for the approval page and the audit trail. Applying is idempotent:
     ``plans.apply_operation`` re-reads the addition and skips it when it already ends at the cutover."""
     cutover = cutover_of(ctx)
     value = cutover_value(cutover)
+    if addition_ids is not None:
+        addition_ids = {int(i) for i in addition_ids}
     ops: list[PlannedOperation] = []
     for f in outcome.findings:
         if not f.repairable or f.code not in (

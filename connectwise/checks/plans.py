@@ -62,12 +62,15 @@ class UnresolvedReference(ValueError):
     """A placeholder names an operation that has not been applied (apply in order)."""
 
 
-def build_plan(client: Any, choices: Any, step_key: str) -> list[PlannedOperation]:
-    """The writes that would fix ``step_key``'s repairable findings, after re-checking the step.
+def build_plan(
+    client: Any, choices: Any, step_key: str, options: dict[str, Any] | None = None
+) -> list[PlannedOperation]:
+    """The writes that would fix ``step_key``'s repairable findings, after re-checking the step. ``options`` are
+    passed to the step's ``build_plan`` as keywords (existing_billing: ``addition_ids``, the additions to end).
 
     Raises the ConnectWise error when a read the plan needs fails (the caller shows it; nothing was written).
     """
-    return build_plan_report(client, choices, step_key).operations
+    return build_plan_report(client, choices, step_key, options).operations
 
 
 NOT_REPAIRABLE = "not_repairable"  # Finding.data key: why a finding of a repairable kind is not offered
@@ -108,8 +111,10 @@ class PlanReport:
     skipped: list[dict[str, str]]
 
 
-def build_plan_report(client: Any, choices: Any, step_key: str) -> PlanReport:
-    """Like ``build_plan``, and also why each not-repaired finding of the step is left out."""
+def build_plan_report(
+    client: Any, choices: Any, step_key: str, options: dict[str, Any] | None = None
+) -> PlanReport:
+    """Like ``build_plan`` (``options`` too), and also why each not-repaired finding of the step is left out."""
     from .runner import limit_repairs_to_role  # noqa: PLC0415 (runner imports the step modules)
 
     get_step(step_key)
@@ -120,7 +125,7 @@ def build_plan_report(client: Any, choices: Any, step_key: str) -> PlanReport:
     try:
         ctx.prefetch(set(module.needs(choices)) | {"my_security"})
         outcome = limit_repairs_to_role(module.check(ctx), ctx)
-        ops = list(module.build_plan(ctx, outcome))
+        ops = list(module.build_plan(ctx, outcome, **(options or {})))
     except ResourceError as exc:
         raise exc.cause from None
     return PlanReport(ops, unrepairable(outcome.findings) + list(ctx.memo.get("plan_skipped", [])))

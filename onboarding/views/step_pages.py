@@ -27,6 +27,13 @@ PAGE_SIZE = 50
 BILLING_PAGE_SIZE = 25
 
 
+def context_existing_billing(request, access: TenantAccess, *, result=None) -> dict:
+    """Seats billed today: the cutover form and the previews (onboarding.views.billing)."""
+    from .billing import step_context  # noqa: PLC0415
+
+    return step_context(request, access, result=result)
+
+
 # Connection --------------------------------------------------------------------------------------------------
 
 
@@ -191,6 +198,9 @@ def _record_change(request, tenant, message: str, **detail) -> None:
     AuditEvent.record(
         AuditEvent.Kind.CUSTOMERS_CHANGED, tenant=tenant, actor=request.user, message=message, **detail
     )
+    if getattr(tenant, "connection", None) is not None:
+        # What the chosen agreements already bill depends on the choice: re-read it (PRODUCT.md step 7).
+        start_run(tenant, actor=request.user, steps=["existing_billing"])
 
 
 def _int_list(values) -> list[int]:

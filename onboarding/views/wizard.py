@@ -22,7 +22,7 @@ from ..forms import ConnectionForm, ReplaceKeyForm
 from ..models import AuditEvent, CheckRun
 from ..runs import latest_results, severity_groups, start_run
 from ..steps_text import STEP_TEXT
-from . import plans, step_pages
+from . import billing, plans, step_pages
 
 
 def _steps_nav(tenant, latest) -> list[dict]:
@@ -282,4 +282,5 @@ urlpatterns = [
     path("t/<slug:slug>/summary/", summary, name="summary"),
     *step_pages.urlpatterns,
     *plans.urlpatterns,
+    *billing.urlpatterns,
 ]

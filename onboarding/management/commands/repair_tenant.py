@@ -1,16 +1,20 @@
 """Build repair plans; without --yes print them and change nothing; with --yes approve them as the operator,
-apply them, re-verify and print the new run like verify_tenant."""
+apply them, re-verify and print the new run like verify_tenant.
+
+``--step existing_billing --cutover YYYY-MM-DD`` ends every flagged agreement addition at the cutover (the tenant's
+cutover is stored, audited, with --yes); that step is repaired only when named, since it changes what is billed."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from django.core.management.base import BaseCommand, CommandError
 
 from connectwise.checks import plans as cw_plans
 from connectwise.errors import ConnectWiseError
 
-from ... import repairs
+from ... import billing, repairs
 from ...cw import choices_for, client_for
 from ...hosts import decide
 from ...models import CheckRun, RepairPlan
@@ -19,7 +23,8 @@ from ._common import check_steps, get_tenant
 from .verify_tenant import print_run
 
 # Order matters: the catalog's misc product needs the setup-table records that the setup_tables plan creates.
-REPAIRABLE_STEPS = ("setup_tables", "catalog", "agreements")
+REPAIRABLE_STEPS = ("setup_tables", "catalog", "agreements", "existing_billing")
+ONLY_WHEN_NAMED = ("existing_billing",)
 OPERATOR = "operator (command line)"
 
 
@@ -31,11 +36,24 @@ class Command(BaseCommand):
         parser.add_argument("--step", action="append", dest="steps", metavar="KEY")
         parser.add_argument("--yes", action="store_true", help="Approve and apply the plans as the operator.")
         parser.add_argument("--json", action="store_true")
+        parser.add_argument(
+            "--cutover",
+            metavar="YYYY-MM-DD",
+            help="existing_billing: the last day existing additions bill (default: the end of the current month).",
+        )
 
-    def handle(self, *args, slug, steps=None, yes=False, json=False, **options):
+    def handle(self, *args, slug, steps=None, yes=False, json=False, cutover=None, **options):
         tenant = get_tenant(slug)
         steps = check_steps(steps)
-        wanted = [s for s in REPAIRABLE_STEPS if not steps or s in steps]
+        wanted = [s for s in REPAIRABLE_STEPS if (not steps and s not in ONLY_WHEN_NAMED) or s in steps]
+        day = None
+        if cutover is not None:
+            if "existing_billing" not in wanted:
+                raise CommandError("--cutover goes with --step existing_billing.")
+            try:
+                day = billing.parse_cutover(cutover)
+            except billing.CutoverError as exc:
+                raise CommandError(str(exc)) from None
         connection = getattr(tenant, "connection", None)
         if connection is None:
             raise CommandError(f"Tenant {slug} has no connection; run tenant_connect first.")
@@ -43,8 +61,10 @@ class Command(BaseCommand):
         if not decision.allowed:
             raise CommandError(f"Connection refused: {decision.refused}")
         if not yes:
-            self._preview(tenant, connection, decision, wanted, as_json=json)
+            self._preview(tenant, connection, decision, wanted, as_json=json, cutover=day)
             return
+        if day is not None:
+            billing.set_cutover(tenant, day, actor=OPERATOR)
         applied = []
         for step in wanted:
             try:
@@ -72,12 +92,15 @@ class Command(BaseCommand):
         if any(p.status == RepairPlan.Status.FAILED for p in applied):
             raise CommandError("At least one change failed; see the plan's operations.")
 
-    def _preview(self, tenant, connection, decision, wanted, *, as_json):
+    def _preview(self, tenant, connection, decision, wanted, *, as_json, cutover=None):
         out = []
+        choices = choices_for(tenant)
+        if cutover is not None:  # shown, not stored: nothing changes without --yes
+            choices = replace(choices, cutover=cutover)
         with client_for(connection, decision) as client:
             for step in wanted:
                 try:
-                    report = cw_plans.build_plan_report(client, choices_for(tenant), step)
+                    report = cw_plans.build_plan_report(client, choices, step)
                 except ConnectWiseError as exc:
                     raise CommandError(f"Could not build the {step} plan: {exc}") from None
                 out.append(
