@@ -80,7 +80,8 @@ def set_cutover(tenant: Tenant, day: date | None, *, actor=None) -> bool:
 
 def existing_billing_due(tenant: Tenant, now=None) -> bool:
     """True when the scheduled verify should include existing_billing: it costs a read per agreement, so it runs
-    there at most every ``EXISTING_BILLING_INTERVAL_DAYS`` (it also runs on request and after choices change)."""
+    there at most every ``EXISTING_BILLING_INTERVAL_DAYS``, and sooner when the customers or the agreement
+    mapping changed since it last ran (a full check the partner starts always includes it)."""
     now = now or timezone.now()
     last = (
         StepResult.objects.filter(tenant=tenant, key=KEY)
@@ -88,7 +89,13 @@ def existing_billing_due(tenant: Tenant, now=None) -> bool:
         .values_list("created_at", flat=True)
         .first()
     )
-    return last is None or last <= now - timedelta(days=settings.EXISTING_BILLING_INTERVAL_DAYS)
+    if last is None or last <= now - timedelta(days=settings.EXISTING_BILLING_INTERVAL_DAYS):
+        return True
+    return AuditEvent.objects.filter(
+        tenant=tenant,
+        kind__in=(AuditEvent.Kind.CUSTOMERS_CHANGED, AuditEvent.Kind.CUTOVER_SET),
+        created_at__gt=last,
+    ).exists()
 
 
 def scheduled_steps(tenant: Tenant, now=None) -> list[str]:

@@ -24,7 +24,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from connectwise.checks.base import OK_STATUSES
-from connectwise.checks.registry import STEP_KEYS
+from connectwise.checks.registry import READINESS_KEYS as STEP_KEYS  # the advisory step is not in the funnel
 
 from .models import Connection, Tenant
 

@@ -184,7 +184,7 @@ def _funnel(overview: dict) -> dict:
     total = overview["total"] or 0
     label_w, bar_w, row_h, gap = 150, 560, 26, 10
     rows = []
-    for i, step in enumerate(STEPS):
+    for i, step in enumerate(s for s in STEPS if not s.advisory):  # the advisory step is not in the funnel
         passing, through = overview["passing"][step.key], overview["through"][step.key]
         y = i * (row_h + gap)
         rows.append(

@@ -198,9 +198,6 @@ def _record_change(request, tenant, message: str, **detail) -> None:
     AuditEvent.record(
         AuditEvent.Kind.CUSTOMERS_CHANGED, tenant=tenant, actor=request.user, message=message, **detail
     )
-    if getattr(tenant, "connection", None) is not None:
-        # What the chosen agreements already bill depends on the choice: re-read it (PRODUCT.md step 7).
-        start_run(tenant, actor=request.user, steps=["existing_billing"])
 
 
 def _int_list(values) -> list[int]:

@@ -282,8 +282,15 @@ def test_the_private_key_appears_nowhere(
     capture.add("command output", out.getvalue() + err.getvalue())
 
     # 6. Every page as admin, member and support; the dashboard and its exports -----------------------------------
+    from onboarding import billing  # noqa: PLC0415
+
+    preview = billing.create_preview(
+        tenant_a, "customer,product,quantity,term,start date\nContoso Ltd,M365 E3,5,monthly,2027-01-01\n",
+        source_name="subs.csv", actor=admin_a, enqueue=False,
+    )  # fmt: skip
+    assert billing.execute_preview(preview).status == "done", preview.error
     world = SimpleNamespace(
-        a=SimpleNamespace(tenant=tenant_a, run=full, plan=plan, invitation=invitation),
+        a=SimpleNamespace(tenant=tenant_a, run=full, plan=plan, invitation=invitation, preview=preview),
         b=SimpleNamespace(tenant=tenant_a),
     )
     users = {"admin": admin_a, "member": member_a, "support": support}
@@ -296,7 +303,9 @@ def test_the_private_key_appears_nowhere(
                 continue
             browser.get(fill(route, world))
             pages += 1
-        for key in ("connection", "security_role", "catalog", "setup_tables", "customers", "agreements"):
+        for key in (
+            "connection", "security_role", "catalog", "setup_tables", "customers", "agreements", "existing_billing"
+        ):  # fmt: skip
             browser.get(reverse("step", args=[tenant_a.slug, key]))
     browser.login(support)
     csv_export = browser.get(reverse("support_export"))

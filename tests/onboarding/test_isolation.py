@@ -34,6 +34,7 @@ from onboarding.models import (
     RepairOperation,
     RepairPlan,
     StepResult,
+    SyncPreview,
     Tenant,
 )
 
@@ -89,6 +90,11 @@ ACCESS: dict[str, Access] = {
     "plan_approve": Access("tenant", None, "change"),
     "plan_discard": Access("tenant", None, "change"),
     "plan_retry": Access("tenant", None, "change"),
+    "billing_cutover": Access("tenant", None, "change"),
+    # a preview writes nothing to ConnectWise: admins, and support for them, may import (read-only members may not)
+    "previews": Access("tenant", "read", "import"),
+    "preview": Access("tenant", "read", None),
+    "preview_export": Access("tenant", "read", None),
     # support staff
     "dashboard": Access("support", "read", None),
     "support_export": Access("support", "read", None),
@@ -154,6 +160,8 @@ def fill(route: Route, world, *, tenant: str = "a") -> str:
             kwargs[param] = world.a.plan.uuid
         elif param == "token":
             kwargs[param] = world.a.invitation.token
+        elif param == "preview_uuid":
+            kwargs[param] = world.a.preview.uuid
         elif param == "member_uuid":
             kwargs[param] = Membership.objects.filter(tenant=world.a.tenant).order_by("-pk").first().uuid
         else:
@@ -206,7 +214,12 @@ def _tenant_objects(tenant, admin) -> SimpleNamespace:
         tenant=tenant, email=f"new@{tenant.slug}.example", invited_by=admin
     )
     CompanyChoice.objects.create(tenant=tenant, cw_company_id=2, identifier="Contoso", name="Contoso Ltd")
-    return SimpleNamespace(tenant=tenant, connection=connection, run=run, plan=plan, invitation=invitation)
+    preview = SyncPreview.objects.create(
+        tenant=tenant, status=SyncPreview.Status.DONE, source_name="subs.csv"
+    )
+    return SimpleNamespace(
+        tenant=tenant, connection=connection, run=run, plan=plan, invitation=invitation, preview=preview
+    )
 
 
 @pytest.fixture
@@ -239,6 +252,8 @@ def fingerprint() -> str:
             CompanyChoice.objects.order_by("pk").values_list("tenant_id", "cw_company_id", "motion")
         ),
         "audit": AuditEvent.objects.count(),
+        "previews": list(SyncPreview.objects.order_by("pk").values_list("uuid", "status")),
+        "cutover": list(Tenant.objects.order_by("pk").values_list("billing_cutover", flat=True)),
     }
     return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()
 
@@ -271,6 +286,8 @@ def expected(spec: Access, role: str, method: str) -> tuple[set[int] | None, boo
         return {404}, True
     if does == "read":
         return OK, False
+    if does == "import":  # support may import for the partner; a read-only member may not
+        return ({403}, True) if role == "member" else (None, False)
     # does == "change"
     if role == "member":
         return {403}, True
@@ -316,7 +333,7 @@ def test_every_url_enforces_tenant_isolation(client, world, route, role, method)
     [
         r
         for r in ROUTES
-        if {"run_uuid", "plan_uuid", "token", "member_uuid"} & set(r.params)
+        if {"run_uuid", "plan_uuid", "token", "member_uuid", "preview_uuid"} & set(r.params)
         and getattr(ACCESS.get(r.name), "scope", "tenant") == "tenant"
     ],
     ids=_id,
