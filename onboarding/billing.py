@@ -27,6 +27,12 @@ from .models import AuditEvent, StepResult, SyncPreview, Tenant
 log = logging.getLogger(__name__)
 
 KEY = "existing_billing"
+# What makes the step due again before its interval: the choice of customers or agreements, the cutover, a repair.
+DUE_AFTER = (
+    AuditEvent.Kind.CUSTOMERS_CHANGED,
+    AuditEvent.Kind.CUTOVER_SET,
+    AuditEvent.Kind.OPERATION_APPLIED,
+)
 MAX_CUTOVER_DAYS_AHEAD = 366
 
 
@@ -79,9 +85,10 @@ def set_cutover(tenant: Tenant, day: date | None, *, actor=None) -> bool:
 
 
 def existing_billing_due(tenant: Tenant, now=None) -> bool:
-    """True when the scheduled verify should include existing_billing: it costs a read per agreement, so it runs
-    there at most every ``EXISTING_BILLING_INTERVAL_DAYS``, and sooner when the customers or the agreement
-    mapping changed since it last ran (a full check the partner starts always includes it)."""
+    """True when a scheduled or "all steps" verify should include existing_billing: it costs a read per
+    agreement, so it runs there at most every ``EXISTING_BILLING_INTERVAL_DAYS``, and sooner when the customers,
+    the agreement mapping or the cutover changed, or a repair was applied, since it last ran. Asking for the step
+    by name always runs it."""
     now = now or timezone.now()
     last = (
         StepResult.objects.filter(tenant=tenant, key=KEY)
@@ -91,11 +98,7 @@ def existing_billing_due(tenant: Tenant, now=None) -> bool:
     )
     if last is None or last <= now - timedelta(days=settings.EXISTING_BILLING_INTERVAL_DAYS):
         return True
-    return AuditEvent.objects.filter(
-        tenant=tenant,
-        kind__in=(AuditEvent.Kind.CUSTOMERS_CHANGED, AuditEvent.Kind.CUTOVER_SET),
-        created_at__gt=last,
-    ).exists()
+    return AuditEvent.objects.filter(tenant=tenant, kind__in=DUE_AFTER, created_at__gt=last).exists()
 
 
 def scheduled_steps(tenant: Tenant, now=None) -> list[str]:

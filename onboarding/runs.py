@@ -99,6 +99,13 @@ def execute_run(run: CheckRun) -> CheckRun:
     """Run the requested steps against the tenant's ConnectWise and store what they found."""
     tenant = run.tenant
     requested = run.requested_steps()
+    if not run.steps and "existing_billing" in requested:
+        from .billing import existing_billing_due  # noqa: PLC0415 (billing imports the models this module uses)
+
+        # "All steps" includes the costly existing_billing step (a read per agreement) only when it is due:
+        # never read, older than EXISTING_BILLING_INTERVAL_DAYS, or choices, cutover or a repair changed since.
+        if not existing_billing_due(tenant):
+            requested = [k for k in requested if k != "existing_billing"]
     started = time.monotonic()
     connection = getattr(tenant, "connection", None)
     if connection is None:

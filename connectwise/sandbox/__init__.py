@@ -49,7 +49,16 @@ bare.json      ``bareco``   billingsync: ``barepub`` /            nothing set up
 realworld.json ``realco``   billingsync: ``realpub`` /            what real partners' ConnectWise looks like
                             ``realpriv-0123456789``               (issue 17; table below); choices in
                                                                   ``realworld-customers.csv``
+billing.json   ``billco``   billingsync: ``billpub`` /            healthy.json's setup, plus agreement
+                            ``billpriv-0123456789``               additions: choose companies 1-6 monthly
 =============  ===========  ====================================  ==========================================
+
+billing.json's additions (``records["finance/agreements/additions"]``, served at
+``finance/agreements/{id}/additions``): ``billing.existing_additions`` for 1 Contoso Ltd (addition 1, 25 x misc-seat
+on agreement 1), 2 Fabrikam Inc (3, cancelled only in 2030) and 3 Northwind Traders (4);
+``billing.addition_on_other_agreement`` for 4 Tailspin Toys (5, on its Azure Plan agreement 16 while its seats go
+to the O365 agreement 4). Never flagged: 2 (a laptop on agreement 1), 6 (ended 2025-06-30), 7 (O365-E3, not a misc
+product: the preview's SKU match finds it).
 
 ``generate_scenario(...)`` tenants use ``{company_id}pub`` / ``{company_id}priv-0123456789`` (``bigco``).
 

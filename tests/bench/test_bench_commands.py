@@ -50,6 +50,8 @@ def test_verify_makes_the_calls_its_data_needs_and_no_more(tmp_path):
     assert large["needed_calls"] == large["needed_pages"] + large["call_constant"]
     assert large["api_calls"] == large["served_requests"] <= large["needed_calls"]
     assert large["api_retries"] == 0 and result["met"]["calls"] is True
+    # existing_billing's own read, reported apart: one call per (active, top-level) agreement of a chosen company
+    assert 0 < large["existing_billing_calls"] <= 2200
     # companyinfo -> system/info -> (count ‖ page 1 ‖ small tables) -> pages 2..n; nothing beats the chain.
     assert large["chain_levels"] == 4 and large["chain_bound_s"] == pytest.approx(0.08)
     assert large["wall_s"] >= large["chain_bound_s"] and large["ratio"] >= 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from connectwise.checks.registry import STEP_KEYS
 from tests.e2e.conftest import SCENARIOS
 from tests.e2e.helpers import (
     Visitor,
@@ -92,7 +93,7 @@ def test_partner_walks_broken_connectwise_to_ready(live_stack, page, shot):
     check_all(page)
     visit("home-checked")
     cards = page.locator(".col-lg-8 .card")
-    assert cards.count() == 6
+    assert cards.count() == len(STEP_KEYS)  # seven: the advisory "Seats billed today" too
 
     # Security role: not repairable; the page lists the exact findings and no "Fix it for me".
     goto_step(page, web, slug, "security_role")
