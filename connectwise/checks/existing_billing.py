@@ -29,6 +29,7 @@ import calendar
 from datetime import UTC, date
 from typing import Any
 
+from connectwise.client import replace_operation
 from connectwise.errors import ConnectWiseError
 
 from . import agreements, codes
@@ -284,7 +285,7 @@ def build_plan(
                 PlannedOperation(
                     method="PATCH",
                     path=f"{additions_path(a['agreement_id'] or f.data['agreement_id'])}/{a['id']}",
-                    body=[{"op": "replace", "path": "cancelledDate", "value": value}],
+                    body=[replace_operation("cancelledDate", value)],
                     finding_code=f.code,
                     subject=f"Addition {a['id']} ({a['quantity']} x {label}) on {f.subject}",
                     description=patch_description(

@@ -75,6 +75,9 @@ class Resource:
     schema: str
     operations: tuple[str, ...]
     note: str = ""
+    api_path: str = (
+        ""  # where the API serves it when that differs from ``path`` ("x-path": a nested resource)
+    )
 
     @property
     def properties(self) -> dict[str, dict]:
@@ -87,7 +90,8 @@ class Resource:
 
     def methods(self) -> list[tuple[str, str]]:
         """``[(method, path template)]`` of the operations the product uses, e.g. ``("PATCH", "x/{id}")``."""
-        return [(_OPERATIONS[op][0], self.path + _OPERATIONS[op][1]) for op in self.operations]
+        base = self.api_path or self.path
+        return [(_OPERATIONS[op][0], base + _OPERATIONS[op][1]) for op in self.operations]
 
 
 @cache
@@ -113,13 +117,26 @@ def resources() -> dict[str, Resource]:
 def _resources() -> dict[str, Resource]:
     out = {}
     for path, entry in document()["resources"].items():
-        out[path] = Resource(path, entry["schema"], tuple(entry["operations"]), entry.get("x-note", ""))
+        out[path] = Resource(
+            path,
+            entry["schema"],
+            tuple(entry["operations"]),
+            entry.get("x-note", ""),
+            entry.get("x-path", ""),
+        )
     return out
 
 
 def resource(path: str) -> Resource:
-    """The resource for ``path`` (without leading or trailing slashes; case-sensitive, as the SPEC writes it)."""
-    return resources()[path.strip("/")]
+    """The resource for ``path`` (without leading or trailing slashes; case-sensitive, as the SPEC writes it); a
+    nested resource is found by its records key or by its API path (``finance/agreements/{parentId}/additions``)."""
+    path = path.strip("/")
+    found = resources().get(path)
+    if found is None:
+        found = next((r for r in resources().values() if r.api_path and r.api_path == path), None)
+    if found is None:
+        raise KeyError(path)
+    return found
 
 
 def system_paths() -> dict[str, dict]:
@@ -478,6 +495,20 @@ def answer_shape(method: str, api_path: str) -> tuple[str, bool]:
         if low == sys_path.lower() + "/count":
             return "Count", True
     parts = path.split("/")
+    for res in resources().values():  # nested resources: finance/agreements/{parentId}/additions
+        template = res.api_path.lower().split("/") if res.api_path else None
+        if (
+            template
+            and len(parts) >= len(template)
+            and all(
+                t == p.lower() or (t.startswith("{") and p.isdigit())
+                for t, p in zip(template, parts, strict=False)
+            )
+        ):
+            tail = parts[len(template) :]
+            if not tail:
+                return (f"[{res.schema}]" if method.upper() == "GET" else res.schema), True
+            return ("Count" if tail == ["count"] else res.schema), True
     for n in range(len(parts), 0, -1):
         head = "/".join(parts[:n]).lower()
         match = next((r for p, r in resources().items() if p.lower() == head), None)

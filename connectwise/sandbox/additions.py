@@ -13,6 +13,7 @@ writes also need the parent agreement's type in the role's Agreements "Access Al
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from .resources import AGREEMENT_STATUSES, AGREEMENTS, RESOURCES, Ref, ResourceSpec
@@ -23,20 +24,12 @@ if TYPE_CHECKING:
 PATH = "finance/agreements/additions"
 BILL_CUSTOMER = ("Billable", "DoNotBill", "NoCharge")  # SPEC components.schemas.Addition.billCustomer
 
-# SPEC 2025.8 components.schemas.Addition: required product and billCustomer; every field below is in it.
+# SPEC 2025.8 components.schemas.Addition (connectwise/contract: the fields, types and enums): required product and
+# billCustomer.
 ADDITIONS = ResourceSpec(
     PATH,
     "addition",
     AGREEMENTS,
-    tuple(
-        (
-            "id product quantity lessIncluded unitPrice unitCost billCustomer effectiveDate cancelledDate "
-            "taxableFlag serialNumber invoiceDescription purchaseItemFlag specialOrderFlag agreementId description "
-            "billedQuantity uom extPrice extCost sequenceNumber margin prorateCost proratePrice extendedProrateCost "
-            "extendedProratePrice prorateCurrentPeriodFlag opportunity agreementStatus invoiceGrouping _info "
-            "customFields"
-        ).split()
-    ),
     refs={"product": Ref("procurement/catalog", ("identifier",))},  # IvItemReference: id, identifier
     required=("product/id", "billCustomer"),
     enums={"billCustomer": BILL_CUSTOMER, "agreementStatus": AGREEMENT_STATUSES},
@@ -78,21 +71,20 @@ def route(app: SandboxApp, request: Request, lower: list[str]) -> Response | Non
     tenant = request.tenant
     parent_id = _record_id(lower[2], None)
     method = request.method
-    app._guard(request, ADDITIONS, method if method in ("GET", "POST", "PUT", "PATCH", "DELETE") else "GET")
+    level = app._guard(
+        request, ADDITIONS, method if method in ("GET", "POST", "PUT", "PATCH", "DELETE") else "GET"
+    )
     parent = tenant.tables["finance/agreements"].rows.get(parent_id)
     if parent is None:
         raise ApiError(404, "NotFound", f"Agreement with id {parent_id} not found.")
     table = tenant.tables[PATH]
     tail = lower[4:]
+    from .app import _own_rows  # noqa: PLC0415
+
     if not tail:
         if method == "GET":
-            return app._list(
-                request,
-                table.known_fields,
-                _view(request, tenant, table, parent_id),
-                ADDITIONS,
-                filtered=True,
-            )
+            rows = _own_rows(request, level, _view(request, tenant, table, parent_id))
+            return app._list(request, table.known_fields, rows, ADDITIONS, filtered=True)
         if method == "POST":
             app._guard_agreement_type(request, parent)
             return _create(request, table, parent_id)
@@ -102,9 +94,11 @@ def route(app: SandboxApp, request: Request, lower: list[str]) -> Response | Non
             raise _not_allowed("GET")
         from .app import Response  # noqa: PLC0415
 
-        return Response(200, {"count": len(_view(request, tenant, table, parent_id))})
+        return Response(
+            200, {"count": len(_own_rows(request, level, _view(request, tenant, table, parent_id)))}
+        )
     if len(tail) == 1:
-        return _one(app, request, table, parent, _record_id(tail[0], ADDITIONS))
+        return _one(app, request, table, parent, _record_id(tail[0], ADDITIONS), level)
     raise ApiError(404, "NotFound", f"No resource at {request.rest}.")
 
 
@@ -123,11 +117,12 @@ def _view(request: Request, tenant, table, parent_id: int) -> list[dict]:
 
 
 def _create(request: Request, table, parent_id: int) -> Response:
-    from .app import Response, _apply_defaults, _bad_request, _validate  # noqa: PLC0415
+    from .app import Response, _apply_defaults, _bad_request, _check_body, _validate  # noqa: PLC0415
 
     body = request.body_json()
     if not isinstance(body, dict):
         raise _bad_request("Addition must be a JSON object.")
+    body = _check_body(ADDITIONS, "POST", body)
     tenant = request.tenant
     with tenant.lock:
         record: dict[str, Any] = {k: v for k, v in body.items() if k not in ("id", "_info")}
@@ -135,17 +130,25 @@ def _create(request: Request, table, parent_id: int) -> Response:
         _validate(tenant, ADDITIONS, record, creating=True)
         _check_dates(record)
         _apply_defaults(tenant, ADDITIONS, record)
+        # who entered it: what makes it one of the member's "my" records (docs/connectwise/REFERENCE.md §2)
+        record["_info"] = {
+            "enteredBy": (request.member or {}).get("identifier", ""),
+            "dateEntered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         record = table.insert(record)
     return Response(201, record, {"Location": f"{request.url_base().rstrip('/')}/{record['id']}"})
 
 
-def _one(app: SandboxApp, request: Request, table, parent: dict, addition_id: int) -> Response:
+def _one(app: SandboxApp, request: Request, table, parent: dict, addition_id: int, level: str) -> Response:
     from .app import (  # noqa: PLC0415
+        ApiError,
         Response,
         _apply_patch,
         _bad_request,
+        _check_body,
         _not_allowed,
         _not_found,
+        _owned,
         _project,
         _validate,
     )
@@ -155,6 +158,15 @@ def _one(app: SandboxApp, request: Request, table, parent: dict, addition_id: in
     current = table.rows.get(addition_id)
     if current is None or current.get("agreementId") != parent["id"]:
         raise _not_found(ADDITIONS, addition_id)
+    if level == "My" and not _owned(request, current):
+        if method == "GET":
+            raise _not_found(ADDITIONS, addition_id)  # not one of "my" records: invisible (as app._route)
+        raise ApiError(
+            403,
+            "Forbidden",
+            "You do not have permission to perform this action: Finance > Agreements level is My and this "
+            "record is not yours.",
+        )
     if method == "GET":
         return Response(200, _project(current, request.query.get("fields"), table.known_fields))
     if method not in ("PUT", "PATCH", "DELETE"):
@@ -165,6 +177,8 @@ def _one(app: SandboxApp, request: Request, table, parent: dict, addition_id: in
             table.delete(addition_id)
         return Response(204)
     body = request.body_json()
+    if method == "PATCH" or isinstance(body, dict):
+        body = _check_body(ADDITIONS, method, body)
     with tenant.lock:
         current = table.rows.get(addition_id)
         if current is None:
