@@ -82,7 +82,7 @@ def sandbox_url(tmp_path_factory):
     port = free_port()
     log = open(tmp_path_factory.mktemp("logs") / "sandbox.log", "w")  # noqa: SIM115
     cmd = [sys.executable, "manage.py", "cw_sandbox", "--port", str(port)]
-    for name in ("healthy.json", "broken.json", "bare.json"):
+    for name in ("healthy.json", "broken.json", "bare.json", "billing.json"):
         cmd += ["--scenario", str(SCENARIOS / name)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
