@@ -127,14 +127,14 @@ def check(ctx: RunContext) -> StepOutcome:
     companies = {c["id"]: c for c in ctx.get("companies")}
     by_company = agreements.agreements_by_company(ctx)
     targets = {t.company_id: t for t in agreements.select_targets(ctx)}
-    plan: list[tuple[int, dict, bool]] = []  # (company id, agreement, is the target)
+    plan: dict[int, list[tuple[dict, bool]]] = {}  # company id -> [(agreement, is the target)]
     for company_id, target in targets.items():
         target_id = (target.agreement or {}).get("id")
         for a in by_company.get(company_id, []):
             if a["id"] == target_id or (agreements.is_active(a, ctx.now) and not agreements.is_child(a)):
-                plan.append((company_id, a, a["id"] == target_id))
+                plan.setdefault(company_id, []).append((a, a["id"] == target_id))
     try:
-        rows = read_additions(ctx, [a["id"] for _, a, _ in plan])
+        rows = read_additions(ctx, [a["id"] for read in plan.values() for a, _ in read])
     except ConnectWiseError as exc:
         from .runner import _read_error  # noqa: PLC0415 (the runner imports this module)
 
@@ -147,9 +147,7 @@ def check(ctx: RunContext) -> StepOutcome:
         cname = (companies.get(company_id) or {}).get("name") or f"company id {company_id}"
         on_target: list[dict] = []
         elsewhere: dict[int, tuple[dict, list[dict]]] = {}
-        for cid, agreement, is_target in plan:
-            if cid != company_id:
-                continue
+        for agreement, is_target in plan.get(company_id, []):
             flagged = [
                 describe_addition({**r, "agreementId": r.get("agreementId") or agreement["id"]})
                 for r in rows.get(agreement["id"], [])
