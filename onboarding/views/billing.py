@@ -65,7 +65,9 @@ class SubscriptionCsvForm(forms.Form):
 class CutoverForm(forms.Form):
     """The cutover date and the flagged additions to end at it."""
 
-    cutover = forms.DateField(label="Cutover date", widget=forms.DateInput(attrs={"type": "date"}))
+    cutover = forms.DateField(
+        label="Cutover date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
 
     def __init__(self, *args, addition_ids: list[int] = (), **kwargs):
         super().__init__(*args, **kwargs)
