@@ -31,6 +31,7 @@ from typing import Any
 from .checks.context import RESOURCES, _fetch
 from .checks.names import LEGAL_SUFFIXES, normalize_company_name
 from .errors import ConnectWiseError, Forbidden
+from .query import split_in
 
 CAPTURED_BY = "cw_capture"
 ROLE_NAME = "Captured role"
@@ -96,6 +97,8 @@ def capture(
         # it (an agreement's type hidden by an Inquire level "My") stay loadable.
         if rows:
             records[resource.path] = rows
+    if records.get("finance/agreements"):
+        _capture_additions(client, records, refused, on_read)
     role = _capture_role(client, refused)
     public_key, private_key = placeholder_keys()
     company_id = company_id or info.company_id or "captured"
@@ -126,6 +129,55 @@ def capture(
         "securityRoles": [{k: v for k, v in role.items() if k != "mySecurityReadable"}],
         "records": records,
     }
+
+
+ADDITIONS_KEY = "finance/agreements/additions"
+
+
+def _capture_additions(client: Any, records: dict, refused: list[str], on_read) -> None:
+    """The agreement additions the existing_billing step reads, as returned, each with its ``agreementId``, under
+    the scenario key ``finance/agreements/additions``. The SPEC has no cross-agreement endpoint, so this is one
+    paged read per agreement (``finance/agreements/{id}/additions``), concurrent within the client's bound."""
+    ids = [a["id"] for a in records["finance/agreements"] if isinstance(a.get("id"), int)]
+
+    def one(agreement_id: int) -> list[dict]:
+        rows = client.list(f"finance/agreements/{agreement_id}/additions", order_by="id asc")
+        return [
+            {**r, "agreementId": r.get("agreementId") or agreement_id} for r in rows if isinstance(r, dict)
+        ]
+
+    try:
+        pages = client.map_concurrent(one, ids)
+    except Forbidden:
+        refused.append("finance/agreements/{id}/additions")
+        if on_read:
+            on_read(ADDITIONS_KEY, -1)
+        return
+    except ConnectWiseError as exc:
+        raise CaptureError(f"Could not read the agreements' additions: {exc}") from None
+    rows = [r for page in pages for r in page]
+    if on_read:
+        on_read(ADDITIONS_KEY, len(rows))
+    if not rows:
+        return
+    # The catalog read above is the misc products only: the other products the additions name come too, so the
+    # scenario's references resolve (one batched read, ids in a few conditions).
+    catalog = records.setdefault("procurement/catalog", [])
+    have = {p.get("id") for p in catalog}
+    missing = sorted({(r.get("product") or {}).get("id") for r in rows} - have - {None})
+    if missing:
+        try:
+            for conditions in split_in("id", missing):
+                catalog.extend(client.list("procurement/catalog", conditions=conditions, order_by="id asc"))
+        except Forbidden:  # the catalog is not readable: keep the additions whose product is known
+            refused.append("procurement/catalog (products of additions)")
+            rows = [r for r in rows if (r.get("product") or {}).get("id") in have]
+        except ConnectWiseError as exc:
+            raise CaptureError(f"Could not read the products the additions name: {exc}") from None
+    if not catalog:
+        records.pop("procurement/catalog", None)
+    if rows:
+        records[ADDITIONS_KEY] = rows
 
 
 def placeholder_keys() -> tuple[str, str]:

@@ -16,6 +16,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from connectwise.checks.registry import STEP_KEYS
 from connectwise.client import ConnectWiseClient
 from connectwise.sandbox import SandboxApp, load_scenario, sandbox_transport
 from onboarding import cw
@@ -77,7 +78,7 @@ def test_capture_of_broken_serves_the_same_findings(serve, monkeypatch, tmp_path
     original = serve(SCENARIOS / "broken.json")
     connect(monkeypatch, "broken", "brokenco", "brokenpub", BROKEN_PRIVATE)
     expected = findings("broken")
-    assert expected["agreements"][0] == "fail" and len(expected) == 6
+    assert expected["agreements"][0] == "fail" and len(expected) == len(STEP_KEYS)
 
     original.clear_requests()
     scenario, out = capture_to(tmp_path / "capture.json", "broken")
@@ -252,3 +253,28 @@ def test_a_role_with_inquire_level_my_sees_the_same_records_in_the_capture(serve
     serve(tmp_path / "capture.json")
     connect(monkeypatch, "copy", "brokenco", *placeholder(scenario))
     assert findings("copy") == expected
+
+
+def test_capture_keeps_the_agreement_additions_so_existing_billing_finds_the_same(
+    serve, monkeypatch, tmp_path
+):
+    serve(SCENARIOS / "billing.json")
+    customers = tmp_path / "customers.csv"
+    customers.write_text("company,motion\n" + "".join(f"{i},monthly\n" for i in range(1, 7)))
+
+    def connect_billing(slug: str, company: str, public: str, private: str) -> None:
+        monkeypatch.setenv("CW_PRIVATE_KEY", private)
+        run("tenant_connect", slug, "--site", "sandbox.test", "--company", company, "--public-key", public)
+        run("tenant_customers", slug, "--csv", str(customers))
+
+    connect_billing("billco", "billco", "billpub", "billpriv-0123456789")
+    expected = findings("billco")
+    assert expected["existing_billing"][0] == "warn"
+    scenario, _ = capture_to(tmp_path / "capture.json", "billco")
+    additions = scenario["records"]["finance/agreements/additions"]
+    assert sorted(a["id"] for a in additions) == [1, 2, 3, 4, 5, 6, 7]
+    assert all(isinstance(a["agreementId"], int) for a in additions)
+    serve(tmp_path / "capture.json")
+    public, private = placeholder(scenario)
+    connect_billing("copy", scenario["company"]["id"], public, private)
+    assert findings("copy")["existing_billing"] == expected["existing_billing"]
