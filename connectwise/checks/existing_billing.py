@@ -111,6 +111,7 @@ def describe_addition(addition: dict) -> dict[str, Any]:
         "quantity": addition.get("quantity"),
         "effective_date": str(addition.get("effectiveDate") or "")[:10],
         "cancelled_date": str(addition.get("cancelledDate") or "")[:10] or None,
+        "cancelled_value": addition.get("cancelledDate"),  # as ConnectWise wrote it: the plan's value before
     }
 
 
@@ -292,7 +293,7 @@ def build_plan(
                         a["cancelled_date"] or "not set",
                         cutover.isoformat(),
                     ),
-                    before={"cancelledDate": a["cancelled_date"]},
+                    before={"cancelledDate": a.get("cancelled_value", a["cancelled_date"])},
                 )
             )
     return ops

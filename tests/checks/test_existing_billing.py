@@ -76,6 +76,7 @@ def test_it_names_each_customer_that_already_bills_seats(sandbox):
             "quantity": 25,
             "effective_date": "2025-01-01",
             "cancelled_date": None,
+            "cancelled_value": None,
         }
     ]
     assert by_company[4].data["agreement_id"] == 16 and all(f.severity == "warning" for f in outcome.findings)
@@ -105,7 +106,7 @@ def test_the_cutover_plan_ends_exactly_the_flagged_additions_once(sandbox):
         )
         fabrikam = next(op for op in plan if op.path.endswith("/3"))
         assert (
-            fabrikam.before == {"cancelledDate": "2030-12-31"}
+            fabrikam.before == {"cancelledDate": "2030-12-31T00:00:00Z"}
             and "2030-12-31 -> 2026-12-31" in fabrikam.description
         )
         assert [apply_operation(client, op).status for op in plan] == ["done"] * 4

@@ -132,7 +132,7 @@ def test_the_cutover_plan_ends_exactly_the_flagged_additions_once_and_the_step_t
     }
     plan = RepairPlan.objects.get(tenant=billco, step="existing_billing", status=RepairPlan.Status.APPLIED)
     fabrikam = plan.operations.get(path="finance/agreements/2/additions/3")
-    assert fabrikam.before == {"cancelledDate": "2030-12-31"} and fabrikam.status == "done"
+    assert fabrikam.before == {"cancelledDate": "2030-12-31T00:00:00Z"} and fabrikam.status == "done"
     assert plan.approved_at is not None
     assert AuditEvent.objects.filter(tenant=billco, kind=AuditEvent.Kind.CUTOVER_SET).count() == 1
     assert AuditEvent.objects.filter(tenant=billco, kind=AuditEvent.Kind.OPERATION_APPLIED).count() == 4
