@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from connectwise.checks import codes
-from connectwise.checks.registry import STEP_KEYS
+from connectwise.checks.registry import READINESS_KEYS as STEP_KEYS  # the six that decide readiness
 
 from .. import crypto
 from ..models import AuditEvent, CheckRun, Connection, DriftAlert, StepResult, Tenant
