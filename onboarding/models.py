@@ -79,6 +79,8 @@ class Tenant(models.Model):
     # The last day existing agreement additions bill before the sync's seats take over (existing_billing step);
     # empty: the end of the current month.
     billing_cutover = models.DateField(null=True, blank=True)
+    # When the API's view of this tenant last changed (a run ended, the mapping changed): `updated_since`.
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = TenantQuerySet.as_manager()
 
@@ -286,6 +288,7 @@ class CheckRun(models.Model):
         CLI = "cli", "Command line"
         REPAIR = "repair", "Re-check after a repair"
         SUPPORT = "support", "Started by support"
+        API = "api", "Started through the API"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
@@ -466,6 +469,11 @@ class AuditEvent(models.Model):
         KEYS_ROTATED = "keys.rotated", "Encryption keys rotated"
         SUPPORT_ADDED = "support.added", "Support account added"
         SUPPORT_REMOVED = "support.removed", "Support account deactivated"
+        TOKEN_CREATED = "token.created", "API token created"
+        TOKEN_REVOKED = "token.revoked", "API token revoked"
+        WEBHOOK_ADDED = "webhook.added", "Webhook endpoint added"
+        WEBHOOK_CHANGED = "webhook.changed", "Webhook endpoint changed"
+        WEBHOOK_DISABLED = "webhook.disabled", "Webhook endpoint disabled"
 
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"
@@ -563,3 +571,7 @@ class SyncPreview(models.Model):
 
     def __str__(self) -> str:
         return f"Preview {self.uuid} of {self.tenant_id}"
+
+
+# The billing sync's hand-off (tokens, idempotency keys, webhooks) lives in its own module.
+from .api.models import ApiToken, IdempotencyKey, WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

@@ -371,3 +371,45 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# The billing sync's API (/api/v1/, Django REST framework + drf-spectacular) and webhooks.
+INSTALLED_APPS += ["rest_framework", "drf_spectacular", "drf_spectacular_sidecar"]
+# Requests per minute per API token (DRF's throttle, counted in the cache: Redis in production).
+API_RATE_LIMIT_PER_MINUTE = _strict_int("API_RATE_LIMIT_PER_MINUTE", 120, minimum=1)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["onboarding.api.auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["onboarding.api.auth.TokenScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["onboarding.api.auth.PerTokenThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": f"{API_RATE_LIMIT_PER_MINUTE}/min"},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "onboarding.api.problems.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Billing Sync Readiness API",
+    "DESCRIPTION": (
+        "Which partners are ready for the billing sync, each chosen customer's ConnectWise company and target "
+        "agreement, and verifications on demand. Authenticate with `Authorization: Bearer <token>`."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {"StepKeyEnum": "onboarding.api.serializers.STEP_KEY_CHOICES"},
+}
+# Webhook receivers must resolve to public addresses (the SSRF guard of onboarding/netguard.py), except these
+# host[:port] entries: a billing sync inside the operator's own network (comma-separated; empty by default).
+WEBHOOK_TRUSTED_HOSTS = [
+    h.strip().lower() for h in os.environ.get("WEBHOOK_TRUSTED_HOSTS", "").split(",") if h.strip()
+]
+WEBHOOK_TIMEOUT_SECONDS = _strict_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+# Failed deliveries are retried with exponential backoff (1 min, 2, 4, ... capped at 2 h) for this long; an
+# endpoint with nothing but failures for as long is disabled and support is e-mailed.
+WEBHOOK_RETRY_HOURS = _strict_int("WEBHOOK_RETRY_HOURS", 24, minimum=1)
