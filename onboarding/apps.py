@@ -7,4 +7,7 @@ class OnboardingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import system_checks  # noqa: F401  (registers Django system checks)
+        from . import (
+            system_checks,  # noqa: F401  (registers Django system checks)
+            webhooks,  # noqa: F401  (registers its Celery tasks)
+        )

@@ -19,4 +19,6 @@ app.conf.beat_schedule = {
     "watchdog": {"task": "onboarding.watchdog", "schedule": 120.0},
     # Hourly, bounded: a first prune of a large backlog is spread over several ticks.
     "prune-history": {"task": "onboarding.prune_history", "schedule": 3600.0},
+    # Webhook deliveries whose backoff is too long for a Celery countdown, or whose message was lost.
+    "webhook-retries": {"task": "onboarding.webhook_retries", "schedule": 60.0},
 }

@@ -20,6 +20,7 @@ from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS, STEP_TITLES
 from connectwise.checks.runner import run_steps
 from connectwise.errors import ConnectWiseError
 
+from . import webhooks
 from .cw import choices_for, client_for, connection_info
 from .hosts import decide
 from .models import AuditEvent, CheckRun, CompanyDirectory, DriftAlert, StepResult, Tenant
@@ -173,14 +174,15 @@ def fail(
     ``Retry-After`` in it holds the tenant's scheduled checks back until the wait is over."""
     now = timezone.now()
     duration = int((time.monotonic() - started) * 1000) if started else None
-    CheckRun.objects.filter(pk=run.pk, status__in=CheckRun.ACTIVE).update(
+    if CheckRun.objects.filter(pk=run.pk, status__in=CheckRun.ACTIVE).update(
         status=CheckRun.Status.ERROR,
         error=message[:2000],
         error_detail=detail,
         finished_at=now,
         duration_ms=duration,
         progress={},
-    )
+    ):
+        webhooks.on_run_ended(run)
     if detail and detail.get("retry_after"):
         hold_back(run.tenant_id, detail["retry_after"], now)
     run.refresh_from_db()
@@ -265,6 +267,7 @@ def finish(
         if o.key == "customers" and "directory" in o.facts:
             _store_directory(tenant, o.facts["directory"], now)
     tenant.save()
+    webhooks.on_run_ended(run, previous)
     run.refresh_from_db()
     return run
 

@@ -413,3 +413,4 @@ WEBHOOK_TIMEOUT_SECONDS = _strict_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
 # Failed deliveries are retried with exponential backoff (1 min, 2, 4, ... capped at 2 h) for this long; an
 # endpoint with nothing but failures for as long is disabled and support is e-mailed.
 WEBHOOK_RETRY_HOURS = _strict_int("WEBHOOK_RETRY_HOURS", 24, minimum=1)
+WEBHOOK_BACKOFF_SECONDS = _strict_int("WEBHOOK_BACKOFF_SECONDS", 60, minimum=1)

@@ -5,6 +5,7 @@ urlpatterns = [
     path("", include("onboarding.views.wizard")),
     path("", include("onboarding.views.audit")),
     path("", include("onboarding.views.dashboard")),
+    path("", include("onboarding.views.integrations")),
     path("api/v1/", include("onboarding.api.urls")),
 ]
 

@@ -18,9 +18,10 @@ from django.views.decorators.http import require_POST
 from connectwise.checks import codes
 from connectwise.checks.names import CompanyIndex, normalize_company_name
 
+from .. import mapping
 from ..access import TenantAccess, get_tenant
 from ..forms import ConnectionForm, CustomerCsvForm, ReplaceKeyForm
-from ..models import AuditEvent, BillingCustomer, CompanyChoice, CompanyDirectory, StepResult
+from ..models import BillingCustomer, CompanyChoice, CompanyDirectory, StepResult
 from ..runs import start_run
 
 PAGE_SIZE = 50
@@ -195,9 +196,7 @@ def customers_refresh(request, slug):
 
 
 def _record_change(request, tenant, message: str, **detail) -> None:
-    AuditEvent.record(
-        AuditEvent.Kind.CUSTOMERS_CHANGED, tenant=tenant, actor=request.user, message=message, **detail
-    )
+    mapping.record_change(tenant, request.user, message, **detail)
 
 
 def _int_list(values) -> list[int]:

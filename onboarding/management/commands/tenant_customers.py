@@ -13,9 +13,10 @@ from django.db import transaction
 from connectwise.errors import ConnectWiseError
 from connectwise.query import split_in
 
+from ... import mapping
 from ...cw import client_for
 from ...hosts import decide
-from ...models import AuditEvent, CompanyChoice
+from ...models import CompanyChoice
 from ._common import get_tenant
 
 MOTIONS = {"monthly": "monthly", "azure": "azure", "annual": "annual"}
@@ -90,10 +91,9 @@ class Command(BaseCommand):
                     for c, motion, agreement_id in resolved
                 ]
             )
-            AuditEvent.record(
-                AuditEvent.Kind.CUSTOMERS_CHANGED,
-                tenant=tenant,
-                actor="operator (command line)",
+            mapping.record_change(
+                tenant,
+                "operator (command line)",
                 message=f"{len(resolved)} companies chosen from {csv_path}",
                 count=len(resolved),
             )
