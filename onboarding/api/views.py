@@ -8,6 +8,7 @@ with ``values()`` of their public fields. Reads carry an ``ETag`` and answer ``3
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -41,6 +42,8 @@ from .problems import CONTENT_TYPE as PROBLEM_TYPE
 from .problems import Conflict, IdempotencyKeyReused
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def _problems(**by_status: str) -> dict:
@@ -346,10 +349,10 @@ class Runs(ApiView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                OpenApiTypes.STR,
+                {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1, "maxLength": 255},
                 OpenApiParameter.HEADER,
                 required=False,
-                description="Any unique string up to 255 characters: the same key within 24 hours answers with "
+                description="1 to 255 visible ASCII characters, unique per request: the same key within 24 hours answers with "
                 "the same run instead of starting another.",
             )
         ],
@@ -371,12 +374,10 @@ class Runs(ApiView):
         body = s.StartRunSerializer(data=request.data if isinstance(request.data, dict) else {"steps": None})
         body.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key")
-        if key is not None:
-            key = key.strip()
-            if not key or len(key) > 255 or not key.isprintable():
-                raise s.serializers.ValidationError(
-                    {"Idempotency-Key": ["Give 1 to 255 printable characters."]}
-                )
+        if key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(key):
+            raise s.serializers.ValidationError(
+                {"Idempotency-Key": ["Give 1 to 255 visible ASCII characters (no spaces)."]}
+            )
         if not Connection.objects.filter(tenant=tenant).exists():
             raise Conflict(
                 "This tenant has not saved a ConnectWise connection yet; there is nothing to verify."
