@@ -226,9 +226,29 @@ class TenantDetail(ApiView):
         return Response(data)
 
 
-def _agreement_target(choice: CompanyChoice, agreements: list[dict]) -> tuple[dict | None, str]:
-    from ..views.step_pages import agreement_candidates  # noqa: PLC0415 (the agreements page's own rule)
+def _looks_one_time(agreement: dict) -> bool:
+    cycle = (agreement.get("billing_cycle") or "").casefold().replace("-", " ")
+    return "one time" in cycle or "onetime" in cycle.replace(" ", "")
 
+
+def agreement_candidates(agreements: list[dict], motion: str) -> list[dict]:
+    """The agreements that could take the motion's seats, by the agreements check's own rule
+    (``connectwise.checks.agreements.candidates_for``) applied to the directory's summary of each agreement:
+    active top-level ones; annual takes the one-time ones (or the only one); monthly and Azure Plan take the
+    recurring ones, narrowed by type name (Azure Plan to a type naming Azure, monthly to one that does not)."""
+    fitting = [a for a in agreements if a.get("active") and not a.get("child")]
+    one_time = [a for a in fitting if _looks_one_time(a)]
+    if motion == CompanyChoice.Motion.ANNUAL:
+        return one_time or (fitting if len(fitting) == 1 else [])
+    recurring = [a for a in fitting if not _looks_one_time(a)]
+    azure = [a for a in recurring if "azure" in (a.get("type") or "").casefold()]
+    other = [a for a in recurring if a not in azure]
+    if motion == CompanyChoice.Motion.AZURE:
+        return azure or recurring
+    return other or recurring
+
+
+def _agreement_target(choice: CompanyChoice, agreements: list[dict]) -> tuple[dict | None, str]:
     if choice.agreement_id:
         explicit = next((a for a in agreements if a.get("id") == choice.agreement_id), None)
         return explicit or {"id": choice.agreement_id, "name": None}, "explicit"
@@ -301,8 +321,8 @@ class Mapping(ApiView):
             rows.append(
                 {
                     "company_id": choice.cw_company_id,
-                    "company_identifier": choice.identifier,
-                    "company_name": choice.name,
+                    "company_identifier": (d.identifier if d else "") or choice.identifier,
+                    "company_name": (d.name if d else "") or choice.name,
                     "billing_customer": billing.get(choice.cw_company_id),
                     "motion": choice.motion,
                     "motion_label": CompanyChoice.Motion(choice.motion).label,

@@ -440,3 +440,24 @@ def test_run_detail_shows_findings_once_done(api, read_token):
     assert body["status"] == "done"
     assert body["steps"][0]["findings"][0]["code"] == "catalog.misc_missing"
     assert api(read_token).get("/api/v1/runs/00000000-0000-4000-8000-000000000000/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_mapping_picks_the_target_by_the_checks_rule_for_o365_and_azure_plan(api, read_token):
+    """Like connectwise.checks.agreements.candidates_for: an O365 and an Azure Plan agreement are not ambiguous."""
+    from onboarding.models import CompanyChoice
+
+    tenant = make_tenant("acme")
+    both = [agreement(1, "Contoso - O365"), agreement(13, "Contoso - Azure Plan", type_="Azure Plan")]
+    directory_row(tenant, 1, "Contoso", agreements=both)
+    directory_row(tenant, 2, "Fabrikam", agreements=[*both, agreement(99, "Annual", cycle="One Time")])
+    CompanyChoice.objects.create(tenant=tenant, cw_company_id=1, motion="monthly")
+    CompanyChoice.objects.create(tenant=tenant, cw_company_id=2, motion="azure")
+    rows = {
+        r["company_id"]: r for r in api(read_token).get("/api/v1/tenants/acme/mapping/").json()["results"]
+    }
+    assert (rows[1]["agreement_id"], rows[1]["agreement_chosen"]) == (1, "automatic")
+    assert rows[1]["company_name"] == "Contoso"  # from the directory when the choice has no name stored
+    assert rows[2]["agreement_id"] == 13
+    CompanyChoice.objects.filter(cw_company_id=2).update(motion="annual")
+    assert api(read_token).get("/api/v1/tenants/acme/mapping/").json()["results"][1]["agreement_id"] == 99
