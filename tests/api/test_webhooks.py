@@ -114,13 +114,15 @@ def test_a_delivery_not_yet_due_or_already_done_is_not_sent_again(settings, sent
 
 @pytest.mark.django_db
 def test_retries_stop_a_day_after_the_event(settings, sent):
+    settings.WEBHOOK_BACKOFF_SECONDS = 60
     tenant = make_tenant("acme")
     with Receiver([500]) as receiver:
         settings.WEBHOOK_TRUSTED_HOSTS = [receiver.host]
         endpoint_for(receiver.url)
         (delivery,) = webhooks.emit("run.finished", tenant, {})
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            created_at=timezone.now() - timedelta(hours=23, minutes=59)
+            created_at=timezone.now()
+            - timedelta(hours=23, minutes=59, seconds=50)  # the next wait (~60 s) ends past the day
         )
         assert webhooks.attempt(delivery.pk) == "failed"
     assert WebhookDelivery.objects.get().next_attempt_at is None
@@ -341,3 +343,25 @@ def test_mapping_changes_from_the_page_and_the_command_emit_mapping_changed(
 
     mapping.record_change(tenant_a, "operator (command line)", "2 companies chosen from x.csv")
     assert WebhookDelivery.objects.count() == 2
+
+
+def test_the_readme_signature_snippet_accepts_our_signatures_and_refuses_others():
+    """Keeps README's "Integrating the billing sync" snippet true."""
+    import re
+    import time
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Integrating the billing sync", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102 - our own README
+    check = namespace["verify_webhook"]
+    body = b'{"type":"run.finished"}'
+    now = int(time.time())
+    header = webhooks.signature(SECRET, now, body)
+    assert check(SECRET, header, body)
+    assert not check(SECRET, header, body + b"x")
+    assert not check("whsec_wrong", header, body)
+    assert not check(SECRET, webhooks.signature(SECRET, now - 3600, body), body)
+    assert not check(SECRET, "v1=abc", body)
