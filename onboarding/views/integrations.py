@@ -17,7 +17,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import webhooks
 from ..access import require_support
@@ -179,6 +179,7 @@ def _endpoint(uuid) -> WebhookEndpoint:
 
 
 @login_required
+@require_GET
 def webhook_detail(request, endpoint_uuid):
     """One endpoint's delivery log: each delivery's event, status, attempts and last response code."""
     require_support(request)

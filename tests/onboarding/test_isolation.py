@@ -44,7 +44,8 @@ from onboarding.models import (
 @dataclass(frozen=True)
 class Access:
     """scope: "public" (anyone), "user" (signed in, no tenant), "tenant" (a tenant's page, by slug), "support"
-    (support staff only). get/post: what the URL does with that method: "read" (shows data), "change" (changes
+    (support staff only), "api" (the billing sync's API: a bearer token, never a session), "api404" (the API's
+    catch-all: a problem 404 for everyone). get/post: what the URL does with that method: "read" (shows data), "change" (changes
     a tenant's data), "action" (a support-only action that does not change partner data: re-check, approve a host),
     "public" (a public form), or None (the method is not accepted: 405)."""
 
@@ -104,6 +105,21 @@ ACCESS: dict[str, Access] = {
     "support_tenant": Access("support", "read", None),
     "support_recheck": Access("support", None, "action"),
     "support_audit": Access("support", "read", None),
+    "support_api_tokens": Access("support", "read", "action"),
+    "support_revoke_token": Access("support", None, "action"),
+    "support_webhooks": Access("support", "read", "action"),
+    "support_webhook": Access("support", "read", None),
+    "support_webhook_toggle": Access("support", None, "action"),
+    "support_webhook_redeliver": Access("support", None, "action"),
+    # the billing sync's API: a bearer token only, never a session (401 for every person without one)
+    "api:schema": Access("public", "public", None),
+    "api:docs": Access("public", "public", None),
+    "api:tenants": Access("api", "read", None),
+    "api:tenant": Access("api", "read", None),
+    "api:mapping": Access("api", "read", None),
+    "api:runs": Access("api", None, "change"),
+    "api:run": Access("api", "read", None),
+    "api:not_found": Access("api404", "read", "read"),
 }
 # Entries for URLs that are planned but may not exist yet: not an error when absent from the URLconf.
 PLANNED = {"support_audit"}
@@ -124,7 +140,9 @@ class Route:
     params: tuple[str, ...]
 
 
-def walk(resolver: URLResolver | None = None, prefix: str = "", params: tuple[str, ...] = ()) -> list[Route]:
+def walk(
+    resolver: URLResolver | None = None, prefix: str = "", params: tuple[str, ...] = (), namespace: str = ""
+) -> list[Route]:
     resolver = resolver or get_resolver()
     routes = []
     for entry in resolver.url_patterns:
@@ -133,9 +151,11 @@ def walk(resolver: URLResolver | None = None, prefix: str = "", params: tuple[st
             getattr(pattern, "regex", None).groupindex if hasattr(pattern, "regex") else ()
         )
         if isinstance(entry, URLResolver):
-            routes += walk(entry, prefix + str(pattern), params + names)
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            routes += walk(entry, prefix + str(pattern), params + names, inner)
         elif isinstance(entry, URLPattern):
-            routes.append(Route(prefix + str(pattern), entry.name, params + names))
+            name = f"{namespace}{entry.name}" if entry.name else None
+            routes.append(Route(prefix + str(pattern), name, params + names))
     return routes
 
 
@@ -164,12 +184,35 @@ def fill(route: Route, world, *, tenant: str = "a") -> str:
             kwargs[param] = world.a.preview.uuid
         elif param == "member_uuid":
             kwargs[param] = Membership.objects.filter(tenant=world.a.tenant).order_by("-pk").first().uuid
+        elif param in ("token_uuid", "endpoint_uuid", "delivery_uuid"):
+            kwargs[param] = _integration_objects()[param]
+        elif param == "uuid":  # the API's run
+            kwargs[param] = world.a.run.uuid
+        elif param == "rest":  # the API's catch-all
+            kwargs[param] = "no/such/thing"
         else:
             pytest.fail(f"{route.route}: no fixture for the path parameter {param!r}; teach fill() about it")
     return reverse(route.name, kwargs=kwargs)
 
 
 # The world ----------------------------------------------------------------------------------------------------
+
+
+def _integration_objects() -> dict:
+    """An API token, a webhook endpoint and one delivery (support's integration pages)."""
+    from onboarding.api.tokens import create
+    from onboarding.models import ApiToken, WebhookDelivery, WebhookEndpoint
+
+    token = ApiToken.objects.first() or create("isolation", "read", by="test")[0]
+    endpoint = WebhookEndpoint.objects.first()
+    if endpoint is None:
+        endpoint = WebhookEndpoint(url="https://hooks.example.com/x", events=["run.finished"])
+        endpoint.set_secret("whsec_isolation")
+        endpoint.save()
+    delivery = WebhookDelivery.objects.first() or WebhookDelivery.objects.create(
+        endpoint=endpoint, event="run.finished", payload={}
+    )
+    return {"token_uuid": token.uuid, "endpoint_uuid": endpoint.uuid, "delivery_uuid": delivery.uuid}
 
 
 def _tenant_objects(tenant, admin) -> SimpleNamespace:
@@ -271,6 +314,10 @@ def expected(spec: Access, role: str, method: str) -> tuple[set[int] | None, boo
         if role == "anonymous" and method == "get" and does:
             return OK | {302}, False
         return None if does else {405}, False
+    if spec.scope == "api":  # token only: no person's session opens it, whatever the method
+        return {401}, True
+    if spec.scope == "api404":
+        return {404}, True
     if role == "anonymous":
         return ({302} if does else {302, 405}), True
     if does is None:
