@@ -30,5 +30,7 @@ urlpatterns = [
     path("tenants/<slug:slug>/mapping/", views.Mapping.as_view(), name="mapping"),
     path("tenants/<slug:slug>/runs/", views.Runs.as_view(), name="runs"),
     path("runs/<uuid:uuid>/", views.RunDetail.as_view(), name="run"),
-    re_path(r"^(?P<rest>[\s\S]*)$", not_found, name="not_found"),  # [\s\S]: a path with a newline is still ours
+    re_path(
+        r"^(?P<rest>[\s\S]*)$", not_found, name="not_found"
+    ),  # [\s\S]: a path with a newline is still ours
 ]
