@@ -39,7 +39,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from . import netguard
+from . import crypto, netguard
 from .models import AuditEvent, CheckRun, DriftAlert, Tenant, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -247,13 +247,17 @@ def send_once(
     endpoint = delivery.endpoint
     body = orjson.dumps(delivery.payload)
     timestamp = int(time.time())
+    try:
+        secret = endpoint.get_secret()
+    except crypto.DecryptionError:  # an encryption key removed too early: nothing can be signed, say so
+        return None, "The endpoint's signing secret cannot be decrypted with FIELD_ENCRYPTION_KEYS."
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "billing-sync-readiness-webhooks/1",
         "Webhook-Id": str(delivery.event_id),
         "Webhook-Event": delivery.event,
         "Webhook-Timestamp": str(timestamp),
-        SIGNATURE_HEADER: signature(endpoint.get_secret(), timestamp, body),
+        SIGNATURE_HEADER: signature(secret, timestamp, body),
     }
     try:
         with httpx.Client(

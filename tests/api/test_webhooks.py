@@ -365,3 +365,33 @@ def test_the_readme_signature_snippet_accepts_our_signatures_and_refuses_others(
     assert not check("whsec_wrong", header, body)
     assert not check(SECRET, webhooks.signature(SECRET, now - 3600, body), body)
     assert not check(SECRET, "v1=abc", body)
+
+
+@pytest.mark.django_db
+def test_a_secret_that_cannot_be_decrypted_fails_the_attempt_clearly(settings, sent):
+    from cryptography.fernet import Fernet
+
+    tenant = make_tenant("acme")
+    endpoint_for("https://hooks.example.com/x")
+    (delivery,) = webhooks.emit("run.finished", tenant, {})
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the old key removed too early
+    assert webhooks.attempt(delivery.pk) == "retrying"
+    assert "cannot be decrypted" in WebhookDelivery.objects.get().last_error
+
+
+@pytest.mark.django_db
+def test_rotate_keys_re_encrypts_webhook_secrets(settings):
+    from io import StringIO
+
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    endpoint = endpoint_for("https://hooks.example.com/x")
+    new = Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [new, *settings.FIELD_ENCRYPTION_KEYS]
+    out = StringIO()
+    call_command("rotate_keys", stdout=out)
+    assert "1 webhook signing secret" in out.getvalue()
+    settings.FIELD_ENCRYPTION_KEYS = [new]
+    endpoint.refresh_from_db()
+    assert endpoint.get_secret() == SECRET
