@@ -79,6 +79,8 @@ def _pages(world):  # noqa: F811
             "public": [None],
             "user": ["admin", "support"],
             "tenant": ["admin", "member", "support"],
+            "api": [],  # token-only JSON (tests/api: every operation against the schema)
+            "api404": [],
         }.get(spec.scope, ["support"])
         for role in users:
             pages.append((fill(route, world), role))
