@@ -200,10 +200,10 @@ def fill(route: Route, world, *, tenant: str = "a") -> str:
 
 def _integration_objects() -> dict:
     """An API token, a webhook endpoint and one delivery (support's integration pages)."""
-    from onboarding.api.tokens import create
     from onboarding.models import ApiToken, WebhookDelivery, WebhookEndpoint
 
-    token = ApiToken.objects.first() or create("isolation", "read", by="test")[0]
+    # Made without an audit event: callers compare the audit count before and after a request.
+    token = ApiToken.objects.first() or ApiToken.issue(name="isolation", scope="read")[0]
     endpoint = WebhookEndpoint.objects.first()
     if endpoint is None:
         # subscribed to nothing: the flows that walk every page (test_canary) must not start real deliveries
