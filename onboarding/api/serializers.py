@@ -17,23 +17,15 @@ class TenantFilterSerializer(serializers.Serializer):
     """Filters of ``GET /tenants/``, as on the support dashboard."""
 
     ready = serializers.BooleanField(
-        required=False,
-        allow_null=True,
-        default=None,
-        help_text="Only ready (true) or not ready (false) tenants.",
+        required=False, help_text="Only ready (true) or not ready (false) tenants."
     )
     blocked_at = serializers.ChoiceField(
         choices=STEP_KEYS, required=False, help_text="Only tenants whose first open step is this one."
     )
     stale = serializers.BooleanField(
-        required=False,
-        allow_null=True,
-        default=None,
-        help_text="Only tenants not verified for 48 hours (true).",
+        required=False, help_text="Only tenants not verified for 48 hours (true)."
     )
-    drift = serializers.BooleanField(
-        required=False, allow_null=True, default=None, help_text="Only tenants with a step that broke (true)."
-    )
+    drift = serializers.BooleanField(required=False, help_text="Only tenants with a step that broke (true).")
     updated_since = serializers.DateTimeField(
         required=False,
         help_text="ISO 8601 date-time: only tenants whose readiness, run or mapping changed at or after it.",

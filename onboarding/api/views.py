@@ -177,7 +177,9 @@ class TenantList(ApiView):
         },
     )
     def get(self, request):
-        filters = s.TenantFilterSerializer(data=request.query_params)
+        # A plain dict, not the QueryDict: DRF reads an empty form value as "absent", but "?ready=" is a mistake to
+        # report, not a filter to drop silently.
+        filters = s.TenantFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
         now = timezone.now()
