@@ -10,6 +10,7 @@ from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from tests.api.test_api import finding, make_tenant, store_run
 
@@ -103,6 +104,10 @@ def test_every_operation_conforms_and_never_fails(
     )
     def run(case):
         with django_capture_on_commit_callbacks(execute=False):  # started runs stay queued: no worker here
-            case.call_and_validate(headers=auth)
+            # Negative requests must not break anything (no 5xx, answers as documented), but "was it refused?"
+            # is not asked of them: the API ignores unknown query parameters on purpose (links keep working),
+            # and the token this test adds back would make a request generated without one look "accepted".
+            # Refusing bad values is asserted one by one in test_api.py.
+            case.call_and_validate(headers=auth, excluded_checks=[negative_data_rejection])
 
     run()
