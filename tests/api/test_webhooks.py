@@ -17,6 +17,7 @@ from onboarding import runs, webhooks
 from onboarding.models import AuditEvent, CheckRun, WebhookDelivery, WebhookEndpoint
 from tests.api.receiver import Receiver, hmac_sha256_by_hand, verify
 from tests.api.test_api import make_tenant
+from tests.onboarding.test_cli import sandbox  # noqa: F401 (fixture)
 
 SECRET = "whsec_test-secret-0123456789"
 
@@ -395,3 +396,24 @@ def test_rotate_keys_re_encrypts_webhook_secrets(settings):
     settings.FIELD_ENCRYPTION_KEYS = [new]
     endpoint.refresh_from_db()
     assert endpoint.get_secret() == SECRET
+
+
+@pytest.mark.django_db
+def test_the_tenant_customers_command_emits_mapping_changed(sandbox, monkeypatch, tmp_path, sent):  # noqa: F811
+    """The command path of the one mapping service (against the in-process sandbox); a refused file emits nothing."""
+    from django.core.management.base import CommandError
+
+    from tests.onboarding.test_cli import connect, run
+
+    endpoint_for("https://hooks.example.com/a", events=["mapping.changed"])
+    connect(monkeypatch, "acme", "acme")
+    good = tmp_path / "good.csv"
+    good.write_text("company,motion\nContosoLtd,monthly\n")
+    run("tenant_customers", "acme", "--csv", str(good))
+    (event,) = WebhookDelivery.objects.all()
+    assert event.event == "mapping.changed" and event.payload["data"]["tenant"]["slug"] == "acme"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("company,motion\nNoSuchCo,monthly\n")
+    with pytest.raises(CommandError):
+        run("tenant_customers", "acme", "--csv", str(bad))
+    assert WebhookDelivery.objects.count() == 1
