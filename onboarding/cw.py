@@ -71,4 +71,5 @@ def choices_for(tenant: Tenant) -> TenantChoices:
         ],
         billing_customers=[b.name for b in tenant.billing_customers.filter(cw_company_id__isnull=True)],
         cutover=tenant.billing_cutover,
+        agreement_defaults=dict(tenant.agreement_defaults or {}),
     )

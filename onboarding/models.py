@@ -73,6 +73,16 @@ class Tenant(models.Model):
         help_text="step key -> the ConnectWise error of its latest result when it is 'error' "
         "(connectwise.errors.ConnectWiseError.detail()), for the dashboard's exports",
     )
+    agreement_defaults = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="motion -> defaults for agreements the product creates (connectwise.checks.agreement_defaults)",
+    )
+    agreement_types = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[{id, name, allowed, one_time, inactive}] as the latest agreements check read them",
+    )
     # The company list behind the customers page: when it was last read, and a digest to skip unchanged rewrites.
     directory_refreshed_at = models.DateTimeField(null=True, blank=True)
     directory_digest = models.CharField(max_length=64, blank=True)
@@ -414,6 +424,7 @@ class RepairOperation(models.Model):
 
     plan = models.ForeignKey(RepairPlan, on_delete=models.CASCADE, related_name="operations")
     seq = models.PositiveIntegerField()
+    step = models.CharField(max_length=40, blank=True, help_text="The step this write repairs (combined plans).")
     method = models.CharField(max_length=6)
     path = models.CharField(max_length=300)
     body = models.JSONField(default=None, null=True, blank=True)
@@ -461,6 +472,7 @@ class AuditEvent(models.Model):
         OPERATION_FAILED = "operation.failed", "Change failed"
         CUSTOMERS_CHANGED = "customers.changed", "Customer selection changed"
         CUTOVER_SET = "billing.cutover_set", "Billing cutover date set"
+        DEFAULTS_CHANGED = "agreements.defaults_changed", "Defaults for new agreements changed"
         MEMBER_INVITED = "member.invited", "Teammate invited"
         MEMBER_JOINED = "member.joined", "Teammate joined"
         MEMBER_CHANGED = "member.changed", "Teammate's role changed"

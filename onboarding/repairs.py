@@ -38,7 +38,11 @@ def build_plan(tenant: Tenant, step: str, *, actor=None, options: dict | None = 
     if not decision.allowed:
         raise PlanError(decision.refused)
     with client_for(connection, decision) as client:
-        report = cw_plans.build_plan_report(client, choices_for(tenant), step, options)
+        if step == cw_plans.COMBINED:
+            # "Fix everything that can be fixed" (issue 18): one plan across the repairable steps.
+            report = cw_plans.build_combined_report(client, choices_for(tenant))
+        else:
+            report = cw_plans.build_plan_report(client, choices_for(tenant), step, options)
     operations = report.operations
     with transaction.atomic():
         RepairPlan.objects.filter(tenant=tenant, step=step, status=RepairPlan.Status.DRAFT).update(
@@ -50,6 +54,7 @@ def build_plan(tenant: Tenant, step: str, *, actor=None, options: dict | None = 
                 RepairOperation(
                     plan=plan,
                     seq=i,
+                    step=op.step or step,
                     method=op.method,
                     path=op.path,
                     body=op.body,
@@ -75,7 +80,8 @@ def build_plan(tenant: Tenant, step: str, *, actor=None, options: dict | None = 
 
 def _plan_message(step: str, changes: int, skipped: list[dict]) -> str:
     """The audit line of a new plan; findings left out are named with the reason (issue 17)."""
-    text = f"Repair plan for {step}: {changes} change(s)"
+    what = "every repairable step" if step == cw_plans.COMBINED else step
+    text = f"Repair plan for {what}: {changes} change(s)"
     if skipped:
         text += "; not repaired: " + "; ".join(
             f"{s['subject']} ({s['code']}): {s['reason']}" for s in skipped
@@ -260,6 +266,7 @@ def plan_as_dict(plan: RepairPlan) -> dict:
         "operations": [
             {
                 "seq": op.seq,
+                "step": op.step or plan.step,
                 "method": op.method,
                 "path": op.path,
                 "body": op.body,

@@ -266,6 +266,8 @@ def finish(
     for o in outcomes:
         if o.key == "customers" and "directory" in o.facts:
             _store_directory(tenant, o.facts["directory"], now)
+        if o.key == "agreements" and "agreement_types" in o.facts:
+            tenant.agreement_types = o.facts["agreement_types"]  # the Defaults for new agreements form
     tenant.save()
     webhooks.on_run_ended(run, previous)
     run.refresh_from_db()

@@ -14,9 +14,9 @@ from functools import lru_cache
 
 from connectwise.client import replace_operation
 from connectwise.errors import Forbidden
-from connectwise.query import cond, split_in
+from connectwise.query import cond
 
-from . import codes
+from . import agreement_defaults, codes
 from .base import Finding, Severity, Status, StepOutcome
 from .context import RunContext, ref_id, ref_name, same_name
 from .plans import PlannedOperation, not_repairable, ops_from_patch_findings, skip_repair
@@ -459,11 +459,21 @@ def check(ctx: RunContext) -> StepOutcome:
                 type_name = ref_name(agreement, "type")
                 if type_name and not agreement_type_allowed(allowed, type_name):
                     findings.append(_type_not_allowed(cname, agreement, type_name))
+        if findings and findings[-1].data.get("not_repairable") == NO_DEFAULT_CONTACT:
+            findings.append(_no_default_contact(target, company))
         findings.extend(_same_type(ctx, cname, by_company.get(target.company_id, [])))
 
     mapped = sum(1 for f in per_company if f["agreement_id"])
     summary = f"{mapped} of {len(per_company)} chosen companies have a target agreement."
-    outcome = StepOutcome.from_findings(KEY, findings, summary, companies=per_company, notes=notes)
+    extra = {}
+    if ctx.error_of("agreement_types") is None:
+        # What the Defaults for new agreements form offers: every type, marked allowed by the role or not.
+        extra["agreement_types"] = agreement_defaults.type_options(
+            ctx.get("agreement_types"),
+            allowed,
+            None if allowed is None else (lambda name: agreement_type_allowed(allowed, name)),
+        )
+    outcome = StepOutcome.from_findings(KEY, findings, summary, companies=per_company, notes=notes, **extra)
     unread = ctx.error_of("customize_items")
     if unread is not None and not isinstance(unread, Forbidden):
         # The Access Allowed list could not be read for a passing reason (5xx, a reset after the client's
@@ -711,16 +721,91 @@ def _annual_create(ctx: RunContext, company: dict) -> tuple[dict | None, str]:
             "member's role allows is marked to bill one time, none of the company's agreements has an allowed "
             "type, and more than one type is allowed"
         )
+    contact_id = ref_id(company, "defaultContact")
+    if contact_id is None:
+        return None, NO_DEFAULT_CONTACT
     cycle = one_time_cycle(ctx) if ctx.error_of("billing_cycles") is None else None
     name = f"{company.get('name') or company['id']} Annual seats"[:100]
     create = {
         "name": name,
         "type": {"id": type_["id"], "name": type_.get("name")},
         "company": {"id": company["id"]},
-        "contact_id": ref_id(company, "defaultContact"),
+        "contact_id": contact_id,
+        "motion": ANNUAL,
         ONE_TIME_FIELD: True,
         "billingCycle": {"id": cycle["id"], "name": cycle.get("name")} if cycle else None,
     }
+    return create, ""
+
+
+NO_DEFAULT_CONTACT = (
+    "the company has no default contact, and ConnectWise requires a contact on a new agreement: in ConnectWise "
+    "go to Companies > Companies > the company > set Default Contact (or open a contact and tick Default "
+    "Contact) > Save, then check again"
+)
+
+
+def motion_defaults(ctx: RunContext, motion: str) -> dict | None:
+    """The partner's defaults for new agreements of the motion (``agreement_defaults`` module), or None."""
+    return (getattr(ctx.choices, "agreement_defaults", None) or {}).get(motion) or None
+
+
+def _default_create(ctx: RunContext, company: dict, motion: str) -> tuple[dict | None, str]:
+    """``(create, why_not)`` for a company without a fitting agreement, from its motion's defaults (issue 18).
+
+    Everything the SPEC requires on create (``Agreement``: name, type, company, contact) and the readiness
+    settings from the start: Monthly billing cycle, ``invoicingCycle`` CalendarYear and ``prorateFlag`` for
+    monthly and Azure Plan; ``billOneTimeFlag`` (``ONE_TIME_FIELD``, an assumption) and a one-time billing cycle
+    when there is one for annual. The contact is the company's Default Contact (``defaultContact``)."""
+    defaults = motion_defaults(ctx, motion) or {}
+    allowed = allowed_items(ctx)
+    types = {t["id"]: t for t in ctx.get("agreement_types")}
+    type_ = types.get(defaults.get("type_id"))
+    label = MOTION_LABELS[motion]
+    if type_ is None or type_.get("inactiveFlag"):
+        return None, (
+            f'the agreement type "{defaults.get("type_name")}" of the {label} defaults is gone or inactive in '
+            "ConnectWise: choose another under Defaults for new agreements"
+        )
+    if allowed is not None and not agreement_type_allowed(allowed, type_.get("name") or ""):
+        return None, (
+            f'the agreement type "{type_.get("name")}" of the {label} defaults is not in the API member\'s '
+            "Access Allowed list, so ConnectWise would refuse the create"
+        )
+    contact_id = ref_id(company, "defaultContact")
+    if contact_id is None:
+        return None, NO_DEFAULT_CONTACT
+    cycles_ok = ctx.error_of("billing_cycles") is None
+    name = agreement_defaults.render(
+        defaults.get("name") or agreement_defaults.DEFAULT_NAMES[motion],
+        company=company.get("name") or str(company["id"]),
+        identifier=company.get("identifier") or "",
+    )
+    create: dict = {
+        "name": name,
+        "type": {"id": type_["id"], "name": type_.get("name")},
+        "company": {"id": company["id"]},
+        "contact_id": contact_id,
+        "motion": motion,
+        "startDate": agreement_defaults.start_date(defaults, ctx.now),
+    }
+    if motion == ANNUAL:
+        cycle = one_time_cycle(ctx) if cycles_ok else None
+        one_time = defaults.get("one_time", True)
+        if not one_time and cycle is None:
+            return None, (
+                "the annual defaults leave One-Time off and ConnectWise has no billing cycle that bills one time "
+                "(NotRecurring): tick One-Time under Defaults for new agreements"
+            )
+        create[ONE_TIME_FIELD] = bool(one_time)
+        create["billingCycle"] = {"id": cycle["id"], "name": cycle.get("name")} if cycle else None
+    else:
+        cycle = monthly_cycle(ctx) if cycles_ok else None
+        if cycle is None:
+            return None, NO_MONTHLY_CYCLE
+        create["billingCycle"] = {"id": cycle["id"], "name": cycle.get("name")}
+        create["invoicingCycle"] = CALENDAR_YEAR
+        create["prorateFlag"] = True
     return create, ""
 
 
@@ -768,6 +853,8 @@ def _annual_not_one_time(ctx, target, company, agreement, subject, record, base,
         why_not = "the company no longer exists in ConnectWise"
     elif ctx.error_of("agreement_types") is not None:
         why_not = "the agreement types could not be read"
+    elif motion_defaults(ctx, ANNUAL):
+        create, why_not = _default_create(ctx, company, ANNUAL)
     else:
         create, why_not = _annual_create(ctx, company)
     option = billing_option(agreement, cycles) or "unknown"
@@ -828,21 +915,30 @@ def _not_mapped_finding(ctx: RunContext, target: Target, company: dict) -> Findi
             + (f"another type's agreement ({others})" if others else "another type's agreement")
             + "; the sync could not write to a hidden agreement either."
         )
-    elif target.motion == ANNUAL:
-        explanation = (
-            f"{cname} buys annual seats but has no active agreement with a one-time billing cycle for the sync to "
-            "write to."
-        )
+    else:
+        if target.motion == ANNUAL:
+            explanation = (
+                f"{cname} buys annual seats but has no active agreement with a one-time billing cycle for the "
+                "sync to write to."
+            )
+        else:
+            explanation = (
+                f"{cname} has no active agreement for the sync to write {MOTION_LABELS[target.motion]} seats to."
+            )
         if company.get("missing"):
             why_not = "the company no longer exists in ConnectWise"
         elif ctx.error_of("agreement_types") is not None:
             why_not = "the agreement types could not be read"
-        else:
+        elif motion_defaults(ctx, target.motion):
+            create, why_not = _default_create(ctx, company, target.motion)
+        elif target.motion == ANNUAL:
             create, why_not = _annual_create(ctx, company)
-    else:
-        explanation = (
-            f"{cname} has no active agreement for the sync to write {MOTION_LABELS[target.motion]} seats to."
-        )
+        else:
+            why_not = (
+                f"no defaults are set for {MOTION_LABELS[target.motion]} agreements: set the agreement type and "
+                "name pattern under Defaults for new agreements on the Agreements page (or repair_tenant "
+                "--defaults FILE) and we create it"
+            )
     if target.how == "hidden":
         fix = (
             'In ConnectWise go to System > Security Roles > open the API member\'s security role > the "customize" '
@@ -872,6 +968,27 @@ def _not_mapped_finding(ctx: RunContext, target: Target, company: dict) -> Findi
             "hidden_types": [t.get("name") for t in target.hidden_types],
             **not_repairable(why_not),
         },
+    )
+
+
+def _no_default_contact(target: Target, company: dict) -> Finding:
+    """agreements.no_default_contact: the agreement we would create needs a contact, and the company has no
+    Default Contact (SPEC ``Company.defaultContact``; ``Agreement.contact`` is required on create)."""
+    cname = company.get("name") or f"company id {target.company_id}"
+    return Finding(
+        codes.AGREEMENTS_NO_DEFAULT_CONTACT,
+        Severity.ERROR,
+        subject=f"Company {cname} (id {target.company_id})",
+        explanation=(
+            f"We would create {cname}'s {MOTION_LABELS[target.motion]} agreement, but ConnectWise requires a contact "
+            "on a new agreement and the company has no Default Contact to use."
+        ),
+        fix=(
+            f"In ConnectWise go to Companies > Companies > {cname} > set Default Contact (or open one of its "
+            "contacts and tick Default Contact) > Save; then run the check again."
+        ),
+        record={"path": "company/companies", "id": target.company_id},
+        data={"company_id": target.company_id, "motion": target.motion},
     )
 
 
@@ -945,89 +1062,76 @@ def _same_type(ctx: RunContext, cname: str, agreements: list[dict]) -> list[Find
 
 
 def build_plan(ctx: RunContext, outcome: StepOutcome) -> list[PlannedOperation]:
-    """One PATCH per repairable setting (with the value before), and for an annual customer without a one-time
-    agreement one create, re-queried by company and name before it is sent."""
+    """One PATCH per repairable setting (with the value before), and one create per chosen company without a
+    fitting agreement (an annual customer without a one-time agreement; with the partner's defaults, any motion:
+    issue 18). A create is re-queried by company, type and name before it is sent, and a company gets at most one
+    create per plan (never two agreements for one company and motion)."""
     ops = ops_from_patch_findings(outcome, what=lambda f: _what(f))
-    creates = [f for f in outcome.findings if f.repairable and f.data.get("create")]
-    contacts = _contacts_for(
-        ctx, [f.data["create"]["company"]["id"] for f in creates if not f.data["create"]["contact_id"]]
-    )
     planned: set[int] = set()
-    for f in creates:
-        spec = f.data["create"]
+    for f in outcome.findings:
+        spec = f.data.get("create") if f.repairable else None
+        if not spec:
+            continue
         company_id = spec["company"]["id"]
-        contact_id = spec["contact_id"] or contacts.get(company_id)
         if company_id in planned:
             continue
-        if contact_id is None:
+        if spec.get("contact_id") is None:
             # ConnectWise requires a contact on create (SPEC Agreement.required): say so, never drop it silently.
-            skip_repair(
-                ctx,
-                f,
-                "the company has no contact (ConnectWise requires one on a new agreement), or the API member "
-                "may not read Companies > Contacts",
-            )
+            skip_repair(ctx, f, NO_DEFAULT_CONTACT)
             continue
         planned.add(company_id)
-        body = {
-            "name": spec["name"],
-            "type": {"id": spec["type"]["id"]},
-            "company": {"id": company_id},
-            "contact": {"id": contact_id},
-            ONE_TIME_FIELD: True,
-            "startDate": ctx.now.strftime("%Y-%m-%dT00:00:00Z"),
-        }
-        if spec.get("billingCycle"):
-            body["billingCycle"] = {"id": spec["billingCycle"]["id"]}
-        ops.append(
-            PlannedOperation(
-                method="POST",
-                path="finance/agreements",
-                body=body,
-                finding_code=f.code,
-                subject=f.subject,
-                description=(
-                    f'Create the agreement "{spec["name"]}" of type "{spec["type"].get("name")}" (id '
-                    f"{spec['type']['id']}) for {f.subject}, billed one time ({ONE_TIME_FIELD} true"
-                    + (
-                        f', billing cycle "{spec["billingCycle"].get("name")}" (id {spec["billingCycle"]["id"]})'
-                        if spec.get("billingCycle")
-                        else ""
-                    )
-                    + ")"
-                ),
-                lookup={
-                    "path": "finance/agreements",
-                    "conditions": str(
-                        cond.and_(cond.eq("company/id", company_id), cond.eq("name", spec["name"]))
-                    ),
-                },
-            )
-        )
+        ops.append(create_operation(f, spec, ctx.now))
     return ops
+
+
+def create_operation(f: Finding, spec: dict, now: datetime) -> PlannedOperation:
+    """The POST of a new agreement from a finding's ``data.create`` (see ``_default_create``)."""
+    company_id = spec["company"]["id"]
+    motion = spec.get("motion") or ANNUAL
+    body: dict = {
+        "name": spec["name"],
+        "type": {"id": spec["type"]["id"]},
+        "company": {"id": company_id},
+        "contact": {"id": spec["contact_id"]},
+        "startDate": spec.get("startDate") or now.strftime("%Y-%m-%dT00:00:00Z"),
+    }
+    if spec.get("billingCycle"):
+        body["billingCycle"] = {"id": spec["billingCycle"]["id"]}
+    settings = []
+    if motion == ANNUAL:
+        body[ONE_TIME_FIELD] = bool(spec.get(ONE_TIME_FIELD, True))
+        if body[ONE_TIME_FIELD]:
+            settings.append(f"{ONE_TIME_FIELD} true")
+    else:
+        body["invoicingCycle"] = spec.get("invoicingCycle") or CALENDAR_YEAR
+        body["prorateFlag"] = True
+        settings += ["Cycle Based On Calendar Year", "Prorate Agreement on"]
+    if spec.get("billingCycle"):
+        cycle = spec["billingCycle"]
+        settings.insert(0, f'billing cycle "{cycle.get("name")}" (id {cycle["id"]})')
+    return PlannedOperation(
+        method="POST",
+        path="finance/agreements",
+        body=body,
+        finding_code=f.code,
+        subject=f.subject,
+        description=(
+            f'Create the {MOTION_LABELS.get(motion, motion)} agreement "{spec["name"]}" of type '
+            f'"{spec["type"].get("name")}" (id {spec["type"]["id"]}) for {f.subject}, starting '
+            f"{body['startDate'][:10]}: {', '.join(settings)}"
+        ),
+        lookup={
+            "path": "finance/agreements",
+            "conditions": str(
+                cond.and_(
+                    cond.eq("company/id", company_id),
+                    cond.eq("type/id", spec["type"]["id"]),
+                    cond.eq("name", spec["name"]),
+                )
+            ),
+        },
+    )
 
 
 def _what(f: Finding) -> str:
     return "agreement " + f.subject.removeprefix("Agreement ").split(" of ", 1)[0]
-
-
-def _contacts_for(ctx: RunContext, company_ids: list[int]) -> dict[int, int]:
-    """A contact per company without a default contact: one batched read, never one per company."""
-    if not company_ids:
-        return {}
-    chunks = split_in("company/id", company_ids)
-    try:
-        pages = ctx.client.map_concurrent(
-            lambda c: ctx.client.list(
-                "company/contacts", conditions=c, fields="id,company/id,defaultFlag", order_by="id asc"
-            ),
-            chunks,
-        )
-    except Forbidden:  # Companies > Contacts is not in the required role: no contact, no create
-        return {}
-    out: dict[int, int] = {}
-    for contact in sorted(
-        (c for page in pages for c in page), key=lambda c: (not c.get("defaultFlag"), c["id"])
-    ):
-        out.setdefault(ref_id(contact, "company"), contact["id"])
-    return out

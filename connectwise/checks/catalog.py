@@ -104,7 +104,12 @@ def check(ctx: RunContext) -> StepOutcome:
     )
 
 
-def build_plan(ctx: RunContext, outcome: StepOutcome) -> list[PlannedOperation]:
+def build_plan(
+    ctx: RunContext, outcome: StepOutcome, start: int = 1, table_ids: dict | None = None
+) -> list[PlannedOperation]:
+    """Activate inactive misc products; create one when none exists. ``start`` is the seq of the first operation
+    (when a combined plan embeds this one) and ``table_ids`` the setup-table ids (or placeholders) an earlier part
+    of that plan provides; without them the table creates the product needs are planned here first."""
     ops = [
         PlannedOperation(
             method="PATCH",
@@ -120,11 +125,14 @@ def build_plan(ctx: RunContext, outcome: StepOutcome) -> list[PlannedOperation]:
     ]
     if not any(f.code == codes.CATALOG_MISC_MISSING for f in outcome.findings):
         return ops
-    # The new product refers to the four setup table records: plan their creates/reactivations first.
-    ctx.prefetch(setup_tables.needs(ctx.choices))
-    tables_outcome = setup_tables.check(ctx)
-    table_ops, ids = setup_tables.plan_with_ids(ctx, tables_outcome, start=len(ops) + 1)
-    ops.extend(table_ops)
+    if table_ids is not None:
+        ids = table_ids
+    else:
+        # The new product refers to the four setup table records: plan their creates/reactivations first.
+        ctx.prefetch(setup_tables.needs(ctx.choices))
+        tables_outcome = setup_tables.check(ctx)
+        table_ops, ids = setup_tables.plan_with_ids(ctx, tables_outcome, start=start + len(ops))
+        ops.extend(table_ops)
     body = {
         **NEW_PRODUCT,
         "category": {"id": ids["category"]},

@@ -38,6 +38,7 @@ class PlannedOperation:
     description: str  # one sentence for the approval page
     before: dict[str, Any] | None = None  # the record's relevant fields before (None for a create)
     lookup: dict[str, Any] | None = None  # {"path", "conditions"}: how a create re-queries first
+    step: str = ""  # the step whose finding this fixes (set in combined plans: issue 18)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +130,54 @@ def build_plan_report(
     except ResourceError as exc:
         raise exc.cause from None
     return PlanReport(ops, unrepairable(outcome.findings) + list(ctx.memo.get("plan_skipped", [])))
+
+
+COMBINED = "all"  # RepairPlan.step of "Fix everything that can be fixed"
+# Dependency order: the misc product refers to the setup-table records, agreements stand alone.
+COMBINED_STEPS = ("setup_tables", "catalog", "agreements")
+
+
+def build_combined_report(client: Any, choices: Any, steps: tuple[str, ...] = COMBINED_STEPS) -> PlanReport:
+    """One plan across the repairable steps, in dependency order (setup tables, catalog, agreements): every
+    operation carries its ``step``; ``skipped`` rows carry their ``step`` too. One ConnectWise read per resource
+    for the whole plan (one shared RunContext). A catalog product created by this plan refers to the setup-table
+    records created earlier in it by placeholder, so nothing is planned twice.
+
+    Raises the ConnectWise error when a read the plan needs fails (nothing was written)."""
+    from . import catalog, setup_tables  # noqa: PLC0415
+    from .runner import limit_repairs_to_role  # noqa: PLC0415
+
+    wanted = [s for s in COMBINED_STEPS if s in steps]
+    ctx = RunContext(client, choices)
+    needs: set[str] = {"my_security"}
+    for key in wanted:
+        needs |= set(step_module(key).needs(choices))
+    if "catalog" in wanted:
+        needs |= set(setup_tables.needs(choices))
+    ops: list[PlannedOperation] = []
+    skipped: list[dict] = []
+    table_ids = None
+    try:
+        ctx.prefetch(needs)
+        for key in wanted:
+            module = step_module(key)
+            ctx.memo.pop("plan_skipped", None)
+            outcome = limit_repairs_to_role(module.check(ctx), ctx)
+            start = len(ops) + 1
+            if key == "setup_tables":
+                step_ops, table_ids = setup_tables.plan_with_ids(ctx, outcome, start=start)
+            elif key == "catalog":
+                step_ops = catalog.build_plan(ctx, outcome, start=start, table_ids=table_ids)
+            else:
+                step_ops = list(module.build_plan(ctx, outcome))
+            for op in step_ops:
+                op.step = key
+            ops.extend(step_ops)
+            for row in unrepairable(outcome.findings) + list(ctx.memo.get("plan_skipped", [])):
+                skipped.append({**row, "step": key})
+    except ResourceError as exc:
+        raise exc.cause from None
+    return PlanReport(ops, skipped)
 
 
 def apply_operation(client: Any, op: PlannedOperation, created_ids: dict | None = None) -> AppliedResult:
@@ -270,6 +319,7 @@ __all__ = [
     "apply_operation",
     "build_plan",
     "build_plan_report",
+    "build_combined_report",
     "not_repairable",
     "unrepairable",
 ]

@@ -41,6 +41,8 @@ class TenantChoices:
     cutover: date | None = (
         None  # last day existing additions bill before the sync takes over (existing_billing)
     )
+    # motion -> defaults for the agreements the product creates (connectwise.checks.agreement_defaults)
+    agreement_defaults: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

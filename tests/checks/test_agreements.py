@@ -159,7 +159,7 @@ def test_it_creates_a_one_time_agreement_for_an_annual_customer_without_one():
     assert op.body["type"] == {"id": 5}  # the active, allowed type named like "annual"
     assert op.lookup == {
         "path": "finance/agreements",
-        "conditions": 'company/id = 2 and name = "Contoso Ltd Annual seats"',
+        "conditions": 'company/id = 2 and type/id = 5 and name = "Contoso Ltd Annual seats"',
     }
     assert apply_operation(client, op, {}).status == "done"
     assert apply_operation(client, op, {}).status == "already"
@@ -169,17 +169,18 @@ def test_it_creates_a_one_time_agreement_for_an_annual_customer_without_one():
     assert outcome.facts["companies"][0]["how"] == "auto"
 
 
-def test_an_annual_customer_without_agreements_gets_one_with_a_looked_up_contact():
+def test_an_annual_customer_without_a_default_contact_gets_a_finding_saying_how_to_set_it():
+    # Issue 18: a new agreement's contact is the company's Default Contact; none is a finding, never a guess.
     records = healthy_records()
     records["finance/agreements"] = []
     records["company/companies"] = [company(2, "Contoso Ltd", defaultContact=None)]
     client = healthy_client(records=records)
     outcome = run_check("agreements", client, ANNUAL)
-    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_MAPPED]
-    assert outcome.findings[0].repairable
-    plan = build_plan(client, ANNUAL, "agreements")
-    assert plan[0].body["contact"] == {"id": 200}
-    assert client.calls_to("GET", "company/contacts") == 1
+    assert codes_of(outcome) == [codes.AGREEMENTS_NOT_MAPPED, codes.AGREEMENTS_NO_DEFAULT_CONTACT]
+    assert not outcome.findings[0].repairable
+    assert "Default Contact" in outcome.findings[1].fix
+    assert build_plan(client, ANNUAL, "agreements") == []
+    assert client.calls_to("GET", "company/contacts") == 0
 
 
 def test_it_flags_a_type_the_role_does_not_allow():
