@@ -174,7 +174,7 @@ def test_the_combined_plan_orders_steps_and_creates_each_table_record_once():
         ("agreements", "finance/agreements"),
     ]
     catalog = report.operations[2]
-    assert catalog.body["category"] == {"$ref": "1"} and catalog.body["subcategory"] == {"$ref": "2"}
+    assert catalog.body["category"] == {"id": {"$ref": "1"}} and catalog.body["subcategory"] == {"id": {"$ref": "2"}}
     created: dict = {}
     for seq, op in enumerate(report.operations, start=1):
         created[str(seq)] = apply_operation(client, op, created).id
