@@ -125,6 +125,27 @@ class Tenant(models.Model):
             return hasattr(self, "connection")
         return self.last_checked_at < now - timedelta(hours=settings.STALE_AFTER_HOURS)
 
+    def agreement_defaults_rows(self) -> list[dict]:
+        """The defaults for new agreements, one row per motion that has them (summary and agreements pages)."""
+        from connectwise.checks.agreement_defaults import describe  # noqa: PLC0415
+
+        return describe(self.agreement_defaults or {})
+
+    def set_agreement_defaults(self, defaults: dict, *, actor) -> None:
+        """Store validated defaults (``agreement_defaults.validate``) and audit the change with before and after."""
+        before = self.agreement_defaults or {}
+        self.agreement_defaults = defaults
+        self.save(update_fields=["agreement_defaults"])
+        AuditEvent.record(
+            AuditEvent.Kind.DEFAULTS_CHANGED,
+            tenant=self,
+            actor=actor,
+            message="Defaults for new agreements: "
+            + ("; ".join(f'{m} {d["type_name"]} "{d["name"]}"' for m, d in defaults.items()) or "none"),
+            before=before,
+            after=defaults,
+        )
+
     def admin_emails(self) -> list[str]:
         return [
             e
@@ -424,7 +445,9 @@ class RepairOperation(models.Model):
 
     plan = models.ForeignKey(RepairPlan, on_delete=models.CASCADE, related_name="operations")
     seq = models.PositiveIntegerField()
-    step = models.CharField(max_length=40, blank=True, help_text="The step this write repairs (combined plans).")
+    step = models.CharField(
+        max_length=40, blank=True, help_text="The step this write repairs (combined plans)."
+    )
     method = models.CharField(max_length=6)
     path = models.CharField(max_length=300)
     body = models.JSONField(default=None, null=True, blank=True)

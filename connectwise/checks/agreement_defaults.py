@@ -20,7 +20,9 @@ from datetime import date, datetime
 from typing import Any
 
 MOTIONS = ("monthly", "azure", "annual")
-NAME_MAX = 100  # SPEC 2025.8 components.schemas.Agreement.name: maxLength 100 (docs/connectwise/REFERENCE.md §3)
+NAME_MAX = (
+    100  # SPEC 2025.8 components.schemas.Agreement.name: maxLength 100 (docs/connectwise/REFERENCE.md §3)
+)
 PLACEHOLDERS = ("company", "identifier")  # the company's name and its ConnectWise identifier
 DEFAULT_NAMES = {
     "monthly": "{company} - Microsoft 365",
@@ -202,7 +204,7 @@ def describe(defaults: dict[str, dict]) -> list[dict]:
             out.append(
                 {
                     "motion": motion,
-                    "type": f'{entry.get("type_name")} (id {entry.get("type_id")})',
+                    "type": f"{entry.get('type_name')} (id {entry.get('type_id')})",
                     "name": entry.get("name"),
                     "start": entry.get("start") or "first day of the current month",
                     "one_time": entry.get("one_time") if motion == "annual" else None,

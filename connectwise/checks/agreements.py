@@ -922,9 +922,7 @@ def _not_mapped_finding(ctx: RunContext, target: Target, company: dict) -> Findi
                 "sync to write to."
             )
         else:
-            explanation = (
-                f"{cname} has no active agreement for the sync to write {MOTION_LABELS[target.motion]} seats to."
-            )
+            explanation = f"{cname} has no active agreement for the sync to write {MOTION_LABELS[target.motion]} seats to."
         if company.get("missing"):
             why_not = "the company no longer exists in ConnectWise"
         elif ctx.error_of("agreement_types") is not None:
@@ -1135,3 +1133,22 @@ def create_operation(f: Finding, spec: dict, now: datetime) -> PlannedOperation:
 
 def _what(f: Finding) -> str:
     return "agreement " + f.subject.removeprefix("Agreement ").split(" of ", 1)[0]
+
+
+def agreement_type_options(client, choices) -> list[dict]:
+    """Every agreement type with whether the API member's role allows it (``agreement_defaults.type_options``),
+    read now: two small reads (``finance/agreements/types``, ``system/mySecurity/customizeItems``). Raises the
+    ConnectWise error when the types cannot be read; an unreadable Access Allowed list marks every type allowed
+    (the agreements step then says the list was not checked)."""
+    from .context import ResourceError  # noqa: PLC0415
+
+    ctx = RunContext(client, choices)
+    ctx.prefetch({"agreement_types", "customize_items"})
+    try:
+        types = ctx.get("agreement_types")
+    except ResourceError as exc:
+        raise exc.cause from None
+    allowed = allowed_items(ctx)
+    return agreement_defaults.type_options(
+        types, allowed, None if allowed is None else (lambda name: agreement_type_allowed(allowed, name))
+    )

@@ -57,7 +57,9 @@ AGREEMENTS_ANNUAL_NOT_ONE_TIME = "agreements.annual_not_one_time"
 AGREEMENTS_TYPE_NOT_ALLOWED = "agreements.type_not_allowed"
 AGREEMENTS_CHILD_AGREEMENT = "agreements.child_agreement"
 AGREEMENTS_MULTIPLE_ACTIVE_SAME_TYPE = "agreements.multiple_active_same_type"
-AGREEMENTS_NO_DEFAULT_CONTACT = "agreements.no_default_contact"  # a create needs the company's Default Contact
+AGREEMENTS_NO_DEFAULT_CONTACT = (
+    "agreements.no_default_contact"  # a create needs the company's Default Contact
+)
 AGREEMENTS_NOT_STARTED = "agreements.not_started"  # start or billing start date still ahead (issue 17)
 AGREEMENTS_TYPE_FALLBACK = (
     "agreements.type_fallback"  # warning: auto target of another type than the motion's

@@ -21,7 +21,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from connectwise.checks.plans import unrepairable
+from connectwise.checks.plans import COMBINED, COMBINED_STEPS, unrepairable
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES
 
 from .. import repairs
@@ -41,9 +41,14 @@ def _error_key(tenant_id: int, step: str) -> str:
 
 
 def _step_or_404(key: str) -> str:
-    if key not in STEP_KEYS:
+    if key not in STEP_KEYS and key != COMBINED:
         raise Http404
     return key
+
+
+def _step_url(slug: str, key: str) -> str:
+    """Where a plan's step lives: the step page, or the overview for "Fix everything that can be fixed"."""
+    return reverse("tenant_home", args=[slug]) if key == COMBINED else reverse("step", args=[slug, key])
 
 
 def building_since(tenant, step: str) -> datetime | None:
@@ -79,14 +84,14 @@ def build(request, slug, key):
     key = _step_or_404(key)
     if getattr(tenant, "connection", None) is None:
         messages.error(request, "Save your ConnectWise connection first.")
-        return redirect("step", slug=slug, key=key)
+        return redirect(_step_url(slug, key))
     cache.delete(_error_key(tenant.pk, key))
     cache.set(_building_key(tenant.pk, key), time.time(), BUILD_TIMEOUT)
     from ..tasks import build_plan  # noqa: PLC0415 (tasks import the settings-heavy Celery app)
 
     tenant_id, user_id = tenant.pk, request.user.pk
     transaction.on_commit(lambda: build_plan.delay(tenant_id, key, user_id))
-    return redirect(f"{reverse('step', args=[slug, key])}#repair")
+    return redirect(f"{_step_url(slug, key)}#repair")
 
 
 @login_required
@@ -192,43 +197,97 @@ def operation_row(op: RepairOperation) -> dict:
         ),
         "changes": changes,
         "created": created,
+        "step_title": STEP_TITLES.get(op.step, op.step),
     }
 
 
-def _plan_body_context(access: TenantAccess, plan: RepairPlan) -> dict:
-    ops = list(plan.operations.all())
+PAGE_SIZE = 50  # operations per page of the plan table: a plan of 200 creates stays readable (issue 18)
+
+
+def _plan_body_context(access: TenantAccess, plan: RepairPlan, page: Any = 1) -> dict:
+    """The plan table and its progress. Operations are grouped by step (a combined plan lists setup tables,
+    catalog, agreements in that order), summarised per step and finding, and shown a page at a time; the counts
+    come from one aggregate query, so a plan of hundreds of writes renders in a few queries."""
+    from django.core.paginator import Paginator  # noqa: PLC0415
+    from django.db.models import Count  # noqa: PLC0415
+
+    tenant = access.tenant
+    combined = plan.step == COMBINED
     counts = {s: 0 for s in RepairOperation.Status.values}
-    for op in ops:
-        counts[op.status] += 1
+    summary: dict[str, dict] = {}
+    for row in plan.operations.values("step", "finding_code", "method", "status").annotate(n=Count("id")):
+        counts[row["status"]] += row["n"]
+        step = row["step"] or plan.step
+        group = summary.setdefault(step, {"total": 0, "done": 0, "kinds": {}})
+        group["total"] += row["n"]
+        if row["status"] != RepairOperation.Status.PENDING:
+            group["done"] += row["n"]
+        kind = (row["finding_code"], "Create" if row["method"] == "POST" else "Change")
+        group["kinds"][kind] = group["kinds"].get(kind, 0) + row["n"]
+    total = sum(counts.values())
     finished = counts["done"] + counts["already"] + counts["failed"]
+    steps = list(COMBINED_STEPS) if combined else [plan.step]
+    latest = _latest_by_key(tenant, steps)
+    groups = []
+    for step in steps:
+        info = summary.get(step, {"total": 0, "done": 0, "kinds": {}})
+        result = latest.get(step)
+        groups.append(
+            {
+                "step": step,
+                "title": STEP_TITLES.get(step, step),
+                "total": info["total"],
+                "done": info["done"],
+                "kinds": [
+                    {"code": code, "action": action, "count": n}
+                    for (code, action), n in sorted(info["kinds"].items())
+                ],
+                "not_repaired": unrepairable(result.findings) if result is not None else [],
+            }
+        )
+    paginator = Paginator(plan.operations.order_by("seq"), PAGE_SIZE)
+    page_obj = paginator.get_page(page)
     verify = plan.verify_run
-    verify_result = None
+    verify_results = []
     if verify is not None and not verify.is_active:
-        verify_result = StepResult.objects.filter(run=verify, key=plan.step).first()
+        verify_results = list(StepResult.objects.filter(run=verify, key__in=steps).order_by("id"))
     applying = plan.status in (RepairPlan.Status.APPROVED, RepairPlan.Status.APPLYING)
-    latest = (
-        StepResult.objects.filter(tenant=access.tenant, key=plan.step)
-        .only("findings")
-        .order_by("-created_at", "-id")
-        .first()
-    )
     return {
-        # Findings of the step that could be repairable but are not, each with the reason (issue 17).
-        "not_repaired": unrepairable(latest.findings) if latest is not None else [],
+        # Findings of the step(s) that could be repairable but are not, each with the reason (issue 17).
+        "not_repaired": [n for g in groups for n in g["not_repaired"]],
+        "groups": groups,
+        "combined": combined,
         "access": access,
-        "tenant": access.tenant,
+        "tenant": tenant,
         "plan": plan,
-        "step_title": STEP_TITLES.get(plan.step, plan.step),
-        "rows": [operation_row(op) for op in ops],
+        "step_title": "Everything that can be fixed" if combined else STEP_TITLES.get(plan.step, plan.step),
+        "step_url": _step_url(tenant.slug, plan.step),
+        "rows": [operation_row(op) for op in page_obj.object_list],
+        "page_obj": page_obj if paginator.num_pages > 1 else None,
         "counts": counts,
         "finished": finished,
-        "total": len(ops),
-        "percent": round(100 * finished / len(ops)) if ops else 100,
+        "total": total,
+        "percent": round(100 * finished / total) if total else 100,
         "verify": verify,
-        "verify_result": verify_result,
+        "verify_result": verify_results[0] if len(verify_results) == 1 else None,
+        "verify_results": verify_results,
         # Keep polling while the worker applies the plan and while the re-check after it runs.
         "polling": applying or (verify is not None and verify.is_active),
     }
+
+
+def _latest_by_key(tenant, keys) -> dict:
+    out = {}
+    for key in keys:
+        result = (
+            StepResult.objects.filter(tenant=tenant, key=key)
+            .only("key", "findings", "created_at")
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if result is not None:
+            out[key] = result
+    return out
 
 
 @login_required
@@ -236,7 +295,7 @@ def _plan_body_context(access: TenantAccess, plan: RepairPlan) -> dict:
 def plan_page(request, slug, plan_uuid):
     access = get_tenant(request, slug)
     plan = get_plan(access, plan_uuid)
-    context = _plan_body_context(access, plan)
+    context = _plan_body_context(access, plan, request.GET.get("page", 1))
     return render(request, "onboarding/plan.html", context)
 
 
@@ -246,7 +305,8 @@ def plan_status(request, slug, plan_uuid):
     """htmx fragment: the plan's operations with their live status."""
     access = get_tenant(request, slug)
     plan = get_plan(access, plan_uuid)
-    return render(request, "partials/plan_body.html", _plan_body_context(access, plan))
+    context = _plan_body_context(access, plan, request.GET.get("page", 1))
+    return render(request, "partials/plan_body.html", context)
 
 
 @login_required
@@ -302,7 +362,7 @@ def discard(request, slug, plan_uuid):
         status=RepairPlan.Status.DISCARDED
     ):
         messages.success(request, "Plan discarded. Nothing was changed in your ConnectWise.")
-        return redirect("step", slug=slug, key=plan.step)
+        return redirect(_step_url(slug, plan.step))
     plan.refresh_from_db()
     messages.info(
         request, f"This plan is {plan.get_status_display().lower()} and can no longer be discarded."

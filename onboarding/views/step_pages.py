@@ -511,7 +511,14 @@ def context_agreements(request, access: TenantAccess, *, result: StepResult | No
         "motions": CompanyChoice.Motion.choices,
         "chosen_total": tenant.company_choices.count(),
         "back": request.get_full_path(),
+        **_defaults_context(access),
     }
+
+
+def _defaults_context(access: TenantAccess) -> dict:
+    from .fix_everything import defaults_context  # noqa: PLC0415 (issue 18: Defaults for new agreements)
+
+    return defaults_context(access)
 
 
 @login_required

@@ -22,7 +22,7 @@ from ..forms import ConnectionForm, ReplaceKeyForm
 from ..models import AuditEvent, CheckRun
 from ..runs import latest_results, severity_groups, start_run
 from ..steps_text import STEP_TEXT
-from . import billing, plans, step_pages
+from . import billing, fix_everything, plans, step_pages
 
 
 def _steps_nav(tenant, latest) -> list[dict]:
@@ -86,6 +86,7 @@ def tenant_home(request, slug):
             "active_run": _active_run(tenant),
             "step_text": STEP_TEXT,
             "connection": getattr(tenant, "connection", None),
+            **fix_everything.fix_everything_context(access, latest),
         },
     )
 
@@ -284,4 +285,5 @@ urlpatterns = [
     *step_pages.urlpatterns,
     *plans.urlpatterns,
     *billing.urlpatterns,
+    *fix_everything.urlpatterns,
 ]

@@ -107,7 +107,9 @@ def test_with_defaults_a_monthly_customer_gets_one_ready_agreement_created_once(
         "prorateFlag": True,
     }
     assert op.body["startDate"].endswith("-01T00:00:00Z")
-    assert op.lookup["conditions"] == 'company/id = 2 and type/id = 3 and name = "Contoso Ltd - Microsoft 365"'
+    assert (
+        op.lookup["conditions"] == 'company/id = 2 and type/id = 3 and name = "Contoso Ltd - Microsoft 365"'
+    )
     for o in plan:
         assert apply_operation(client, o, {}).status == "done"
     assert run_check("agreements", client, choices).findings == []
@@ -144,7 +146,13 @@ def test_defaults_whose_type_the_role_no_longer_allows_are_not_used():
 
 def test_annual_defaults_create_a_one_time_agreement_named_by_the_pattern():
     client = _without_agreements()
-    annual = {"type_id": 5, "type_name": "Annual", "name": "{identifier} yearly", "start": "", "one_time": True}
+    annual = {
+        "type_id": 5,
+        "type_name": "Annual",
+        "name": "{identifier} yearly",
+        "start": "",
+        "one_time": True,
+    }
     choices = TenantChoices([ChosenCompany(2, "annual")], agreement_defaults={"annual": annual})
     (op,) = build_plan(client, choices, "agreements")
     assert op.body["name"] == "Contoso yearly" and op.body["billOneTimeFlag"] is True
@@ -174,7 +182,9 @@ def test_the_combined_plan_orders_steps_and_creates_each_table_record_once():
         ("agreements", "finance/agreements"),
     ]
     catalog = report.operations[2]
-    assert catalog.body["category"] == {"id": {"$ref": "1"}} and catalog.body["subcategory"] == {"id": {"$ref": "2"}}
+    assert catalog.body["category"] == {"id": {"$ref": "1"}} and catalog.body["subcategory"] == {
+        "id": {"$ref": "2"}
+    }
     created: dict = {}
     for seq, op in enumerate(report.operations, start=1):
         created[str(seq)] = apply_operation(client, op, created).id

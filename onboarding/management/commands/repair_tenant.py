@@ -7,11 +7,14 @@ cutover is stored, audited, with --yes); that step is repaired only when named, 
 from __future__ import annotations
 
 import json
+import json as jsonlib
 from dataclasses import replace
 
 from django.core.management.base import BaseCommand, CommandError
 
+from connectwise.checks import agreement_defaults
 from connectwise.checks import plans as cw_plans
+from connectwise.checks.agreements import agreement_type_options
 from connectwise.errors import ConnectWiseError
 
 from ... import billing, repairs
@@ -41,8 +44,16 @@ class Command(BaseCommand):
             metavar="YYYY-MM-DD",
             help="existing_billing: the last day existing additions bill (default: the end of the current month).",
         )
+        parser.add_argument(
+            "--defaults",
+            metavar="FILE",
+            help='Set the defaults for new agreements first: JSON like {"monthly": {"type": "O365", "name": '
+            '"{company} - Microsoft 365", "start": "2026-12-01"}, "azure": {...}, "annual": {...}}.',
+        )
 
-    def handle(self, *args, slug, steps=None, yes=False, json=False, cutover=None, **options):
+    def handle(
+        self, *args, slug, steps=None, yes=False, json=False, cutover=None, defaults=None, **options
+    ):
         tenant = get_tenant(slug)
         steps = check_steps(steps)
         wanted = [s for s in REPAIRABLE_STEPS if (not steps and s not in ONLY_WHEN_NAMED) or s in steps]
@@ -60,6 +71,11 @@ class Command(BaseCommand):
         decision = decide(connection.site)
         if not decision.allowed:
             raise CommandError(f"Connection refused: {decision.refused}")
+        if defaults:
+            self._set_defaults(tenant, connection, decision, defaults, as_json=json)
+        if not steps:
+            # Issue 18: without --step, one combined plan across the repairable steps (dependency order).
+            wanted = [cw_plans.COMBINED]
         if not yes:
             self._preview(tenant, connection, decision, wanted, as_json=json, cutover=day)
             return
@@ -72,7 +88,8 @@ class Command(BaseCommand):
             except (ConnectWiseError, repairs.PlanError) as exc:
                 raise CommandError(f"Could not build the {step} plan: {exc}") from None
             if not json:
-                self._write_skipped(step, getattr(plan, "skipped", []))
+                for item in getattr(plan, "skipped", []):
+                    self._write_skipped(item.get("step", step), [item])
             if not plan.operations.exists():
                 RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.DISCARDED)
                 continue
@@ -81,7 +98,8 @@ class Command(BaseCommand):
             plan = repairs.apply(plan, verify=False, actor=OPERATOR)
             applied.append(plan)
             if not json:
-                self.stdout.write(f"Applied {plan.operations.count()} change(s) for {step}: {plan.status}")
+                what = "every repairable step" if step == cw_plans.COMBINED else step
+                self.stdout.write(f"Applied {plan.operations.count()} change(s) for {what}: {plan.status}")
             if plan.status == RepairPlan.Status.FAILED:
                 self.stderr.write(f"The {step} plan failed: {plan.error}")
         try:
@@ -100,16 +118,29 @@ class Command(BaseCommand):
         with client_for(connection, decision) as client:
             for step in wanted:
                 try:
-                    report = cw_plans.build_plan_report(client, choices, step)
+                    if step == cw_plans.COMBINED:
+                        report = cw_plans.build_combined_report(client, choices)
+                    else:
+                        report = cw_plans.build_plan_report(client, choices, step)
                 except ConnectWiseError as exc:
                     raise CommandError(f"Could not build the {step} plan: {exc}") from None
-                out.append(
-                    {
-                        "step": step,
-                        "operations": [op.to_dict() for op in report.operations],
-                        "not_repaired": report.skipped,
-                    }
-                )
+                operations = [
+                    {**op.to_dict(), "seq": seq} for seq, op in enumerate(report.operations, start=1)
+                ]
+                if step != cw_plans.COMBINED:
+                    out.append({"step": step, "operations": operations, "not_repaired": report.skipped})
+                    continue
+                # One plan (one approval), printed per step in dependency order; "seq" is the position in the
+                # combined plan, which {"$ref": seq} placeholders name.
+                for key in cw_plans.COMBINED_STEPS:
+                    out.append(
+                        {
+                            "step": key,
+                            "combined": True,
+                            "operations": [op for op in operations if op.get("step") == key],
+                            "not_repaired": [s for s in report.skipped if s.get("step") == key],
+                        }
+                    )
         if as_json:
             self.stdout.write(json.dumps({"tenant": tenant.slug, "applied": False, "plans": out}, indent=2))
             return
@@ -124,3 +155,30 @@ class Command(BaseCommand):
         """A finding that could be repaired but is not, with the reason: never a silent "0 change(s)"."""
         for item in skipped:
             self.stdout.write(f"  not repaired: {item['subject']} ({item['code']}): {item['reason']}")
+
+    def _set_defaults(self, tenant, connection, decision, path: str, *, as_json: bool) -> None:
+        """Validate the file against the tenant's agreement types and the role's Access Allowed list (read from
+        ConnectWise now), then store it. Refused as a whole, with every reason, before anything is applied."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = jsonlib.load(f)
+        except OSError as exc:
+            raise CommandError(f"Cannot read {path}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise CommandError(f"{path} is not valid JSON: {exc}") from None
+        with client_for(connection, decision) as client:
+            try:
+                options = agreement_type_options(client, choices_for(tenant))
+            except ConnectWiseError as exc:
+                raise CommandError(f"Could not read the agreement types: {exc}") from None
+        try:
+            clean = agreement_defaults.validate(raw, options)
+        except agreement_defaults.DefaultsError as exc:
+            raise CommandError(
+                "The defaults were refused; nothing was applied:\n  " + "\n  ".join(exc.problems)
+            ) from None
+        tenant.set_agreement_defaults(clean, actor=OPERATOR)
+        if not as_json:
+            for row in tenant.agreement_defaults_rows():
+                self.stdout.write(f'defaults {row["motion"]}: type {row["type"]}, name "{row["name"]}"')
+
