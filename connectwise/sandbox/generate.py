@@ -390,6 +390,40 @@ def generate_scenario(
     return scenario
 
 
+def onboarding_motion(company_id: int) -> str:
+    """The billing motion of company ``company_id`` in ``generate_onboarding``: half monthly (even ids), a quarter
+    Azure Plan, a quarter annual."""
+    if company_id % 2 == 0:
+        return "monthly"
+    return "azure" if company_id % 4 == 1 else "annual"
+
+
+# The defaults for new agreements that bring a generated onboarding tenant to ready (issue 18), in the
+# ``repair_tenant --defaults`` format.
+ONBOARDING_DEFAULTS = {
+    "monthly": {"type": "O365", "name": "{company} - Microsoft 365"},
+    "azure": {"type": "Azure Plan", "name": "{company} - Azure Plan"},
+    "annual": {"type": "Annual", "name": "{company} - Annual seats", "one_time": True},
+}
+
+
+def generate_onboarding(
+    companies: int = 200, company_id: str = "onboard", seed: int = 1, **keys: str
+) -> dict[str, Any]:
+    """A partner onboarding many customers at once (issue 18): everything set up except that no company has an
+    agreement yet. Choose every company with ``onboarding_motion`` and set ``ONBOARDING_DEFAULTS``: one approved
+    plan then creates one agreement per company and the tenant verifies ready.
+
+    "Managed Services", the one agreement type the role's Access Allowed list lacks, is inactive here: an active
+    hidden type could hold a company's agreement we cannot see, and the agreements step then creates nothing
+    (issue 17)."""
+    scenario = generate_scenario(companies, 0, company_id, seed, **keys)
+    for agreement_type in scenario["records"]["finance/agreements/types"]:
+        if agreement_type["name"] not in AGREEMENT_TYPES_ALLOWED:
+            agreement_type["inactiveFlag"] = True
+    return scenario
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a healthy ConnectWise sandbox scenario of any size.")
     parser.add_argument("--companies", type=int, default=5000)
