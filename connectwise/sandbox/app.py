@@ -574,6 +574,7 @@ class SandboxApp:
             _validate(tenant, spec, record, creating=True)
             _apply_defaults(tenant, spec, record)
             if spec is RESOURCES["finance/agreements"]:
+                _check_agreement_contact(tenant, spec, record)
                 self._guard_agreement_type(request, record)
             _check_unique(table, record, None)
             # who entered it: what makes a record one of the member's "my" records (docs/connectwise/REFERENCE.md §2)
@@ -1268,6 +1269,26 @@ def _validate(tenant: Tenant, spec: ResourceSpec, record: dict, creating: bool) 
         record[field] = _reference(target, ref.copy)
     if errors:
         raise _invalid(spec, errors)
+
+
+def _check_agreement_contact(tenant: Tenant, spec: ResourceSpec, record: dict) -> None:
+    """A new agreement's contact must be one of its company's contacts, as the agreement screen offers them.
+    Assumption (no public source states ConnectWise's answer): refused like another invalid field."""
+    contact = tenant.tables["company/contacts"].rows.get(get_path(record, "contact/id")) or {}
+    owner = get_path(contact, "company/id")
+    if owner is not None and owner != get_path(record, "company/id"):
+        raise _invalid(
+            spec,
+            [
+                _field_error(
+                    spec,
+                    "InvalidField",
+                    "contact",
+                    f"contact with id {contact.get('id')} is not a contact of company "
+                    f"{get_path(record, 'company/id')}.",
+                )
+            ],
+        )
 
 
 def _reference(target: dict, copy_fields: tuple[str, ...]) -> dict:
