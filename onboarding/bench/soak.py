@@ -12,6 +12,12 @@ baseline findings. Then every cycle:
    (``onboarding.repairs``), re-applying a failed plan (``repairs.reapply``) up to ``--reapply`` times under
    faults and then once more without faults, as a partner clicking "try again" would.
 
+A third tenant (issue 18, ``--onboard N``, 200 by default, 0 leaves it out) is a generated partner onboarding N
+customers at once (``generate_onboarding``: half monthly, a quarter Azure Plan, a quarter annual, no agreement
+yet) with defaults for new agreements: it is verified like the others and repaired with one combined plan ("Fix
+everything that can be fixed"), which creates one agreement per company. After every cycle the benchmark counts
+the agreements per company there: more than one for any company is a duplicate (``agreement_duplicates``).
+
 It checks that every run ends ``done`` or ``error`` (never queued/running), every plan ``applied`` or ``failed``
 (never applying), every verification has the baseline's findings (``(step, code, subject)``) or says clearly
 that it could not check (a step ``error`` with ``step.check_failed``, the steps it blocks, or a run ``error``),
@@ -33,9 +39,11 @@ from django.conf import settings
 from django.test.utils import override_settings
 
 from connectwise.checks import codes
+from connectwise.checks.plans import COMBINED
 from connectwise.errors import ConnectWiseError
-from connectwise.sandbox import SandboxApp, SandboxReset, load_scenario, serve_in_thread
+from connectwise.sandbox import SandboxApp, SandboxReset, load_scenario, parse_scenario, serve_in_thread
 from connectwise.sandbox.app import ApiError
+from connectwise.sandbox.generate import generate_onboarding, onboarding_motion
 
 from .. import repairs, runs
 from ..models import CheckRun, CompanyChoice, Connection, RepairPlan, Tenant
@@ -73,6 +81,27 @@ def add_arguments(parser) -> None:
         help="Re-applies of a failed plan under faults before a clean one (3).",
     )
     parser.add_argument("--slow-ms", type=int, default=40, help="Duration of a slow body (40 ms).")
+    parser.add_argument(
+        "--onboard",
+        type=int,
+        default=200,
+        help="Companies of the onboarding tenant repaired with one combined plan (200; 0: none).",
+    )
+
+
+ONBOARD = ("soak-onboard", "onboardco", "onboardpub", "onboardpriv-0123456789")
+# What the onboarding tenant's partner set as defaults for new agreements (generate_onboarding's types).
+ONBOARD_DEFAULTS = {
+    "monthly": {"type_id": 1, "type_name": "O365", "name": "{company} - Microsoft 365", "start": ""},
+    "azure": {"type_id": 2, "type_name": "Azure Plan", "name": "{company} - Azure Plan", "start": ""},
+    "annual": {
+        "type_id": 3,
+        "type_name": "Annual",
+        "name": "{company} - Annual",
+        "start": "",
+        "one_time": True,
+    },
+}
 
 
 class SoakSandbox(SandboxApp):
@@ -215,8 +244,33 @@ def _diff(run: CheckRun, baseline: dict) -> dict:
     }
 
 
-def _repair(tenant: Tenant, options: dict, app: SoakSandbox, stats: Counter, faults: dict) -> None:
-    for step in REPAIRABLE_STEPS:
+def _onboard_tenant(url: str, companies: int) -> Tenant:
+    slug, company_id, public, private = ONBOARD
+    tenant = Tenant.objects.create(slug=slug, name=slug, agreement_defaults=ONBOARD_DEFAULTS)
+    conn = Connection(tenant=tenant, site=urlsplit(url).netloc, company_id=company_id, public_key=public)
+    conn.set_private_key(private)
+    conn.save()
+    CompanyChoice.objects.bulk_create(
+        [
+            CompanyChoice(tenant=tenant, cw_company_id=i, motion=onboarding_motion(i))
+            for i in range(1, companies + 1)
+        ]
+    )
+    return Tenant.objects.select_related("connection").get(pk=tenant.pk)
+
+
+def agreement_duplicates(app: SandboxApp, company_id: str) -> dict[int, int]:
+    """Company id -> number of agreements, for every company of the tenant with more than one."""
+    per_company = Counter(
+        a["company"]["id"] for a in app.tenant(company_id).tables["finance/agreements"].rows.values()
+    )
+    return {cid: n for cid, n in per_company.items() if n > 1}
+
+
+def _repair(
+    tenant: Tenant, options: dict, app: SoakSandbox, stats: Counter, faults: dict, steps=REPAIRABLE_STEPS
+) -> None:
+    for step in steps:
         plan = None
         for _ in range(1 + options["reapply"]):
             try:
@@ -260,7 +314,17 @@ def run(options: dict) -> dict:
         raise ValueError("--runs must be at least 1 and --fault-rate between 0 and 1")
     started = time.perf_counter()
     random.seed(options["seed"])  # the client's backoff jitter
-    app = SoakSandbox([load_scenario(SCENARIOS / spec[0]) for spec in TENANTS.values()])
+    scenarios = [load_scenario(SCENARIOS / spec[0]) for spec in TENANTS.values()]
+    if options.get("onboard", 0) < 0:
+        raise ValueError("--onboard must be 0 or more")
+    onboard = options.get("onboard", 0)
+    if onboard:
+        _, company_id, public, private = ONBOARD
+        scenarios.append(
+            parse_scenario(generate_onboarding(onboard, company_id, public_key=public, private_key=private))
+        )
+    app = SoakSandbox(scenarios)
+    onboard_duplicates: dict[str, int] = {}
     stats: Counter = Counter()
     outcomes: Counter = Counter()
     wrong: list[dict] = []
@@ -270,6 +334,8 @@ def run(options: dict) -> dict:
         override_settings(CONNECTWISE_SANDBOX_URL=url),
     ):
         tenants = {slug: _tenant(slug, url, spec, app) for slug, spec in TENANTS.items()}
+        if onboard:
+            tenants[ONBOARD[0]] = _onboard_tenant(url, onboard)
         baselines = {
             slug: _findings(runs.run_now(t, trigger=CheckRun.Trigger.CLI)) for slug, t in tenants.items()
         }
@@ -297,9 +363,16 @@ def run(options: dict) -> dict:
                                 **_diff(result, baselines[slug]),
                             }
                         )
-                for tenant in tenants.values():
-                    _repair(tenant, options, app, stats, faults)
+                for slug, tenant in tenants.items():
+                    steps = (COMBINED,) if slug == ONBOARD[0] else REPAIRABLE_STEPS
+                    _repair(tenant, options, app, stats, faults, steps)
                 app.set_faults({})
+                if onboard:
+                    for cid, n in agreement_duplicates(app, ONBOARD[1]).items():
+                        onboard_duplicates[f"cycle {cycle} / company {cid}"] = n
+                    stats["onboard_agreements"] += len(
+                        app.tenant(ONBOARD[1]).tables["finance/agreements"].rows
+                    )
         runs_by_status = Counter(CheckRun.objects.values_list("status", flat=True))
         plans_by_status = Counter(
             RepairPlan.objects.exclude(status=RepairPlan.Status.DISCARDED).values_list("status", flat=True)
@@ -334,8 +407,11 @@ def run(options: dict) -> dict:
         ),
         "creates": sum(app.creates.values()),
         "creates_refused_as_existing": app.object_exists,
-        "duplicates_found": len(duplicates),
-        "duplicates": duplicates,
+        "duplicates_found": len(duplicates) + len(onboard_duplicates),
+        "duplicates": {**duplicates, **onboard_duplicates},
+        "onboard_companies": onboard,
+        "onboard_agreements_created": stats["onboard_agreements"],
+        "agreement_duplicates": len(onboard_duplicates),
         "total_seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -368,6 +444,12 @@ def print_table(result: dict, write=print) -> None:
             f"{result['creates']} ({result['creates_refused_as_existing']} more refused as already existing)",
         ),
         ("duplicates found", result["duplicates_found"]),
+        (
+            "onboarding tenant (combined plan)",
+            f"{result.get('onboard_companies', 0)} companies; agreements at the end of the cycles: "
+            f"{result.get('onboard_agreements_created', 0)} in all (one per company each cycle), "
+            f"{result.get('agreement_duplicates', 0)} companies with two",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     for name, value in rows:

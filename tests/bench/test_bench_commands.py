@@ -74,16 +74,19 @@ def test_soak_ends_every_run_and_plan_and_creates_nothing_twice(tmp_path):
     done = benchmark(tmp_path, "soak", "--runs", "2", "--fault-rate", "0.3", "--seed", "7", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["verifications"] == 4 and result["faults_injected"] > 0
+    assert result["verifications"] == 6 and result["faults_injected"] > 0  # 3 tenants, 2 cycles
     assert result["runs_not_final"] == 0 and set(result["runs_by_status"]) <= {"done", "error"}
     assert result["outcomes"]["wrong"] == 0 and result["crashed"] == 0, result["wrong_runs"]
-    assert result["outcomes"]["same"] + result["outcomes"]["error"] == 4
+    assert result["outcomes"]["same"] + result["outcomes"]["error"] == 6
     # Under 30% faults a plan may still end failed after its re-applies (with a clear error): what must hold is
     # that every plan ends final, most are applied, and nothing is ever created twice.
     assert result["plans"] > 0 and result["plans_not_final"] == 0
     assert result["plans_applied"] + result["plans_failed"] == result["plans"]
     assert result["plans_applied"] >= result["plans"] // 2
     assert result["creates"] > 0 and result["duplicates_found"] == 0, result["duplicates"]
+    # Issue 18: the onboarding tenant's combined plan (200 creates per cycle) never gives a company two agreements.
+    assert result["onboard_companies"] == 200 and result["agreement_duplicates"] == 0
+    assert 0 < result["onboard_agreements_created"] <= 2 * 200
 
 
 def test_the_benchmarks_refuse_nonsense_sizes(tmp_path):
