@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from connectwise.checks.plans import COMBINED, COMBINED_STEPS
+from connectwise.checks.registry import STEP_TITLES
 
 from ..access import TenantAccess, get_tenant
 from ..forms import AgreementDefaultsForm
@@ -32,7 +33,7 @@ def fix_everything_context(access: TenantAccess, latest: dict) -> dict:
         result = latest.get(key)
         count = sum(1 for f in (result.findings if result else []) if f.get("repairable"))
         if count:
-            per_step.append({"key": key, "count": count})
+            per_step.append({"key": key, "title": STEP_TITLES.get(key, key), "count": count})
     plans = list(RepairPlan.objects.filter(tenant=tenant, step=COMBINED).order_by("-created_at")[:3])
     return {
         "fix_all_steps": per_step,

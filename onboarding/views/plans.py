@@ -250,7 +250,10 @@ def _plan_body_context(access: TenantAccess, plan: RepairPlan, page: Any = 1) ->
     verify = plan.verify_run
     verify_results = []
     if verify is not None and not verify.is_active:
-        verify_results = list(StepResult.objects.filter(run=verify, key__in=steps).order_by("id"))
+        by_key = {r.key: r for r in StepResult.objects.filter(run=verify, key__in=steps)}
+        verify_results = [by_key[k] for k in steps if k in by_key]
+        for r in verify_results:
+            r.title = STEP_TITLES.get(r.key, r.key)
     applying = plan.status in (RepairPlan.Status.APPROVED, RepairPlan.Status.APPLYING)
     return {
         # Findings of the step(s) that could be repairable but are not, each with the reason (issue 17).

@@ -50,7 +50,7 @@ def test_the_overview_offers_fix_everything_to_admins_only(client, admin_a, memb
     _repairable(tenant_a)
     client.force_login(admin_a)
     html = client.get(reverse("tenant_home", args=[tenant_a.slug])).content.decode()
-    assert "Fix everything that can be fixed" in html and "catalog: 1, agreements: 2" in html
+    assert "Fix everything that can be fixed" in html and "Product catalog: 1, Agreements: 2" in html
     assert reverse("plan_build", args=[tenant_a.slug, COMBINED]) in html
     client.force_login(member_a)
     html = client.get(reverse("tenant_home", args=[tenant_a.slug])).content.decode()

@@ -181,4 +181,3 @@ class Command(BaseCommand):
         if not as_json:
             for row in tenant.agreement_defaults_rows():
                 self.stdout.write(f'defaults {row["motion"]}: type {row["type"]}, name "{row["name"]}"')
-
