@@ -103,7 +103,8 @@ def approve(plan: RepairPlan, *, by) -> bool:
                 AuditEvent.Kind.PLAN_APPROVED,
                 tenant=plan.tenant,
                 actor=by,
-                message=f"Approved {plan.operations.count()} change(s) for {plan.step}",
+                message=f"Approved {plan.operations.count()} change(s) for "
+                + ("every repairable step" if plan.step == cw_plans.COMBINED else plan.step),
                 plan=str(plan.uuid),
             )
     plan.refresh_from_db()
