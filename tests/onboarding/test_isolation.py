@@ -84,6 +84,7 @@ ACCESS: dict[str, Access] = {
     "customers_import": Access("tenant", None, "change"),
     "billing_match": Access("tenant", None, "change"),
     "agreements_save": Access("tenant", None, "change"),
+    "agreement_defaults_save": Access("tenant", None, "change"),
     "plan_build": Access("tenant", None, "change"),
     "plan_build_status": Access("tenant", "read", None),
     "plan": Access("tenant", "read", None),
