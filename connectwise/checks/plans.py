@@ -135,10 +135,21 @@ def build_plan_report(
 COMBINED = "all"  # RepairPlan.step of "Fix everything that can be fixed"
 # Dependency order: the misc product refers to the setup-table records, agreements stand alone.
 COMBINED_STEPS = ("setup_tables", "catalog", "agreements")
+# Advisory: ending existing additions changes what is billed, so it joins only once the partner chose a cutover.
+CUTOVER_STEP = "existing_billing"
 
 
-def build_combined_report(client: Any, choices: Any, steps: tuple[str, ...] = COMBINED_STEPS) -> PlanReport:
-    """One plan across the repairable steps, in dependency order (setup tables, catalog, agreements): every
+def combined_steps(choices: Any) -> tuple[str, ...]:
+    """The steps "Fix everything that can be fixed" repairs: ``COMBINED_STEPS``, then existing_billing's cutover
+    repair only when the partner chose a cutover date (``choices.cutover``)."""
+    if getattr(choices, "cutover", None) is not None:
+        return (*COMBINED_STEPS, CUTOVER_STEP)
+    return COMBINED_STEPS
+
+
+def build_combined_report(client: Any, choices: Any, steps: tuple[str, ...] | None = None) -> PlanReport:
+    """One plan across the repairable steps (``combined_steps``), in dependency order (setup tables, catalog,
+    agreements, then existing_billing when a cutover was chosen): every
     operation carries its ``step``; ``skipped`` rows carry their ``step`` too. One ConnectWise read per resource
     for the whole plan (one shared RunContext). A catalog product created by this plan refers to the setup-table
     records created earlier in it by placeholder, so nothing is planned twice.
@@ -147,7 +158,8 @@ def build_combined_report(client: Any, choices: Any, steps: tuple[str, ...] = CO
     from . import catalog, setup_tables  # noqa: PLC0415
     from .runner import limit_repairs_to_role  # noqa: PLC0415
 
-    wanted = [s for s in COMBINED_STEPS if s in steps]
+    available = combined_steps(choices)
+    wanted = [s for s in available if steps is None or s in steps]
     ctx = RunContext(client, choices)
     needs: set[str] = {"my_security"}
     for key in wanted:

@@ -8,13 +8,15 @@ Views never call ConnectWise: the form's type choices come from the latest agree
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from connectwise.checks.plans import COMBINED, COMBINED_STEPS
+from connectwise.checks.plans import COMBINED, combined_steps
 from connectwise.checks.registry import STEP_TITLES
 
 from ..access import TenantAccess, get_tenant
@@ -29,7 +31,7 @@ def fix_everything_context(access: TenantAccess, latest: dict) -> dict:
 
     tenant = access.tenant
     per_step = []
-    for key in COMBINED_STEPS:
+    for key in combined_steps(SimpleNamespace(cutover=tenant.billing_cutover)):
         result = latest.get(key)
         count = sum(1 for f in (result.findings if result else []) if f.get("repairable"))
         if count:

@@ -227,6 +227,7 @@ def _plan_body_context(access: TenantAccess, plan: RepairPlan, page: Any = 1) ->
     total = sum(counts.values())
     finished = counts["done"] + counts["already"] + counts["failed"]
     steps = list(COMBINED_STEPS) if combined else [plan.step]
+    steps += [s for s in summary if s not in steps]  # existing_billing, when a cutover was chosen
     latest = _latest_by_key(tenant, steps)
     groups = []
     for step in steps:

@@ -204,3 +204,16 @@ def test_defaults_of_another_motion_are_never_used():
     choices = TenantChoices([ChosenCompany(2, "azure")], agreement_defaults={"monthly": O365})
     finding = run_check("agreements", client, choices).findings[0]
     assert not finding.repairable and "Azure Plan" in finding.data["not_repairable"]
+
+
+def test_existing_billing_joins_the_combined_plan_only_once_a_cutover_is_chosen():
+    from datetime import date
+
+    from connectwise.checks.plans import combined_steps
+
+    assert combined_steps(TenantChoices([ChosenCompany(2)])) == ("setup_tables", "catalog", "agreements")
+    chosen = TenantChoices([ChosenCompany(2)], cutover=date(2026, 12, 31))
+    assert combined_steps(chosen)[-1] == "existing_billing"
+    client = healthy_client()
+    build_combined_report(client, TenantChoices([ChosenCompany(2)]))
+    assert not [p for p in client.calls if "additions" in str(p)]

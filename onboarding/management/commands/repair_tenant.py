@@ -51,9 +51,7 @@ class Command(BaseCommand):
             '"{company} - Microsoft 365", "start": "2026-12-01"}, "azure": {...}, "annual": {...}}.',
         )
 
-    def handle(
-        self, *args, slug, steps=None, yes=False, json=False, cutover=None, defaults=None, **options
-    ):
+    def handle(self, *args, slug, steps=None, yes=False, json=False, cutover=None, defaults=None, **options):
         tenant = get_tenant(slug)
         steps = check_steps(steps)
         wanted = [s for s in REPAIRABLE_STEPS if (not steps and s not in ONLY_WHEN_NAMED) or s in steps]
@@ -132,7 +130,7 @@ class Command(BaseCommand):
                     continue
                 # One plan (one approval), printed per step in dependency order; "seq" is the position in the
                 # combined plan, which {"$ref": seq} placeholders name.
-                for key in cw_plans.COMBINED_STEPS:
+                for key in cw_plans.combined_steps(choices):
                     out.append(
                         {
                             "step": key,
