@@ -730,6 +730,7 @@ def _annual_create(ctx: RunContext, company: dict) -> tuple[dict | None, str]:
         "name": name,
         "type": {"id": type_["id"], "name": type_.get("name")},
         "company": {"id": company["id"]},
+        "company_name": company.get("name") or "",
         "contact_id": contact_id,
         "motion": ANNUAL,
         ONE_TIME_FIELD: True,
@@ -785,6 +786,7 @@ def _default_create(ctx: RunContext, company: dict, motion: str) -> tuple[dict |
         "name": name,
         "type": {"id": type_["id"], "name": type_.get("name")},
         "company": {"id": company["id"]},
+        "company_name": company.get("name") or "",
         "contact_id": contact_id,
         "motion": motion,
         "startDate": agreement_defaults.start_date(defaults, ctx.now),
@@ -1107,15 +1109,16 @@ def create_operation(f: Finding, spec: dict, now: datetime) -> PlannedOperation:
     if spec.get("billingCycle"):
         cycle = spec["billingCycle"]
         settings.insert(0, f'billing cycle "{cycle.get("name")}" (id {cycle["id"]})')
+    company = f"{spec.get('company_name') or 'company'} (id {company_id})"
     return PlannedOperation(
         method="POST",
         path="finance/agreements",
         body=body,
         finding_code=f.code,
-        subject=f.subject,
+        subject=f'Agreement "{spec["name"]}" for {company}',
         description=(
             f'Create the {MOTION_LABELS.get(motion, motion)} agreement "{spec["name"]}" of type '
-            f'"{spec["type"].get("name")}" (id {spec["type"]["id"]}) for {f.subject}, starting '
+            f'"{spec["type"].get("name")}" (id {spec["type"]["id"]}) for {company}, starting '
             f"{body['startDate'][:10]}: {', '.join(settings)}"
         ),
         lookup={

@@ -21,7 +21,8 @@ from connectwise.checks.registry import STEP_TITLES
 
 from ..access import TenantAccess, get_tenant
 from ..forms import AgreementDefaultsForm
-from ..models import RepairPlan
+from ..models import CheckRun, RepairPlan
+from ..runs import start_run
 
 
 def fix_everything_context(access: TenantAccess, latest: dict) -> dict:
@@ -67,9 +68,13 @@ def defaults_save(request, slug):
         messages.error(request, "The defaults were not saved: " + "; ".join(_errors(form)))
         return render_step(request, access, "agreements", status=400, **defaults_context(access, form))
     tenant.set_agreement_defaults(form.defaults, actor=request.user)
+    if getattr(tenant, "connection", None) is not None:
+        # The stored findings were judged without these defaults: check the step again so that the missing
+        # agreements show up as fixable ("Fix it for me", "Fix everything that can be fixed").
+        start_run(tenant, trigger=CheckRun.Trigger.MANUAL, actor=request.user, steps=["agreements"])
     messages.success(
         request,
-        "Defaults saved. Check the step again, then Fix it for me creates the missing agreements from them.",
+        "Defaults saved. We are checking the agreements again: the missing ones can then be created for you.",
     )
     return redirect(f"{reverse('step', args=[slug, 'agreements'])}#defaults")
 

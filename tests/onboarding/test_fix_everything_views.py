@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from connectwise.checks.plans import COMBINED
-from onboarding.models import AuditEvent, RepairOperation, RepairPlan
+from onboarding.models import AuditEvent, CheckRun, RepairOperation, RepairPlan
 from tests.onboarding.wizard_helpers import (  # noqa: F401 (fixtures)
     clean_cache_fixture,
     connection_a_fixture,
@@ -188,6 +188,8 @@ def test_admin_saves_defaults_audited_and_shown_on_the_summary(client, admin_a, 
             "one_time": True,
         },
     }
+    run = CheckRun.objects.get(tenant=tenant_a)  # the agreements are checked again with the defaults
+    assert run.steps == ["agreements"] and run.actor == admin_a
     event = AuditEvent.objects.get(tenant=tenant_a, kind=AuditEvent.Kind.DEFAULTS_CHANGED)
     assert event.actor == admin_a and event.detail["after"] == tenant_a.agreement_defaults
     summary = client.get(reverse("summary", args=[tenant_a.slug])).content.decode()
