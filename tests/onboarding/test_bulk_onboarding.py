@@ -211,3 +211,15 @@ def test_the_200_create_plan_page_is_grouped_paged_and_fast(onboard, client, dja
     assert html.count('class="mono small text-body-secondary">POST finance/agreements') == 50
     page4 = client.get(url + "?page=4").content.decode()
     assert "Changes 151–200 of 200" in page4
+
+
+def test_a_preview_with_defaults_lists_the_creates_and_stores_nothing(onboard, tmp_path):
+    tenant, app = onboard
+    app.clear_requests()
+    preview = json.loads(run("repair_tenant", "onboard", "--defaults", _defaults_file(tmp_path), "--json"))
+    agreements = next(p for p in preview["plans"] if p["step"] == "agreements")
+    assert len(agreements["operations"]) == COMPANIES and agreements["combined"] is True
+    assert agreements["operations"][0]["lookup"]["conditions"].startswith("company/id = ")
+    tenant.refresh_from_db()
+    assert tenant.agreement_defaults == {} and not RepairPlan.objects.filter(tenant=tenant).exists()
+    assert not [k for k in app.request_counts("onboard")["onboard"] if not k.startswith("GET")]

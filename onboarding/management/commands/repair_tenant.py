@@ -70,12 +70,17 @@ class Command(BaseCommand):
         if not decision.allowed:
             raise CommandError(f"Connection refused: {decision.refused}")
         if defaults:
-            self._set_defaults(tenant, connection, decision, defaults, as_json=json)
+            defaults = self._load_defaults(tenant, connection, decision, defaults)
+            if yes:
+                tenant.set_agreement_defaults(defaults, actor=OPERATOR)
+            if not json:
+                for row in agreement_defaults.describe(defaults):
+                    self.stdout.write(f'defaults {row["motion"]}: type {row["type"]}, name "{row["name"]}"')
         if not steps:
             # Issue 18: without --step, one combined plan across the repairable steps (dependency order).
             wanted = [cw_plans.COMBINED]
         if not yes:
-            self._preview(tenant, connection, decision, wanted, as_json=json, cutover=day)
+            self._preview(tenant, connection, decision, wanted, as_json=json, cutover=day, defaults=defaults)
             return
         if day is not None:
             billing.set_cutover(tenant, day, actor=OPERATOR)
@@ -108,9 +113,11 @@ class Command(BaseCommand):
         if any(p.status == RepairPlan.Status.FAILED for p in applied):
             raise CommandError("At least one change failed; see the plan's operations.")
 
-    def _preview(self, tenant, connection, decision, wanted, *, as_json, cutover=None):
+    def _preview(self, tenant, connection, decision, wanted, *, as_json, cutover=None, defaults=None):
         out = []
         choices = choices_for(tenant)
+        if defaults is not None:  # like the cutover: used for the preview, stored only with --yes
+            choices = replace(choices, agreement_defaults=defaults)
         if cutover is not None:  # shown, not stored: nothing changes without --yes
             choices = replace(choices, cutover=cutover)
         with client_for(connection, decision) as client:
@@ -154,9 +161,9 @@ class Command(BaseCommand):
         for item in skipped:
             self.stdout.write(f"  not repaired: {item['subject']} ({item['code']}): {item['reason']}")
 
-    def _set_defaults(self, tenant, connection, decision, path: str, *, as_json: bool) -> None:
-        """Validate the file against the tenant's agreement types and the role's Access Allowed list (read from
-        ConnectWise now), then store it. Refused as a whole, with every reason, before anything is applied."""
+    def _load_defaults(self, tenant, connection, decision, path: str) -> dict:
+        """The defaults file validated against the tenant's agreement types and the role's Access Allowed list
+        (read from ConnectWise now). Refused as a whole, with every reason, before anything is applied."""
         try:
             with open(path, encoding="utf-8") as f:
                 raw = jsonlib.load(f)
@@ -175,7 +182,4 @@ class Command(BaseCommand):
             raise CommandError(
                 "The defaults were refused; nothing was applied:\n  " + "\n  ".join(exc.problems)
             ) from None
-        tenant.set_agreement_defaults(clean, actor=OPERATOR)
-        if not as_json:
-            for row in tenant.agreement_defaults_rows():
-                self.stdout.write(f'defaults {row["motion"]}: type {row["type"]}, name "{row["name"]}"')
+        return clean
