@@ -131,6 +131,56 @@ def test_a_plan_whose_worker_was_killed_mid_apply_is_resumed_without_duplicates(
     assert all(n == 1 for n in posts.values()), posts
 
 
+@pytest.mark.slow
+def test_a_combined_plan_whose_worker_was_killed_mid_apply_creates_each_agreement_once(rel_stack):
+    """Issue 18: "Fix everything that can be fixed" on bare.json, with two annual customers whose one-time
+    agreements the plan creates from the defaults; the worker is killed after a create was written and before
+    its answer, and the resumed plan sends no create twice."""
+    sandbox = rel_stack["sandbox"]
+    tenant = _tenant(sandbox, "bareco", "barepub", "barepriv-0123456789")
+    CompanyChoice.objects.filter(tenant=tenant).delete()
+    CompanyChoice.objects.bulk_create(
+        [CompanyChoice(tenant=tenant, cw_company_id=c, motion="annual") for c in (1, 2)]
+    )
+    tenant.agreement_defaults = {
+        "annual": {
+            "type_id": 3,
+            "type_name": "Annual",
+            "name": "{company} yearly",
+            "start": "",
+            "one_time": True,
+        }
+    }
+    tenant.save()
+    plan = repairs.build_plan(tenant, "all")
+    steps = list(plan.operations.values_list("step", flat=True))
+    assert steps == sorted(steps, key=["setup_tables", "catalog", "agreements"].index)
+    assert steps.count("agreements") == 2
+    creates = list(plan.operations.filter(method="POST").values_list("path", flat=True))
+    assert repairs.approve(plan, by="operator")
+    sandbox_call(sandbox, "/_sandbox/requests", method="DELETE")
+    sandbox_call(sandbox, "/_sandbox/faults", {"company": "bareco", "methods": ["POST"], "slowBodyMs": 1500})
+
+    enqueue(tasks.apply_plan, plan.pk)
+    wait_until(
+        lambda: _posts(sandbox).get("finance/agreements"), 60, what="the first agreement create to be sent"
+    )
+    rel_stack["worker"].kill()
+    assert _status(RepairPlan, plan.pk) == "applying"
+
+    rel_stack["worker"].start()
+    sandbox_call(sandbox, "/_sandbox/faults", {"company": "bareco"})
+    RepairPlan.objects.filter(pk=plan.pk).update(
+        started_at=timezone.now() - timedelta(seconds=settings.PLAN_APPLY_TIME_LIMIT + 61)
+    )
+    with mock.patch.object(tasks.apply_plan, "delay", side_effect=lambda pk: enqueue(tasks.apply_plan, pk)):
+        tasks.watchdog()
+    wait_until(lambda: _status(RepairPlan, plan.pk) == "applied", 60, what="the resumed apply to finish")
+    posts = _posts(sandbox)
+    assert posts.get("finance/agreements") == 2, posts  # one per company, the lost answer found by re-query
+    assert sum(posts.values()) == len(creates), posts
+
+
 def _posts(sandbox: str) -> dict[str, int]:
     counts = sandbox_call(sandbox, "/_sandbox/requests?company=bareco", method="GET")["bareco"]
     return {path.split(" ", 1)[1]: n for path, n in counts.items() if path.startswith("POST ")}
