@@ -246,6 +246,7 @@ def _plan_body_context(access: TenantAccess, plan: RepairPlan, page: Any = 1) ->
                 "not_repaired": unrepairable(result.findings) if result is not None else [],
             }
         )
+    manual = _manual_steps(tenant, steps) if combined else []
     paginator = Paginator(plan.operations.order_by("seq"), PAGE_SIZE)
     page_obj = paginator.get_page(page)
     verify = plan.verify_run
@@ -260,6 +261,7 @@ def _plan_body_context(access: TenantAccess, plan: RepairPlan, page: Any = 1) ->
         # Findings of the step(s) that could be repairable but are not, each with the reason (issue 17).
         "not_repaired": [n for g in groups for n in g["not_repaired"]],
         "groups": groups,
+        "manual_steps": manual,
         "combined": combined,
         "access": access,
         "tenant": tenant,
@@ -278,6 +280,31 @@ def _plan_body_context(access: TenantAccess, plan: RepairPlan, page: Any = 1) ->
         # Keep polling while the worker applies the plan and while the re-check after it runs.
         "polling": applying or (verify is not None and verify.is_active),
     }
+
+
+# Why a step's findings are never in a plan (PRODUCT.md "The steps").
+MANUAL_WHY = {
+    "connection": "API keys are created in ConnectWise by a person, and only you can enter them here",
+    "security_role": "ConnectWise does not let the API change security roles",
+    "customers": "which companies the sync bills is your choice",
+}
+
+
+def _manual_steps(tenant, planned: list[str]) -> list[dict]:
+    """Steps outside the combined plan whose latest result still needs a person: what, how many, why."""
+    out = []
+    for key, result in _latest_by_key(tenant, [k for k in MANUAL_WHY if k not in planned]).items():
+        errors = sum(1 for f in result.findings if f.get("severity") == "error")
+        if result.status in ("fail", "error") and errors:
+            out.append(
+                {
+                    "key": key,
+                    "title": STEP_TITLES.get(key, key),
+                    "count": errors,
+                    "why": MANUAL_WHY[key],
+                }
+            )
+    return sorted(out, key=lambda m: STEP_KEYS.index(m["key"]))
 
 
 def _latest_by_key(tenant, keys) -> dict:

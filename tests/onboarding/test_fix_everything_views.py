@@ -141,13 +141,15 @@ def test_the_combined_plan_page_summarises_per_step_and_pages_the_changes(
             )
         ],
     )
+    stored_result(tenant_a, "security_role", "fail", [finding("role.insufficient_level")])
     client.force_login(admin_a)
     url = reverse("plan", args=[tenant_a.slug, plan.uuid])
-    with django_assert_max_num_queries(20):
+    with django_assert_max_num_queries(25):
         html = client.get(url).content.decode()
     assert html.index("Setup tables") < html.index("Product catalog") < html.index("Agreements")
     assert "Create 120 records" in html and "Page 1 of 3" in html
     assert "Cannot be fixed here: 1" in html and "the company has no default contact" in html
+    assert "ConnectWise does not let the API change security roles" in html
     assert "record 51" not in html and "record 50" in html
     page3 = client.get(url + "?page=3").content.decode()
     assert "record 122" in page3 and "record 1<" not in page3
