@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -151,7 +152,8 @@ class CallStats:
     ``calls``: every HTTP attempt (retries and discovery included); ``retries``: attempts that repeated an
     earlier one; ``errors``: attempts that ended without a 2xx (error status, redirect, connection failure or
     timeout); ``elapsed_ms``: time on the wire summed over attempts (more than wall time when concurrent);
-    ``by_endpoint``: attempts per ``(method, path template)`` with ids as ``{id}``.
+    ``by_endpoint``: attempts per ``(method, path template)`` with ids as ``{id}``; ``intervals``: each attempt's
+    ``(sent, answered)`` on ``time.perf_counter``'s clock (seconds), from which ``levels()`` counts round trips.
     """
 
     calls: int = 0
@@ -159,15 +161,44 @@ class CallStats:
     errors: int = 0
     elapsed_ms: float = 0.0
     by_endpoint: dict[tuple[str, str], int] = field(default_factory=dict)
+    intervals: list[tuple[float, float]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
-    def record_call(self, method: str, template: str, elapsed_ms: float, *, failed: bool) -> None:
+    def record_call(
+        self,
+        method: str,
+        template: str,
+        elapsed_ms: float,
+        *,
+        failed: bool,
+        interval: tuple[float, float] | None = None,
+    ) -> None:
         with self._lock:
             self.calls += 1
             self.errors += int(failed)
             self.elapsed_ms += elapsed_ms
             key = (method, template)
             self.by_endpoint[key] = self.by_endpoint.get(key, 0) + 1
+            if interval is not None:
+                self.intervals.append(interval)
+
+    def levels(self) -> int:
+        """Round trips on the critical path, as observed: the longest chain of attempts in which each one was sent
+        only after the one before it was answered (0 without calls). Attempts that overlap in time count as one
+        level, so a wave of concurrent reads is one level and a read that waited for another's answer is the next
+        (an attempt held back by the in-flight bound counts as a level too: it did wait)."""
+        with self._lock:
+            spans = sorted(self.intervals, key=lambda iv: iv[1])
+        depth: list[int] = []
+        ends: list[float] = []
+        for sent, answered in spans:
+            best = 0
+            for end, d in zip(ends, depth, strict=True):
+                if end <= sent and d > best:
+                    best = d
+            ends.append(answered)
+            depth.append(best + 1)
+        return max(depth, default=0)
 
     def record_retry(self) -> None:
         with self._lock:
@@ -175,7 +206,14 @@ class CallStats:
 
     def snapshot(self) -> CallStats:
         with self._lock:
-            return CallStats(self.calls, self.retries, self.errors, self.elapsed_ms, dict(self.by_endpoint))
+            return CallStats(
+                self.calls,
+                self.retries,
+                self.errors,
+                self.elapsed_ms,
+                dict(self.by_endpoint),
+                builtins.list(self.intervals),
+            )
 
     def as_dict(self) -> dict[str, Any]:
         s = self.snapshot()
@@ -264,6 +302,11 @@ class ConnectWiseClient:
     errors only for idempotent methods, except a
     failure to connect, which is retried for every method because nothing was sent. Backoff is exponential with
     full jitter. ``sleep`` and ``rng`` are injectable so tests are instant and repeatable.
+
+    ``shared_slot``: a callable returning a context manager held around every attempt on the wire, inside the
+    per-client bound; the worker side passes one that bounds calls per ConnectWise host and per clientId across
+    every client and process (``onboarding.limits``). It may raise a ConnectWiseError (e.g. ``Timeout`` when no
+    slot frees in time), which is treated like a failure before anything was sent.
     """
 
     def __init__(
@@ -280,6 +323,7 @@ class ConnectWiseClient:
         backoff_max: float = 8.0,
         retry_after_cap: float = 30.0,
         rng: random.Random | None = None,
+        shared_slot: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         if max_in_flight < 1 or max_attempts < 1:
             raise ValueError("max_in_flight and max_attempts must be at least 1")
@@ -298,7 +342,12 @@ class ConnectWiseClient:
         self._discover_lock = threading.Lock()
         self._first_discovery = threading.Lock()
         self._in_flight = threading.BoundedSemaphore(max_in_flight)
+        self._shared_slot = shared_slot
         self._stats = CallStats()
+        self._last_counts: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self._counts_lock = threading.Lock()
+        self._discovering = threading.Lock()  # held while a companyinfo read is on the wire
+        self._discovered_at = -math.inf  # perf_counter when the last discovery was sent
 
         user = f"{credentials.company_id}+{credentials.public_key}"
         token = base64.b64encode(f"{user}:{credentials.private_key}".encode()).decode("ascii")
@@ -358,7 +407,9 @@ class ConnectWiseClient:
         Raises UnknownCompany when the body is ``null`` (how ConnectWise answers an unknown company id).
         """
         path = f"login/companyinfo/{quote(self._creds.company_id, safe='')}"
-        body, response = self._request("GET", path, discovery=True)
+        with self._discovering:
+            body, response = self._request("GET", path, discovery=True)
+            answered = time.perf_counter()
         if body is None:
             if response.content.strip() == b"null":
                 raise errors.UnknownCompany(
@@ -377,6 +428,7 @@ class ConnectWiseClient:
         with self._discover_lock:
             self._codebase = info.codebase
             self._company_info = info
+            self._discovered_at = max(self._discovered_at, answered)
         return info
 
     def _ensure_codebase(self) -> str:
@@ -429,13 +481,18 @@ class ConnectWiseClient:
         child_conditions: str | None = None,
         custom_field_conditions: str | None = None,
         params: Mapping[str, Any] | None = None,
+        expected_count: int | None = None,
     ) -> builtins.list[dict[str, Any]]:
         """Every record matching the filters (docs/connectwise/REFERENCE.md §4).
 
         ``/count`` and page 1 are fetched concurrently, and the remaining pages as soon as the count is known,
-        concurrently (bounded by ``max_in_flight``). The count bounds
-        the pages requested; a short or empty page ends the list early (records deleted meanwhile). A page that
-        starts with a record already seen (a server ignoring ``page``) raises RepeatedPage.
+        concurrently (bounded by ``max_in_flight``). ``expected_count`` (the count the last read saw, an
+        assumption about the data that may be stale) lets the pages it predicts start together with ``/count``,
+        so that unchanged data costs one round trip; only pages that growth added wait for the count (a second
+        round trip), and when the data shrank the predicted pages past the end come back short or empty (each
+        counted as a call). The count bounds the pages requested; a short or empty page ends the list (records
+        deleted meanwhile). A page that starts with a record already seen (a server ignoring ``page``) raises
+        RepeatedPage. ``last_count(path, conditions=...)`` gives the count this call saw, for next time.
         """
         size = _check_page_size(page_size)
         filters = _filters(conditions, child_conditions, custom_field_conditions)
@@ -444,49 +501,65 @@ class ConnectWiseClient:
             query["fields"] = fields
         if order_by:
             query["orderBy"] = order_by
+        predicted = 1
+        if expected_count is not None and not isinstance(expected_count, bool) and expected_count > 0:
+            predicted = max(1, math.ceil(int(expected_count) / size))
 
         def page(number: int) -> builtins.list[dict[str, Any]]:
             body, response = self._request("GET", path, params={**query, "page": number, "pageSize": size})
             return self._expect_list(body, response, path)
 
-        # The remaining pages start as soon as /count answers, without waiting for page 1: one round trip
-        # fewer on the critical path of a large read.
+        # The predicted pages start together with /count, without waiting for it; the rest as soon as it answers.
+        futures: dict[int, Any] = {}
         with ThreadPoolExecutor(max_workers=self._max_in_flight, thread_name_prefix="cw-list") as pool:
-            first_future = pool.submit(page, 1)
             count_future = pool.submit(self.count, path, **_filter_kwargs(filters))
+            for number in range(1, predicted + 1):
+                futures[number] = pool.submit(page, number)
             try:
                 total = count_future.result()
-                numbers = range(2, math.ceil(total / size) + 1)
-                rest_futures = [pool.submit(page, n) for n in numbers]
-                first = first_future.result()
+                for number in range(predicted + 1, math.ceil(total / size) + 1):
+                    futures[number] = pool.submit(page, number)
+                records: builtins.list[dict[str, Any]] = []
+                seen: set[Any] = set()
+                for number in sorted(futures):
+                    rows = futures[number].result()
+                    key = _first_key(rows)
+                    if key is not None and key in seen:
+                        raise errors.RepeatedPage(
+                            f"GET {path}: page {number} repeats a page already read; stopped instead of looping",
+                            method="GET",
+                            path=path,
+                        )
+                    seen.add(key)
+                    records.extend(rows)
+                    if len(rows) < size or len(records) >= total:
+                        break
             except BaseException:
-                first_future.cancel()
-                raise
-            if len(first) < size or len(first) >= total:
-                for f in rest_futures:
-                    f.cancel()
-                return first
-            try:
-                rest = [f.result() for f in rest_futures]
-            except BaseException:
-                for f in rest_futures:
+                for f in futures.values():
                     f.cancel()
                 raise
-        records = builtins.list(first)
-        seen = {_first_key(first)}
-        for number, rows in zip(numbers, rest, strict=True):
-            key = _first_key(rows)
-            if key is not None and key in seen:
-                raise errors.RepeatedPage(
-                    f"GET {path}: page {number} repeats a page already read; stopped instead of looping",
-                    method="GET",
-                    path=path,
-                )
-            seen.add(key)
-            records.extend(rows)
-            if len(rows) < size:
-                break
+            for f in futures.values():
+                f.cancel()  # pages past a short one (the data shrank meanwhile): not needed
+        with self._counts_lock:
+            self._last_counts[self._count_key(path, filters)] = total
         return records
+
+    def last_count(
+        self,
+        path: str,
+        *,
+        conditions: str | None = None,
+        child_conditions: str | None = None,
+        custom_field_conditions: str | None = None,
+    ) -> int | None:
+        """The ``/count`` the last ``list()`` of this path and filters saw in this client, or None."""
+        key = self._count_key(path, _filters(conditions, child_conditions, custom_field_conditions))
+        with self._counts_lock:
+            return self._last_counts.get(key)
+
+    @staticmethod
+    def _count_key(path: str, filters: Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return _clean_path(path).rstrip("/"), tuple(sorted(filters.items()))
 
     def iter_pages(
         self,
@@ -639,6 +712,7 @@ class ConnectWiseClient:
         while True:
             attempt += 1
             codebase = None
+            attempt_started = time.perf_counter()
             if url is not None:
                 target = url
             elif discovery:
@@ -683,7 +757,7 @@ class ConnectWiseClient:
             )
             if isinstance(error, errors.NotFound) and codebase is not None and not rediscovered:
                 rediscovered = True
-                if self._codebase_changed_since(codebase):
+                if self._codebase_changed_since(codebase, attempt_started):
                     self._stats.record_retry()
                     attempt -= 1  # a different URL, not a retry of the same one
                     continue
@@ -712,10 +786,10 @@ class ConnectWiseClient:
         template: str,
     ) -> httpx.Response:
         """One attempt on the wire, inside the in-flight bound; transport failures become typed errors."""
-        started = time.perf_counter()
         failure: errors.ConnectWiseError | None = None
         response: httpx.Response | None = None
-        with self._in_flight:
+        with self._in_flight, self._shared_slot() if self._shared_slot else nullcontext():
+            started = time.perf_counter()
             try:
                 response = self._http.request(method, url, params=params, content=content, headers=headers)
             except httpx.TimeoutException as exc:
@@ -743,10 +817,15 @@ class ConnectWiseClient:
                         path=path,
                     )
                 failure._nothing_sent = isinstance(exc, httpx.ConnectError)  # type: ignore[attr-defined]
-        elapsed_ms = (time.perf_counter() - started) * 1000
+            answered = time.perf_counter()
+        elapsed_ms = (answered - started) * 1000
         status = response.status_code if response is not None else None
         self._stats.record_call(
-            method, template, elapsed_ms, failed=status is None or not 200 <= status < 300
+            method,
+            template,
+            elapsed_ms,
+            failed=status is None or not 200 <= status < 300,
+            interval=(started, answered),
         )
         request_id = response.headers.get("x-cw-request-id") if response is not None else None
         level = logging.DEBUG if status is not None and 200 <= status < 300 else logging.WARNING
@@ -788,10 +867,16 @@ class ConnectWiseClient:
         )
         self._sleep(delay)
 
-    def _codebase_changed_since(self, used: str) -> bool:
-        """After a 404: re-read companyinfo (unless another thread just did) and say whether the codebase moved."""
+    def _codebase_changed_since(self, used: str, sent_at: float) -> bool:
+        """After a 404: say whether the codebase moved. Re-reads companyinfo unless a discovery answered after
+        the 404's request was sent (one started alongside it, or by another thread after a 404 of its own), so
+        that a wave of reads on a stale codebase costs one re-discovery, not one per read."""
+        with self._discovering:  # wait for a companyinfo read already on the wire
+            pass
         if self._codebase != used:
             return True
+        if self._discovered_at >= sent_at:
+            return False  # fresh discovery agrees with the codebase used: the 404 is about the record
         try:
             info = self.discover()
         except errors.ConnectWiseError:

@@ -43,6 +43,7 @@ def save_connection(
     if private_key:
         connection.set_private_key(private_key.strip())
     connection.codebase = ""
+    connection.read_hints = {}  # counts of another site or company would only mislead the next wave
     connection.updated_by = actor if getattr(actor, "pk", None) else None
     connection.updated_at = timezone.now()
     connection.save()

@@ -218,6 +218,11 @@ class Connection(models.Model):
         max_length=8, blank=True, help_text="Last characters, for the masked view."
     )
     codebase = models.CharField(max_length=60, blank=True, help_text="Cached from companyinfo discovery.")
+    read_hints = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the last verify saw, to plan the next one's reads: {'counts': {resource: records}}.",
+    )
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"

@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connectwise.checks.base import OK_STATUSES, Finding, Severity, Status, StepOutcome
+from connectwise.checks.context import ReadHints
 from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS, STEP_TITLES
 from connectwise.checks.runner import run_steps
 from connectwise.errors import ConnectWiseError
@@ -151,19 +152,34 @@ def execute_run(run: CheckRun) -> CheckRun:
             )
         else:
             with client:
+                hints = ReadHints.from_stored(connection.read_hints)
                 outcomes = run_steps(
                     client,
                     choices_for(tenant),
                     steps=requested,
                     on_progress=progress,
                     connection=connection_info(connection, decision),
+                    hints=hints,
                 )
                 calls, retries = client.stats.calls, client.stats.retries
-                if client.codebase and client.codebase != connection.codebase:
-                    type(connection).objects.filter(pk=connection.pk).update(codebase=client.codebase)
+                remember_reads(connection, client.codebase, hints)
     except ConnectWiseError as exc:
         return fail(run, f"ConnectWise error: {exc}", started=started, detail=exc.detail())
     return finish(run, outcomes, calls=calls, retries=retries, started=started)
+
+
+def remember_reads(connection, codebase: str | None, hints: ReadHints) -> None:
+    """Keep what this run learned for the next one's first wave: the codebase discovery found and the count of
+    each paged resource (``Connection.read_hints``). Written only when it changed; a connection saved meanwhile
+    (new site or keys: its knowledge was reset) is not overwritten with the old site's."""
+    stored = hints.to_stored()
+    changes: dict = {}
+    if codebase and codebase != connection.codebase:
+        changes["codebase"] = codebase
+    if hints.observed and stored != (connection.read_hints or {}):
+        changes["read_hints"] = stored
+    if changes:
+        type(connection).objects.filter(pk=connection.pk, updated_at=connection.updated_at).update(**changes)
 
 
 def fail(

@@ -85,7 +85,7 @@ def check(ctx: RunContext) -> StepOutcome:
 
     facts: dict = {"site": site}
     try:
-        company = ctx.client.discover()
+        company = ctx.discover()
     except UnknownCompany as exc:
         findings.append(_unknown_company(ctx, site, exc))
         return StepOutcome.from_findings(KEY, findings, "The company id is not known on this site.", **facts)
@@ -116,7 +116,7 @@ def check(ctx: RunContext) -> StepOutcome:
     )
 
     try:
-        system = ctx.client.system_info()
+        system = ctx.system_info()
     except AuthFailed as exc:
         findings.append(
             Finding(

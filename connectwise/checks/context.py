@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -134,6 +134,37 @@ RESOURCES: dict[str, Resource] = {
 }
 
 MAX_PARALLEL_RESOURCES = 16  # more than a run ever needs: the client's semaphore bounds requests in flight
+# Keys of the connection step's two reads in the same wave as the resources (not in RESOURCES).
+COMPANY_INFO = "_companyinfo"
+SYSTEM_INFO = "_system/info"
+
+
+@dataclass
+class ReadHints:
+    """What the last verify learned about a tenant's data, kept with the connection to plan the next one.
+
+    ``counts``: the last ``/count`` of each large resource (``RESOURCES`` key -> records), an assumption about
+    the data that may be stale: it only decides which pages start in the first wave, never what is read in the
+    end. ``observed``: the counts this run saw, filled in by the run for the caller to store.
+    """
+
+    counts: dict[str, int] = field(default_factory=dict)
+    observed: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_stored(cls, data: Any) -> ReadHints:
+        """From the stored JSON (``{"counts": {key: n}}``); anything unreadable is ignored, never an error."""
+        counts: dict[str, int] = {}
+        raw = data.get("counts") if isinstance(data, dict) else None
+        if isinstance(raw, dict):
+            for key, value in raw.items():
+                if key in RESOURCES and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                    counts[key] = value
+        return cls(counts=counts)
+
+    def to_stored(self) -> dict[str, Any]:
+        """The JSON to keep for the next run: this run's counts over the previous ones."""
+        return {"counts": {**self.counts, **self.observed}}
 
 
 class ResourceError(Exception):
@@ -152,36 +183,86 @@ class RunContext:
     connection: ConnectionInfo | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     memo: dict[str, Any] = field(default_factory=dict)  # derived values steps share (e.g. target agreements)
-    _results: dict[str, tuple[Any, ConnectWiseError | None]] = field(default_factory=dict, repr=False)
+    hints: ReadHints | None = None
+    _results: dict[str, tuple[Any, BaseException | None]] = field(default_factory=dict, repr=False)
+    _futures: dict[str, Future] = field(default_factory=dict, repr=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def start(self, keys: Iterable[str], *, connection_reads: bool = False) -> None:
+        """Start reading every resource in ``keys`` not yet loaded or started, in the background, and return at
+        once (``get`` and ``prefetch`` wait for them). With ``connection_reads`` the connection step's
+        companyinfo and system/info start in the same wave (``discover``/``system_info`` then use them)."""
+        todo = [k for k in dict.fromkeys(keys) if k not in self._results and k not in self._futures]
+        calls: list[tuple[str, Callable[[], None]]] = []
+        if connection_reads:
+            for key, fn in ((COMPANY_INFO, self.client.discover), (SYSTEM_INFO, self.client.system_info)):
+                if key not in self._futures and key not in self._results:
+                    calls.append((key, lambda key=key, fn=fn: self._keep(key, fn)))
+        calls.extend((k, lambda k=k: self._load(k)) for k in todo)
+        if not calls:
+            return
+        with self._lock:
+            if self._pool is None:
+                # Our own pool rather than client.map_concurrent: list() may itself fan pages out through the
+                # client, and the client's in-flight bound is what protects the tenant either way.
+                self._pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL_RESOURCES, thread_name_prefix="ctx")
+            for key, fn in calls:
+                self._futures[key] = self._pool.submit(fn)
+
+    def start_wave(self, keys: Iterable[str]) -> None:
+        """The first wave of a verify: the connection step's companyinfo and system/info and every resource in
+        ``keys``, all at once. Without a known codebase, companyinfo is read first (it tells the codebase every
+        other path needs) and the rest start only when it worked, so an unknown company costs one call."""
+        if not getattr(self.client, "codebase", None):
+            self._keep(COMPANY_INFO, self.client.discover)
+            if self._results[COMPANY_INFO][1] is not None:
+                return  # the connection step reports it; nothing else is read
+        self.start(keys, connection_reads=True)
 
     def prefetch(self, keys: Iterable[str]) -> None:
         """Fetch every resource in ``keys`` not yet loaded, concurrently. Failures are kept for ``get``."""
-        todo = [k for k in dict.fromkeys(keys) if k not in self._results]
-        if not todo:
-            return
-        if len(todo) == 1:
+        keys = list(dict.fromkeys(keys))
+        todo = [k for k in keys if k not in self._results and k not in self._futures]
+        if len(todo) == 1 and not any(k in self._futures for k in keys):
             self._load(todo[0])
             return
-        # Our own small pool rather than client.map_concurrent: list() may itself fan pages out through the
-        # client, and the client's in-flight bound is what protects the tenant either way.
-        with ThreadPoolExecutor(max_workers=min(len(todo), MAX_PARALLEL_RESOURCES)) as pool:
-            list(pool.map(self._load, todo))
+        self.start(keys)
+        for key in keys:
+            self._wait(key)
+
+    def close(self) -> None:
+        """Stop what was started and not needed (e.g. the connection failed): queued reads are cancelled, reads
+        on the wire finish. Safe to call more than once."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def discover(self) -> Any:
+        """``client.discover()``, from the first wave when it was started there (raises what it raised)."""
+        return self._connection_read(COMPANY_INFO, self.client.discover)
+
+    def system_info(self) -> Any:
+        """``client.system_info()``, from the first wave when it was started there (raises what it raised)."""
+        return self._connection_read(SYSTEM_INFO, self.client.system_info)
 
     def get(self, key: str) -> Any:
         """The resource's records (fetching it now if no prefetch did); raises ResourceError on a failed read."""
+        self._wait(key)
         if key not in self._results:
             self._load(key)
         data, error = self._results[key]
         if error is not None:
-            raise ResourceError(RESOURCES[key], error)
+            raise ResourceError(RESOURCES[key], error)  # type: ignore[arg-type]
         return data
 
     def error_of(self, key: str) -> ConnectWiseError | None:
         """The error of a failed read, None when it worked (fetching it now if needed)."""
+        self._wait(key)
         if key not in self._results:
             self._load(key)
-        return self._results[key][1]
+        return self._results[key][1]  # type: ignore[return-value]
 
     def loaded_ok(self, key: str) -> bool:
         """True when the resource was already read successfully (no new call)."""
@@ -192,28 +273,65 @@ class RunContext:
             self.memo[key] = compute()
         return self.memo[key]
 
+    def _wait(self, key: str) -> None:
+        future = self._futures.get(key)
+        if future is not None and key not in self._results:
+            future.result()  # _load and _keep never raise; a cancelled read raises CancelledError here
+
+    def _connection_read(self, key: str, fn: Callable[[], Any]) -> Any:
+        self._wait(key)
+        if key not in self._results:
+            return fn()
+        value, error = self._results[key]
+        if error is not None:
+            raise error
+        return value
+
+    def _keep(self, key: str, fn: Callable[[], Any]) -> None:
+        try:
+            result: tuple[Any, BaseException | None] = (fn(), None)
+        except Exception as exc:  # re-raised in the caller's thread by _connection_read
+            result = (None, exc)
+        with self._lock:
+            self._results.setdefault(key, result)
+
     def _load(self, key: str) -> None:
         resource = RESOURCES[key]
+        expected = self.hints.counts.get(key) if self.hints is not None else None
         try:
-            data = _fetch(self.client, resource)
+            data = _fetch(self.client, resource, expected)
             result: tuple[Any, ConnectWiseError | None] = (data, None)
         except ConnectWiseError as exc:
             result = (None, exc)
         with self._lock:
             self._results.setdefault(key, result)
+            if self.hints is not None and resource.large and result[1] is None:
+                seen = _last_count(self.client, resource)
+                self.hints.observed[key] = seen if seen is not None else len(data)
 
 
-def _fetch(client: Any, resource: Resource) -> list[dict]:
-    """Large collections through list(). Small ones (setup tables, statuses, cycles, the misc items) with one
-    GET of a full page, which saves the /count call; a page that comes back full is read again through list()
-    so nothing is ever cut off. mySecurity has no documented /count: its one page is what we read."""
+def _last_count(client: Any, resource: Resource) -> int | None:
+    last_count = getattr(client, "last_count", None)
+    if last_count is None:
+        return None
+    value = last_count(resource.path, conditions=resource.conditions)
+    return value if isinstance(value, int) else None
+
+
+def _fetch(client: Any, resource: Resource, expected_count: int | None = None) -> list[dict]:
+    """Large collections through list() (``expected_count``: the last run's count, to start the pages it
+    predicts with ``/count``). Small ones (setup tables, statuses, cycles, the misc items) with one GET of a
+    full page, which saves the /count call; a page that comes back full is read again through list() so nothing
+    is ever cut off. mySecurity has no documented /count: its one page is what we read."""
     if resource.large:
+        kwargs = {"expected_count": expected_count} if expected_count is not None else {}
         return client.list(
             resource.path,
             conditions=resource.conditions,
             fields=resource.fields,
             order_by="id asc",
             page_size=PAGE_SIZE,
+            **kwargs,
         )
     params: dict[str, Any] = {"pageSize": PAGE_SIZE}
     if resource.countable:

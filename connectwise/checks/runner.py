@@ -19,7 +19,7 @@ from connectwise.errors import ConnectWiseError, Forbidden, RateLimited, ServerE
 
 from . import codes
 from .base import OK_STATUSES, Finding, Severity, Status, StepOutcome
-from .context import RESOURCES, Resource, ResourceError, RunContext
+from .context import RESOURCES, ReadHints, Resource, ResourceError, RunContext
 from .registry import READINESS_KEYS, STEP_TITLES, STEPS, get_step, step_module
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ def run_steps(
     steps: list[str] | None = None,
     on_progress: Callable[[str, int], None] | None = None,
     connection: ConnectionInfo | None = None,
+    hints: ReadHints | None = None,
 ) -> list[StepOutcome]:
     """Outcomes of the requested steps (the six required ones when ``steps`` is None: the advisory
     existing_billing step costs a read per agreement and runs only when asked for) in wizard order.
@@ -66,12 +67,18 @@ def run_steps(
     ``client`` may be None when the host was refused (``connection.host_refused_reason``): the connection step
     fails without a call and every other step is blocked. ``on_progress(step_key, steps_done)`` is called before
     each step is evaluated.
+
+    Every read of the run starts at once: companyinfo and system/info (the connection step) together with every
+    resource the other steps need, and with ``hints`` (the last run's counts) the pages those counts predict;
+    only pages that growth added wait for ``/count`` (a second round trip). When the client does not know the
+    codebase yet, companyinfo goes first. Reads started for steps that end up blocked (the connection failed)
+    are discarded. ``hints.observed`` receives this run's counts, for the caller to keep.
     """
     wanted = set(steps) if steps else set(READINESS_KEYS)
     for key in wanted:
         get_step(key)  # unknown keys fail loudly
     with _gc_paused():
-        return _run_steps(client, choices, wanted, on_progress, connection)
+        return _run_steps(client, choices, wanted, on_progress, connection, hints)
 
 
 @contextmanager
@@ -94,11 +101,29 @@ def _run_steps(
     wanted: set[str],
     on_progress: Callable[[str, int], None] | None,
     connection: ConnectionInfo | None,
+    hints: ReadHints | None = None,
 ) -> list[StepOutcome]:
-    ctx = RunContext(client, choices, connection)
+    ctx = RunContext(client, choices, connection, hints=hints)
+    try:
+        return _evaluate_steps(ctx, choices, wanted, on_progress)
+    finally:
+        ctx.close()
+
+
+def _evaluate_steps(
+    ctx: RunContext,
+    choices: TenantChoices,
+    wanted: set[str],
+    on_progress: Callable[[str, int], None] | None,
+) -> list[StepOutcome]:
     requested = [s.key for s in STEPS if s.key in wanted]
     # Every step the requested ones depend on is evaluated too (only the requested ones are returned).
     needed = _with_requirements(requested)
+    refused = ctx.connection is not None and bool(ctx.connection.host_refused_reason)
+    if ctx.client is not None and not refused and "connection" in needed:
+        # One wave: what the steps need if the connection passes (its own reads included).
+        assumed = {"connection": StepOutcome("connection", Status.PASS)}
+        ctx.start_wave(_needs(needed, assumed, choices))
     done = 0
     outcomes: dict[str, StepOutcome] = {}
 

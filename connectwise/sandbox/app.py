@@ -20,6 +20,7 @@ import gzip
 import hmac
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -165,6 +166,10 @@ class SandboxApp:
 
     ``client_ids``: the accepted ``clientId`` header values; None accepts any GUID-looking value. ``sleep`` is
     injectable so tests with latency can stay instant. ``enable_faults=False`` ignores every fault setting.
+    ``prerender=True`` keeps each GET answer of the API (status, headers, encoded body) after it was first
+    rendered and serves it again for the same company, member, path and query until a write or reset of that
+    company: benchmarks use it so that the sandbox's own CPU (filtering, encoding) stays out of the latency
+    they measure. Authentication, latency, faults and the request log still apply to every request.
     """
 
     def __init__(
@@ -174,6 +179,7 @@ class SandboxApp:
         client_ids: Iterable[str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         enable_faults: bool = True,
+        prerender: bool = False,
     ) -> None:
         if isinstance(scenarios, Scenario):
             scenarios = [scenarios]
@@ -184,6 +190,9 @@ class SandboxApp:
         self.sleep = sleep
         self.enable_faults = enable_faults
         self._gzip_cache: dict[tuple[int, int], bytes] = {}
+        self.prerender = prerender
+        self._rendered: dict[tuple, Response] = {}
+        self._rendered_lock = threading.Lock()
 
     # -------------------------------------------------------------------------------------------- public API
     def add_scenario(self, scenario: Scenario) -> Tenant:
@@ -201,6 +210,7 @@ class SandboxApp:
         tenants = self._select(company)
         for tenant in tenants:
             tenant.reset()
+            self._forget_rendered(tenant)
         return [t.id for t in tenants]
 
     def set_faults(self, faults: dict, company: str | None = None) -> list[str]:
@@ -248,6 +258,12 @@ class SandboxApp:
         except ApiError as exc:
             response = Response(exc.status, exc.body, exc.headers)
         return self._send(request, response, start_response, slow_ms)
+
+    def _forget_rendered(self, tenant: Tenant) -> None:
+        if self.prerender:
+            with self._rendered_lock:
+                for key in [k for k in self._rendered if k[0] == tenant.id]:
+                    del self._rendered[key]
 
     def _gzip(self, body: bytes) -> bytes:
         """Compressed bodies are cached by content: the pages of a large list are asked for again on every
@@ -366,7 +382,28 @@ class SandboxApp:
         self._check_credentials(request, tenant, member)
         slow_ms = self._faults(tenant, rest, method=request.method)
         request.role = tenant.role_of(member)
-        response = self._route(request, rest)
+        if not self.prerender:
+            response = self._route(request, rest)
+        elif request.method == "GET":
+            key = (
+                tenant.id,
+                request.header("Authorization"),
+                request.header("Host"),
+                rest,
+                request.query_string,
+            )
+            response = self._rendered.get(key)
+            if response is None:
+                response = self._route(request, rest)
+                response = Response(response.status, headers=dict(response.headers), raw=response.encode())
+                with self._rendered_lock:
+                    self._rendered[key] = response
+        else:
+            self._forget_rendered(tenant)
+            try:
+                response = self._route(request, rest)
+            finally:
+                self._forget_rendered(tenant)  # a GET rendered while the write ran is stale too
         if slow_ms < 0:
             raise SandboxReset(rest)  # the write above was applied; the answer is lost
         return response, slow_ms

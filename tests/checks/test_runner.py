@@ -45,7 +45,20 @@ def test_every_step_is_blocked_without_a_working_connection():
     client = healthy_client(system_info_error=AuthFailed("401", status=401))
     outcomes = run_steps(client, CHOSEN, steps=list(STEP_KEYS), connection=SITE)
     assert _statuses(outcomes) == {"connection": "fail", **dict.fromkeys(STEP_KEYS[1:], "blocked")}
-    assert client.calls == [("GET", "login/companyinfo"), ("GET", "system/info")]
+    # system/info starts in one wave with every other read (their answers are discarded): discovery first, as
+    # this client does not know the codebase yet.
+    assert client.calls[0] == ("GET", "login/companyinfo")
+    assert client.calls_to("GET", "system/info") == 1
+
+
+def test_an_unknown_company_costs_one_call_when_the_codebase_is_not_known():
+    from connectwise.errors import UnknownCompany  # noqa: PLC0415
+
+    client = healthy_client(discover_error=UnknownCompany("null", status=200))
+    outcomes = run_steps(client, CHOSEN, connection=SITE)
+    assert codes_of(outcomes[0]) == [codes.CONNECTION_UNKNOWN_COMPANY]
+    assert {o.status for o in outcomes[1:]} == {Status.BLOCKED}
+    assert client.calls == [("GET", "login/companyinfo")]
 
 
 def test_a_refused_host_makes_no_call_and_needs_no_client():

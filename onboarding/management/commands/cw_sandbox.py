@@ -35,8 +35,24 @@ class Command(BaseCommand):
         parser.add_argument(
             "--latency-ms", type=int, default=None, help="override every scenario's faults.latencyMs"
         )
+        parser.add_argument(
+            "--prerender",
+            action="store_true",
+            help="serve each GET answer again as first rendered until a write or reset (for benchmarks)",
+        )
 
-    def handle(self, *args, port, host, scenarios, client_ids=None, latency_ms=None, verbosity=1, **options):
+    def handle(
+        self,
+        *args,
+        port,
+        host,
+        scenarios,
+        client_ids=None,
+        latency_ms=None,
+        prerender=False,
+        verbosity=1,
+        **options,
+    ):
         loaded = []
         for path in scenarios:
             try:
@@ -44,7 +60,7 @@ class Command(BaseCommand):
             except ScenarioError as exc:
                 raise CommandError(f"Bad scenario {exc}") from None
         try:
-            app = SandboxApp(loaded, client_ids=client_ids)
+            app = SandboxApp(loaded, client_ids=client_ids, prerender=prerender)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         if latency_ms is not None:
