@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -12,6 +13,7 @@ from connectwise.client import ConnectWiseClient, Credentials
 from connectwise.errors import HostNotAllowed
 
 from .hosts import SiteDecision, decide
+from .limits import slot_factory
 from .models import Connection, Tenant
 from .netguard import GuardedTransport
 
@@ -38,6 +40,7 @@ def client_for(connection: Connection, decision: SiteDecision | None = None) -> 
         timeout=httpx.Timeout(settings.CONNECTWISE_TIMEOUT_SECONDS, connect=10.0),
         max_in_flight=settings.CONNECTWISE_MAX_IN_FLIGHT,
         codebase=connection.codebase or None,
+        shared_slot=slot_factory(urlsplit(decision.origin).netloc, settings.CONNECTWISE_CLIENT_ID),
     )
 
 

@@ -327,6 +327,11 @@ CONNECTWISE_TIMEOUT_SECONDS = _strict_int("CONNECTWISE_TIMEOUT_SECONDS", 30, min
 # 16: a full verify has at most 14 independent calls per level (/count and page 1 of the paged resources with
 # the small tables, then their remaining pages): with 8, each level took two round trips (benchmark verify).
 CONNECTWISE_MAX_IN_FLIGHT = _strict_int("CONNECTWISE_MAX_IN_FLIGHT", 16, minimum=1)
+# Across every worker process (onboarding/limits.py; in Redis when REDIS_URL is set, else per process): calls in
+# flight per ConnectWise host and per clientId. ConnectWise publishes no limit (REFERENCE §6): an assumption.
+CONNECTWISE_MAX_PER_HOST = _strict_int("CONNECTWISE_MAX_PER_HOST", 32, minimum=1)
+CONNECTWISE_MAX_PER_CLIENT_ID = _strict_int("CONNECTWISE_MAX_PER_CLIENT_ID", 128, minimum=1)
+CONNECTWISE_SLOT_WAIT_SECONDS = _strict_int("CONNECTWISE_SLOT_WAIT_SECONDS", 60, minimum=1)
 
 # E-mail: EMAIL_URL (smtp://user:pass@host:587/?tls=True) or the console in development.
 if os.environ.get("EMAIL_URL"):

@@ -191,6 +191,13 @@ class SandboxApp:
         self.enable_faults = enable_faults
         self._gzip_cache: dict[tuple[int, int], bytes] = {}
         self.prerender = prerender
+        # Requests being answered right now (latency included), and the most there were at once since the last
+        # reset: overall (this sandbox is one ConnectWise host) and per clientId header.
+        self._in_flight = 0
+        self._in_flight_by_client: dict[str, int] = {}
+        self._peak = 0
+        self._peak_by_client: dict[str, int] = {}
+        self._concurrency_lock = threading.Lock()
         self._rendered: dict[tuple, Response] = {}
         self._rendered_lock = threading.Lock()
 
@@ -241,7 +248,36 @@ class SandboxApp:
         return [tenant]
 
     # ----------------------------------------------------------------------------------------------- WSGI
+    def concurrency(self) -> dict:
+        """Calls being answered now and the peak at once since ``reset_concurrency``: ``{"now", "peak",
+        "peakByClientId": {clientId: n}}`` (control requests are not counted)."""
+        with self._concurrency_lock:
+            return {"now": self._in_flight, "peak": self._peak, "peakByClientId": dict(self._peak_by_client)}
+
+    def reset_concurrency(self) -> None:
+        with self._concurrency_lock:
+            self._peak = self._in_flight
+            self._peak_by_client = {k: v for k, v in self._in_flight_by_client.items() if v}
+
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        if path == "/_sandbox" or path.startswith("/_sandbox/"):
+            return self._answer(environ, start_response)
+        client = (environ.get("HTTP_CLIENTID") or "").strip("{} ").lower()
+        with self._concurrency_lock:
+            self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
+            now = self._in_flight_by_client.get(client, 0) + 1
+            self._in_flight_by_client[client] = now
+            self._peak_by_client[client] = max(self._peak_by_client.get(client, 0), now)
+        try:
+            return self._answer(environ, start_response)
+        finally:
+            with self._concurrency_lock:
+                self._in_flight -= 1
+                self._in_flight_by_client[client] -= 1
+
+    def _answer(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request = Request(environ)
         slow_ms = 0.0
         try:
@@ -837,6 +873,12 @@ class SandboxApp:
                 return Response(
                     200, {"faults": self.tenant(ids[0]).faults if ids else None, "companies": ids}
                 )
+            if sub == "concurrency":
+                if method == "GET":
+                    return Response(200, self.concurrency())
+                _only(method, "DELETE")
+                self.reset_concurrency()
+                return Response(204)
             if sub == "requests":
                 if method == "GET":
                     return Response(200, self.request_counts(company))
@@ -869,7 +911,12 @@ class SandboxApp:
             "sandbox": "ConnectWise PSA sandbox",
             "apiVersion": API_VERSION,
             "companies": companies,
-            "control": ["POST /_sandbox/reset", "GET|POST /_sandbox/faults", "GET|DELETE /_sandbox/requests"],
+            "control": [
+                "POST /_sandbox/reset",
+                "GET|POST /_sandbox/faults",
+                "GET|DELETE /_sandbox/requests",
+                "GET|DELETE /_sandbox/concurrency",
+            ],
         }
 
 
