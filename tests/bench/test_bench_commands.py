@@ -92,3 +92,34 @@ def test_soak_ends_every_run_and_plan_and_creates_nothing_twice(tmp_path):
 def test_the_benchmarks_refuse_nonsense_sizes(tmp_path):
     done = benchmark(tmp_path, "soak", "--runs", "0")
     assert done.returncode != 0 and "--runs must be at least 1" in done.stderr
+
+
+def _fleet(tmp_path, workers: int) -> dict:
+    env_redis = os.environ["REDIS_URL"]
+    done = subprocess.run(
+        [sys.executable, "manage.py", "benchmark", "fleet", "--json"]
+        + ["--tenants", "24", "--workers", str(workers), "--concurrency", "1", "--latency-ms", "100"]
+        + ["--max-per-host", "6", "--max-in-flight", "4"],
+        cwd=ROOT,
+        env={**os.environ, "ONBOARDING_VAR_DIR": str(tmp_path), "REDIS_URL": env_redis},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="real Celery workers need REDIS_URL (a real Redis)"
+)
+def test_a_fleet_of_workers_shares_the_per_host_cap_and_verifies_faster(tmp_path):
+    """Each tenant may have 4 calls in flight; two workers would send 8 at once, the shared cap allows 6."""
+    one, two = _fleet(tmp_path, 1), _fleet(tmp_path, 2)
+    for result in (one, two):
+        assert result["statuses"] == {"done": 24} and result["worker_log_errors"] == 0
+        assert result["peak_calls_per_host"] <= 6 and result["met"]["cap"] is True
+    assert one["peak_calls_per_host"] <= 4  # one worker, one task at a time: the tenant's own bound
+    assert two["peak_calls_per_host"] > 4  # two tenants at once did run together, and stopped at the cap
+    assert two["verifications_per_minute"] > 1.3 * one["verifications_per_minute"]

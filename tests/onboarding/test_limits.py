@@ -1,0 +1,133 @@
+"""The shared limits on concurrent ConnectWise calls (onboarding/limits.py): per host and per clientId, across
+clients (per process without Redis, in Redis across processes with it), seen from the sandbox's side."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+import pytest
+from django.test import override_settings
+
+from connectwise import errors
+from connectwise.checks.runner import ChosenCompany, ConnectionInfo, TenantChoices, run_steps
+from connectwise.client import ConnectWiseClient, Credentials
+from connectwise.sandbox import SandboxApp, generate_scenario, parse_scenario, sandbox_transport
+from onboarding import limits
+
+CLIENT_ID = "0f0f0f0f-0000-1111-2222-333344445555"
+
+
+def _hold_many(slot, threads: int, hold_s: float = 0.05) -> int:
+    """Run ``threads`` holders at once; return the most that held a slot at the same time."""
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def work():
+        with slot():
+            with lock:
+                state["now"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+            time.sleep(hold_s)
+            with lock:
+                state["now"] -= 1
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return state["peak"]
+
+
+@override_settings(REDIS_URL=None, CONNECTWISE_MAX_PER_HOST=3, CONNECTWISE_MAX_PER_CLIENT_ID=100)
+def test_without_redis_the_host_limit_holds_across_clients_of_the_process():
+    host = f"h{uuid.uuid4().hex[:6]}.example:443"
+    a, b = limits.slot_factory(host, CLIENT_ID), limits.slot_factory(host, CLIENT_ID)
+    assert _hold_many(lambda: _both(a, b), 12) <= 3
+    # Another host has slots of its own: holders spread over both hosts go past one host's cap.
+    other = limits.slot_factory("other-" + host, CLIENT_ID)
+    assert 3 < _hold_many(lambda: _both(a, other), 12) <= 6
+
+
+@override_settings(REDIS_URL=None, CONNECTWISE_MAX_PER_HOST=100, CONNECTWISE_MAX_PER_CLIENT_ID=2)
+def test_without_redis_the_client_id_limit_holds_across_hosts():
+    client_id = str(uuid.uuid4())
+    slots = [limits.slot_factory(f"h{i}-{client_id[:6]}.example", client_id) for i in range(4)]
+    counter = iter(range(10**6))
+    assert _hold_many(lambda: slots[next(counter) % 4](), 12) <= 2
+
+
+@override_settings(
+    REDIS_URL=None,
+    CONNECTWISE_MAX_PER_HOST=1,
+    CONNECTWISE_MAX_PER_CLIENT_ID=10,
+    CONNECTWISE_SLOT_WAIT_SECONDS=1,
+)
+def test_no_free_slot_in_time_is_a_timeout_before_anything_is_sent():
+    slot = limits.slot_factory(f"busy-{uuid.uuid4().hex[:6]}.example", CLIENT_ID)
+    with slot():
+        started = time.monotonic()
+        with pytest.raises(errors.Timeout) as caught:
+            with slot():
+                pass
+    assert 0.9 <= time.monotonic() - started < 5
+    assert "CONNECTWISE_MAX_PER_HOST" in str(caught.value) and caught.value._nothing_sent
+
+
+def _both(a, b):
+    """Alternate between two clients' slot factories (same host)."""
+    _both.n = getattr(_both, "n", 0) + 1
+    return (a if _both.n % 2 else b)()
+
+
+@override_settings(REDIS_URL=None, CONNECTWISE_MAX_PER_HOST=5, CONNECTWISE_MAX_PER_CLIENT_ID=100)
+def test_tenants_verified_at_once_never_send_a_host_more_than_its_cap():
+    """Four tenants on one host, 16 calls in flight each: the sandbox never answers more than 5 at once."""
+    scenarios = [parse_scenario(generate_scenario(30, 60, company_id=f"cap{i}", seed=i)) for i in range(4)]
+    app = SandboxApp(scenarios, prerender=True)
+    app.set_faults({"latencyMs": 40})
+    host = f"sandbox-{uuid.uuid4().hex[:6]}.test"
+    slot = limits.slot_factory(host, CLIENT_ID)
+    outcomes = {}
+
+    def verify(i: int) -> None:
+        creds = Credentials(
+            origin=f"http://{host}",
+            company_id=f"cap{i}",
+            public_key=f"cap{i}pub",
+            private_key=f"cap{i}priv-0123456789",
+            client_id=CLIENT_ID,
+        )
+        with ConnectWiseClient(
+            creds, transport=sandbox_transport(app), max_in_flight=16, shared_slot=slot
+        ) as client:
+            result = run_steps(
+                client,
+                TenantChoices([ChosenCompany(c) for c in range(1, 31)]),
+                connection=ConnectionInfo(host, host),
+            )
+        outcomes[i] = {o.key: str(o.status) for o in result}
+
+    app.reset_concurrency()
+    threads = [threading.Thread(target=verify, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(set(o.values()) == {"pass"} for o in outcomes.values()), outcomes
+    peak = app.concurrency()
+    assert 3 <= peak["peak"] <= 5, peak  # the cap was reached and held
+    assert peak["now"] == 0
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (a real Redis)")
+def test_with_redis_the_limit_is_one_semaphore_for_every_client():
+    with override_settings(
+        REDIS_URL=os.environ["REDIS_URL"], CONNECTWISE_MAX_PER_HOST=3, CONNECTWISE_MAX_PER_CLIENT_ID=100
+    ):
+        host = f"redis-{uuid.uuid4().hex[:8]}.example"
+        a, b = limits.slot_factory(host, CLIENT_ID), limits.slot_factory(host, CLIENT_ID)
+        assert _hold_many(lambda: _both(a, b), 10) == 3
