@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
-NAMES = ("verify", "dashboard", "soak", "fleet")
+NAMES = ("verify", "dashboard", "soak", "fleet", "load")
 
 
 @contextmanager

@@ -34,7 +34,7 @@ def _not_available(name: str) -> str:
 
 
 class Command(BaseCommand):
-    help = "Run a benchmark (verify, dashboard, soak or fleet) and print its figures; --json prints one JSON object."
+    help = "Run a benchmark (verify, dashboard, soak, fleet or load) and print its figures; --json prints one JSON object."
 
     def add_arguments(self, parser):
         subparsers = parser.add_subparsers(

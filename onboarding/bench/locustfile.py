@@ -1,0 +1,90 @@
+"""The users of ``manage.py benchmark load`` (a locust file; the benchmark starts locust with it).
+
+Support staff browse the dashboard, its filters, tenant pages and exports with a second or two between clicks;
+partner admins poll their running check's progress fragment once a second, as the step page's htmx does. Each
+simulated user logs in with a session the benchmark created (``LOAD_SESSIONS``: a JSON file with
+``{"support": [sessionid, ...], "partners": [{"session", "url"}, ...], "tenants": [slug, ...]}``), so no
+password is involved. Request names group the pages for the table (a URL per tenant would be its own row).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+
+from locust import HttpUser, between, constant, task
+
+with open(os.environ["LOAD_SESSIONS"]) as _fh:
+    DATA = json.load(_fh)
+
+_support = itertools.cycle(DATA["support"])
+_partners = itertools.cycle(DATA["partners"])
+STEPS = ("connection", "security_role", "catalog", "setup_tables", "customers", "agreements")
+
+
+class SupportUser(HttpUser):
+    """20 of them (``fixed_count``): the distributor's support team."""
+
+    fixed_count = int(os.environ.get("LOAD_SUPPORT_USERS", "20"))
+    wait_time = between(0.5, 1.5)
+
+    def on_start(self) -> None:
+        self.client.cookies.set("sessionid", next(_support))
+        self.rng = random.Random()
+
+    def _get(self, url: str, name: str) -> None:
+        with self.client.get(url, name=name, catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}")
+
+    @task(4)
+    def dashboard(self) -> None:
+        self._get("/support/", "dashboard list")
+
+    @task(3)
+    def filtered(self) -> None:
+        step = self.rng.choice(STEPS)
+        page = self.rng.randint(1, 20)
+        self._get(
+            f"/support/?show=not_ready&step={step}&sort=-last_checked&page={page}", "dashboard filtered"
+        )
+
+    @task(2)
+    def search(self) -> None:
+        self._get(
+            f"/support/?q=partner+{self.rng.randint(0, 99):02d}&show=stale&sort=readiness", "dashboard search"
+        )
+
+    @task(3)
+    def tenant_page(self) -> None:
+        self._get(f"/support/t/{self.rng.choice(DATA['tenants'])}/", "tenant page")
+
+    @task(1)
+    def export_filtered(self) -> None:
+        self._get(
+            f"/support/export.csv?show=not_ready&step={self.rng.choice(STEPS)}", "csv export (filtered)"
+        )
+
+    @task(1)
+    def json_api(self) -> None:
+        self._get(f"/support/api/tenants.json?page={self.rng.randint(1, 50)}", "json api page")
+
+
+class PartnerAdmin(HttpUser):
+    """50 of them: each watches its own tenant's running check, polling the progress fragment every second."""
+
+    fixed_count = int(os.environ.get("LOAD_PARTNER_ADMINS", "50"))
+    wait_time = constant(1)
+
+    def on_start(self) -> None:
+        partner = next(_partners)
+        self.client.cookies.set("sessionid", partner["session"])
+        self.url = partner["url"]
+
+    @task
+    def progress(self) -> None:
+        with self.client.get(self.url, name="progress fragment", catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}")
