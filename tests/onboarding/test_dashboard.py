@@ -237,3 +237,15 @@ def test_the_page_has_no_inline_scripts_or_styles(client, support, cast):
     assert "<style" not in html
     assert not re.search(r"<script(?![^>]*\bsrc=)", html)
     assert "table-responsive" in html
+
+
+@pytest.mark.parametrize("status", ["pass", "warn", "fail", "error", "blocked", "weird<x>", "", None])
+def test_the_status_badge_filter_renders_what_the_partial_renders(status):
+    from django.template import Context, Template  # noqa: PLC0415
+    from django.template.loader import render_to_string  # noqa: PLC0415
+
+    partial = render_to_string("partials/status_badge.html", {"status": status})
+    filtered = Template("{% load onboarding_tags %}{{ status|status_badge }}").render(
+        Context({"status": status})
+    )
+    assert filtered == partial.rstrip("\n")  # the file's final newline only
