@@ -3,8 +3,8 @@
 Builds the dashboard benchmark's data set (``--tenants`` tenants with their run history, ``dashboard.build``) in
 a scratch database (PostgreSQL when ``DATABASE_URL`` points at it, which is what the targets are for), gives
 ``--partner-admins`` of those tenants a partner admin and a running check, logs in ``--support-users`` support
-users and the partner admins (sessions made here, no password), starts gunicorn (``--gunicorn-workers`` sync
-workers, DEBUG off) on a loopback port, and runs locust headless for ``--duration`` seconds with the users of
+users and the partner admins (sessions made here, no password), starts gunicorn (``--gunicorn-workers``, sync or
+``--gunicorn-threads`` gthread, DEBUG off) on a loopback port, and runs locust headless for ``--duration`` seconds with the users of
 ``onboarding/bench/locustfile.py``: support users on the dashboard, its filters and search, tenant pages, filtered
 CSV exports and the JSON endpoint (0.5 to 1.5 s between clicks); partner admins polling their progress fragment
 once a second. Everything runs on this machine: locust and gunicorn share its cores.
@@ -56,8 +56,12 @@ def add_arguments(parser) -> None:
         "--partner-admins", type=int, default=50, help="Concurrent partner admins polling (50)."
     )
     parser.add_argument("--duration", type=int, default=30, help="Seconds of load after ramp-up (30).")
+    parser.add_argument("--gunicorn-workers", type=int, default=3, help="gunicorn workers (3, as deployed).")
     parser.add_argument(
-        "--gunicorn-workers", type=int, default=3, help="gunicorn sync workers (3, as deployed)."
+        "--gunicorn-threads",
+        type=int,
+        default=1,
+        help="Threads per gunicorn worker (1: sync workers, as deployed; more: gthread workers).",
     )
     parser.add_argument("--seed", type=int, default=1, help="Random seed of the generated data.")
 
