@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('onboarding', '0002_support_audit_kinds'),
+        ('onboarding', '0003_error_details'),
     ]
 
     operations = [
