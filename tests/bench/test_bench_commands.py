@@ -105,7 +105,11 @@ def _fleet(tmp_path, workers: int) -> dict:
         + ["--tenants", "24", "--workers", str(workers), "--concurrency", "1", "--latency-ms", "100"]
         + ["--max-per-host", "6", "--max-in-flight", "4"],
         cwd=ROOT,
-        env={**os.environ, "ONBOARDING_VAR_DIR": str(tmp_path), "REDIS_URL": env_redis},
+        env={
+            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},  # a temporary SQLite file
+            "ONBOARDING_VAR_DIR": str(tmp_path),
+            "REDIS_URL": env_redis,
+        },
         capture_output=True,
         text=True,
         timeout=600,
