@@ -8,6 +8,11 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "onboarding.settings")
 
+from .memory import limit_malloc_arenas  # noqa: E402
+
+# Before any worker thread exists: a verify's threads would otherwise each get a malloc arena (onboarding/memory.py).
+limit_malloc_arenas()
+
 app = Celery("onboarding")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["onboarding"])

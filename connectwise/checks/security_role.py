@@ -336,6 +336,10 @@ def _compare_customize(ctx: RunContext, allowed: dict[str, set[str]], facts: dic
         # unknown, and leaving out their findings would pass over a gap silently (found by benchmark soak).
         raise_resource(ctx, "agreements")
     facts["agreement_types_needed"] = sorted(types) if types is not None else None
+    types_unread = ctx.error_of("agreement_types") if ctx.choices.companies else None
+    if types_unread is not None and not isinstance(types_unread, Forbidden | NotFound):
+        # Likewise the agreement types: without them the types the role hides are unknown (benchmark soak).
+        raise_resource(ctx, "agreement_types")
     have_agreements = allowed.get(_customize_key(AGREEMENTS_CUSTOMIZE), set())
     # Types the role hides (ConnectWise does not show their agreements to the member) that a chosen company's
     # motion needs: the company has no visible agreement for it, or only another type's (issue 17).

@@ -566,6 +566,9 @@ def run(options: dict) -> dict:
     if options["repeat"] < 1:
         raise ValueError("--repeat must be at least 1")
     started = time.perf_counter()
+    from ..memory import limit_malloc_arenas  # noqa: PLC0415
+
+    arenas_limited = limit_malloc_arenas()  # as in a worker process (onboarding/celery.py)
     with scratch_database():
         from django.db import connection  # noqa: PLC0415
 
@@ -576,6 +579,7 @@ def run(options: dict) -> dict:
     return {
         "benchmark": "verify",
         "database": vendor,
+        "malloc_arenas_limited": arenas_limited,
         "large": large,
         "small": small,
         "targets": {
