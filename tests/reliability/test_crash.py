@@ -39,17 +39,20 @@ def _status(model, pk) -> str:
 
 
 def _start_slow_run(stack) -> CheckRun:
-    """A full check with 1.5 s on every answer (about 6 s in all), killed 3 s in: mid-run for sure."""
+    """A full check with 1.5 s on every answer, killed while its reads are on the wire: mid-run for sure (the
+    connection's system/info goes out in one wave with every other read, after companyinfo)."""
     sandbox_call(stack["sandbox"], "/_sandbox/faults", {"company": "acme", "latencyMs": 1500})
+    sandbox_call(stack["sandbox"], "/_sandbox/requests", method="DELETE")
     run, created = runs.start_run(_healthy(stack["sandbox"]), enqueue=False)
     assert created
     enqueue(tasks.run_checks, run.pk)
     wait_until(lambda: _status(CheckRun, run.pk) == "running", 30, what="the worker to start the run")
-    wait_until(
-        lambda: CheckRun.objects.get(pk=run.pk).progress.get("current") not in (None, "", "connection"),
-        30,
-        what="the run to get past the connection step",
-    )
+
+    def reads_sent() -> bool:
+        log = sandbox_call(stack["sandbox"], "/_sandbox/requests", method="GET") or {}
+        return any(key.endswith("system/info") for key in (log.get("acme") or {}))
+
+    wait_until(reads_sent, 30, what="the run's reads to reach the sandbox")
     stack["worker"].kill()
     return run
 
