@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('onboarding', '0003_error_details'),
+        ('onboarding', '0004_existing_billing'),
     ]
 
     operations = [
