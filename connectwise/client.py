@@ -512,9 +512,9 @@ class ConnectWiseClient:
         # The predicted pages start together with /count, without waiting for it; the rest as soon as it answers.
         futures: dict[int, Any] = {}
         with ThreadPoolExecutor(max_workers=self._max_in_flight, thread_name_prefix="cw-list") as pool:
-            count_future = pool.submit(self.count, path, **_filter_kwargs(filters))
-            for number in range(1, predicted + 1):
+            for number in range(1, predicted + 1):  # page 1 first, as it always was
                 futures[number] = pool.submit(page, number)
+            count_future = pool.submit(self.count, path, **_filter_kwargs(filters))
             try:
                 total = count_future.result()
                 for number in range(predicted + 1, math.ceil(total / size) + 1):
