@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('onboarding', '0005_api_tokens_webhooks'),
+        ('onboarding', '0006_agreement_defaults'),
     ]
 
     operations = [
