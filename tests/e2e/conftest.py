@@ -177,7 +177,9 @@ def live_stack(transactional_db, live_server, celery_worker_proc, sandbox_url, s
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright_session():
+    """The one Playwright driver of the test session: its sync API cannot be started twice in one process, so a
+    test that needs a browser with its own launch flags launches it from here."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI") == "true":
             pytest.fail(f"Chromium is required under CI ({CHROMIUM} is missing)")
@@ -185,9 +187,14 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session):
+    b = playwright_session.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    yield b
+    b.close()
 
 
 @pytest.fixture

@@ -261,9 +261,9 @@ def plain_http(url: str) -> tuple[int, dict]:
 # The test ----------------------------------------------------------------------------------------------------
 
 
-def test_the_shipped_deployment_signs_in_over_https_and_checks_a_partner(deployment, shot):
-    from playwright.sync_api import sync_playwright
-
+def test_the_shipped_deployment_signs_in_over_https_and_checks_a_partner(
+    deployment, shot, playwright_session
+):
     stack, ports, origin = deployment["stack"], deployment["ports"], deployment["origin"]
 
     # Plain HTTP is redirected to HTTPS by Caddy, keeping the path.
@@ -299,86 +299,86 @@ def test_the_shipped_deployment_signs_in_over_https_and_checks_a_partner(deploym
     )  # fmt: skip
 
     spki = leaf_spki_sha256(ports["https"], deployment["ca_file"])
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={spki}"],
-            headless=True,
-        )
-        try:
-            support = browser.new_context(viewport={"width": 1280, "height": 900})
-            support.set_default_timeout(30_000)
-            page = support.new_page()
-            response = page.goto(link)
-            assert response.status == 200 and page.url.startswith(origin)
-            page.fill("input[name=new_password1]", SUPPORT_PASSWORD)
-            page.fill("input[name=new_password2]", SUPPORT_PASSWORD)
-            shot(page, "support-sets-password")
-            page.get_by_role("button", name="Save the new password").click()
-            page.wait_for_load_state()
-            page.goto(f"{origin}/accounts/login/")
-            page.fill("input[name=username]", SUPPORT_EMAIL)
-            page.fill("input[name=password]", SUPPORT_PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_load_state()
-            response = page.goto(f"{origin}/")
-            assert page.url.startswith(f"{origin}/support/"), page.url
-            shot(page, "support-dashboard-over-https")
-            headers = response.headers
-            assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains; preload"
-            assert "default-src 'self'" in headers["content-security-policy"]
-            assert "script-src 'self'" in headers["content-security-policy"]
-            assert "server" not in headers or "caddy" not in headers["server"].lower()
-            cookies = {c["name"]: c for c in support.cookies()}
-            assert cookies["sessionid"]["secure"] and cookies["sessionid"]["httpOnly"]
-            assert cookies["csrftoken"]["secure"]
-            # Static files come through Caddy from WhiteNoise: hashed names, cached for a year, compressed.
-            css = page.locator("link[rel=stylesheet]").first.get_attribute("href")
-            assert re.search(r"\.[0-9a-f]{12}\.css$", css), css
-            request = urllib.request.Request(f"{origin}{css}", headers={"Accept-Encoding": "gzip"})
-            tls = ssl.create_default_context(cafile=str(deployment["ca_file"]))
-            with urllib.request.urlopen(request, context=tls, timeout=10) as static:
-                assert static.status == 200
-                assert "max-age=315360000" in static.headers["Cache-Control"]
-                assert static.headers["Content-Encoding"] == "gzip"
+    # One Playwright driver per test session (conftest.playwright_session); this browser trusts Caddy's key.
+    browser = playwright_session.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={spki}"],
+        headless=True,
+    )
+    try:
+        support = browser.new_context(viewport={"width": 1280, "height": 900})
+        support.set_default_timeout(30_000)
+        page = support.new_page()
+        response = page.goto(link)
+        assert response.status == 200 and page.url.startswith(origin)
+        page.fill("input[name=new_password1]", SUPPORT_PASSWORD)
+        page.fill("input[name=new_password2]", SUPPORT_PASSWORD)
+        shot(page, "support-sets-password")
+        page.get_by_role("button", name="Save the new password").click()
+        page.wait_for_load_state()
+        page.goto(f"{origin}/accounts/login/")
+        page.fill("input[name=username]", SUPPORT_EMAIL)
+        page.fill("input[name=password]", SUPPORT_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state()
+        response = page.goto(f"{origin}/")
+        assert page.url.startswith(f"{origin}/support/"), page.url
+        shot(page, "support-dashboard-over-https")
+        headers = response.headers
+        assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains; preload"
+        assert "default-src 'self'" in headers["content-security-policy"]
+        assert "script-src 'self'" in headers["content-security-policy"]
+        assert "server" not in headers or "caddy" not in headers["server"].lower()
+        cookies = {c["name"]: c for c in support.cookies()}
+        assert cookies["sessionid"]["secure"] and cookies["sessionid"]["httpOnly"]
+        assert cookies["csrftoken"]["secure"]
+        # Static files come through Caddy from WhiteNoise: hashed names, cached for a year, compressed.
+        css = page.locator("link[rel=stylesheet]").first.get_attribute("href")
+        assert re.search(r"\.[0-9a-f]{12}\.css$", css), css
+        request = urllib.request.Request(f"{origin}{css}", headers={"Accept-Encoding": "gzip"})
+        tls = ssl.create_default_context(cafile=str(deployment["ca_file"]))
+        with urllib.request.urlopen(request, context=tls, timeout=10) as static:
+            assert static.status == 200
+            assert "max-age=315360000" in static.headers["Cache-Control"]
+            assert static.headers["Content-Encoding"] == "gzip"
 
-            # README "Deployment", step 5: the first tenant; a partner signs up and connects.
-            partner = browser.new_context(viewport={"width": 1280, "height": 900})
-            partner.set_default_timeout(30_000)
-            page = partner.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{origin}/accounts/signup/")
-            page.fill("input[name=organisation]", "Smoke Partner MSP")
-            page.fill("input[name=name]", "Pat Partner")
-            page.fill("input[name=email]", PARTNER_EMAIL)
-            page.fill("input[name=password1]", PARTNER_PASSWORD)
-            page.fill("input[name=password2]", PARTNER_PASSWORD)
-            page.get_by_role("button", name="Create account").click()
-            page.wait_for_url("**/steps/connection/")
-            page.select_option("select[name=region]", "onprem")
-            page.fill("input[name=onprem_host]", site)
-            page.fill("input[name=company_id]", HEALTHY["company"]["id"])
-            page.fill("input[name=public_key]", MEMBER["publicKey"])
-            page.fill("input[name=private_key]", MEMBER["privateKey"])
-            page.get_by_role("button", name="Save and check connection").click()
-            page.wait_for_load_state()
-            wait_for_run(page, 90_000)
-            shot(page, "partner-onprem-connection-checked")
-            result = page.locator("#result").inner_text()
-            assert "Nothing to fix here" in result, result
-            badge = page.locator("h1 + .status").first.get_attribute("class") or ""
-            assert badge.endswith("status-pass"), badge
-            assert MEMBER["privateKey"] not in page.content()
-            assert not errors, errors  # no script blocked by the CSP, no JavaScript error
+        # README "Deployment", step 5: the first tenant; a partner signs up and connects.
+        partner = browser.new_context(viewport={"width": 1280, "height": 900})
+        partner.set_default_timeout(30_000)
+        page = partner.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{origin}/accounts/signup/")
+        page.fill("input[name=organisation]", "Smoke Partner MSP")
+        page.fill("input[name=name]", "Pat Partner")
+        page.fill("input[name=email]", PARTNER_EMAIL)
+        page.fill("input[name=password1]", PARTNER_PASSWORD)
+        page.fill("input[name=password2]", PARTNER_PASSWORD)
+        page.get_by_role("button", name="Create account").click()
+        page.wait_for_url("**/steps/connection/")
+        page.select_option("select[name=region]", "onprem")
+        page.fill("input[name=onprem_host]", site)
+        page.fill("input[name=company_id]", HEALTHY["company"]["id"])
+        page.fill("input[name=public_key]", MEMBER["publicKey"])
+        page.fill("input[name=private_key]", MEMBER["privateKey"])
+        page.get_by_role("button", name="Save and check connection").click()
+        page.wait_for_load_state()
+        wait_for_run(page, 90_000)
+        shot(page, "partner-onprem-connection-checked")
+        result = page.locator("#result").inner_text()
+        assert "Nothing to fix here" in result, result
+        badge = page.locator("h1 + .status").first.get_attribute("class") or ""
+        assert badge.endswith("status-pass"), badge
+        assert MEMBER["privateKey"] not in page.content()
+        assert not errors, errors  # no script blocked by the CSP, no JavaScript error
 
-            # Support sees the partner's tenant on the dashboard, from the stored run.
-            page = support.pages[0]
-            page.goto(f"{origin}/support/")
-            assert "Smoke Partner MSP" in page.locator("main").inner_text()
-            shot(page, "support-sees-the-partner")
-        finally:
-            browser.close()
+        # Support sees the partner's tenant on the dashboard, from the stored run.
+        page = support.pages[0]
+        page.goto(f"{origin}/support/")
+        assert "Smoke Partner MSP" in page.locator("main").inner_text()
+        shot(page, "support-sees-the-partner")
+    finally:
+        browser.close()
 
     # The worker really ran the check against the sandbox over HTTPS, through Caddy.
     assert "onboarding.run_checks" in stack.log("worker").read_text()
