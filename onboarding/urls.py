@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/v1/", include("onboarding.api.urls")),
 ]
 
+handler400 = "onboarding.views.errors.bad_request"
 handler403 = "onboarding.views.errors.forbidden"
 handler404 = "onboarding.views.errors.not_found"
 handler500 = "onboarding.views.errors.server_error"

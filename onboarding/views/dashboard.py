@@ -29,7 +29,6 @@ from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES, STEPS
@@ -37,6 +36,7 @@ from connectwise.errors import detail_text
 
 from .. import monitoring
 from ..access import require_support
+from ..inputs import safe_next
 from ..models import ApprovedHost, AuditEvent, CheckRun, Connection, DriftAlert, StepResult, Tenant
 
 PAGE_SIZE = 50
@@ -469,12 +469,7 @@ def tenant_detail(request, slug):
 
 
 def _back(request, default: str) -> str:
-    target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=False
-    ):
-        return target
-    return default
+    return safe_next(request, default)
 
 
 def _recheck(tenants, user) -> tuple[int, int, int]:

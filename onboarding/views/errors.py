@@ -15,3 +15,8 @@ def not_found(request, exception=None):
 
 def server_error(request):
     return render(request, "errors/500.html", status=500)
+
+
+def bad_request(request, exception=None):
+    """Django's own 400s (a suspicious request, too many fields) in our look; never the exception's text."""
+    return render(request, "errors/400.html", status=400)

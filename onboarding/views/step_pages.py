@@ -21,6 +21,7 @@ from connectwise.checks.names import CompanyIndex, normalize_company_name
 from .. import mapping
 from ..access import TenantAccess, get_tenant
 from ..forms import ConnectionForm, CustomerCsvForm, ReplaceKeyForm
+from ..inputs import BIGINT_MAX, parse_choice, parse_ids, parse_optional_id, safe_next
 from ..models import BillingCustomer, CompanyChoice, CompanyDirectory, StepResult
 from ..runs import start_run
 
@@ -169,10 +170,8 @@ def _billing_context(request, tenant, chosen_ids: set[int]) -> dict:
 
 
 def _back(request, default_key: str = "customers"):
-    back = request.POST.get("next") or ""
-    if back.startswith("/") and not back.startswith("//"):
-        return redirect(back)
-    return redirect("step", slug=request.resolver_match.kwargs["slug"], key=default_key)
+    slug = request.resolver_match.kwargs["slug"]
+    return redirect(safe_next(request, reverse("step", args=[slug, default_key])))
 
 
 @login_required
@@ -199,16 +198,6 @@ def _record_change(request, tenant, message: str, **detail) -> None:
     mapping.record_change(tenant, request.user, message, **detail)
 
 
-def _int_list(values) -> list[int]:
-    out = []
-    for v in values:
-        try:
-            out.append(int(v))
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
 def add_choices(tenant, company_ids: list[int]) -> int:
     """Choose these directory companies (identifier and name stored too); returns how many were new."""
     existing = set(
@@ -233,11 +222,11 @@ def customers_select(request, slug):
     """Add or remove the selected companies (action=add|remove, company=<id> repeated)."""
     access = get_tenant(request, slug, change=True)
     tenant = access.tenant
-    ids = _int_list(request.POST.getlist("company"))
-    action = request.POST.get("action")
-    if not ids or action not in ("add", "remove"):
+    ids = parse_ids(request.POST.getlist("company"), field="company")
+    if not ids:
         messages.warning(request, "Select at least one company first.")
         return _back(request)
+    action = parse_choice(request.POST.get("action"), ("add", "remove"), field="action")
     with transaction.atomic():
         if action == "add":
             n = add_choices(tenant, ids)
@@ -300,7 +289,11 @@ def billing_match(request, slug):
     suggestion (action=exact) or forget the imported list (action=clear)."""
     access = get_tenant(request, slug, change=True)
     tenant = access.tenant
-    action = request.POST.get("action", "match")
+    action = parse_choice(
+        request.POST.get("action"), ("match", "unmatch", "exact", "clear"), field="action", default="match"
+    )
+    customer_id = parse_optional_id(request.POST.get("customer"), field="customer", maximum=BIGINT_MAX)
+    company_id = parse_optional_id(request.POST.get("company"), field="company")
     with transaction.atomic():
         if action == "clear":
             n, _ = tenant.billing_customers.all().delete()
@@ -315,7 +308,6 @@ def billing_match(request, slug):
                 _record_change(request, tenant, f"Accepted {n} exact name matches", matched=n)
             messages.success(request, f"Accepted {n} exact match{'es' if n != 1 else ''}.")
             return _back(request)
-        customer_id = (_int_list([request.POST.get("customer")]) or [None])[0]
         customer = tenant.billing_customers.filter(pk=customer_id).first() if customer_id else None
         if customer is None:
             messages.error(request, "That billing customer is no longer in the list; import it again.")
@@ -326,8 +318,11 @@ def billing_match(request, slug):
             _record_change(request, tenant, f'Unmatched billing customer "{customer.name}"')
             messages.success(request, f'"{customer.name}" is unmatched again.')
             return _back(request)
-        company_id = (_int_list([request.POST.get("company")]) or [None])[0]
-        company = CompanyDirectory.objects.filter(tenant=tenant, cw_company_id=company_id).first()
+        company = (
+            CompanyDirectory.objects.filter(tenant=tenant, cw_company_id=company_id).first()
+            if company_id
+            else None
+        )
         if company is None:
             messages.error(request, "That company is not in your company list any more; refresh the list.")
             return _back(request)
@@ -529,9 +524,9 @@ def agreements_save(request, slug):
     access = get_tenant(request, slug, change=True)
     tenant = access.tenant
     motions = set(CompanyChoice.Motion.values)
-    action = request.POST.get("action", "save")
+    action = parse_choice(request.POST.get("action"), ("save", "bulk"), field="action", default="save")
     if action == "bulk":
-        ids = _int_list(request.POST.getlist("company"))
+        ids = parse_ids(request.POST.getlist("company"), field="company")
         motion = request.POST.get("bulk_motion")
         if not ids or motion not in motions:
             messages.warning(request, "Select companies and a billing motion first.")
@@ -552,17 +547,24 @@ def agreements_save(request, slug):
         )
         return _back(request, "agreements")
 
-    ids = _int_list(request.POST.getlist("row"))
+    ids = parse_ids(request.POST.getlist("row"), field="row")
     choices = {c.cw_company_id: c for c in CompanyChoice.objects.filter(tenant=tenant, cw_company_id__in=ids)}
     valid_agreements = {
         d.cw_company_id: {a.get("id") for a in d.agreements}
         for d in CompanyDirectory.objects.filter(tenant=tenant, cw_company_id__in=list(choices))
     }
+    # Every row is parsed before anything is saved: one bad value refuses the whole form (400), half of it is
+    # never applied.
+    parsed = {
+        cid: (
+            request.POST.get(f"motion-{cid}", choice.motion),
+            parse_optional_id(request.POST.get(f"agreement-{cid}", ""), field=f"agreement-{cid}"),
+        )
+        for cid, choice in choices.items()
+    }
     changed, problems = [], []
     for cid, choice in choices.items():
-        motion = request.POST.get(f"motion-{cid}", choice.motion)
-        raw = request.POST.get(f"agreement-{cid}", "")
-        agreement_id = _int_list([raw])[0] if raw else None
+        motion, agreement_id = parsed[cid]
         if motion not in motions:
             problems.append(f"{choice.name}: unknown billing motion")
             continue

@@ -19,6 +19,7 @@ from connectwise.checks.registry import STEP_KEYS, STEP_TITLES, STEPS, get_step
 from ..access import TenantAccess, get_run, get_tenant
 from ..connections import ConnectionRefused
 from ..forms import ConnectionForm, ReplaceKeyForm
+from ..inputs import safe_next
 from ..models import AuditEvent, CheckRun
 from ..runs import latest_results, severity_groups, start_run
 from ..steps_text import STEP_TEXT
@@ -199,10 +200,7 @@ def run_check(request, slug):
     run, created = start_run(access.tenant, actor=request.user, steps=steps)
     if not created:
         messages.info(request, "A check is already running for this tenant; showing its progress.")
-    back = request.POST.get("next") or ""
-    if back.startswith("/") and not back.startswith("//"):
-        return redirect(back)
-    return redirect("tenant_home", slug=slug)
+    return redirect(safe_next(request, reverse("tenant_home", args=[slug])))
 
 
 @login_required

@@ -323,3 +323,46 @@ def test_matching_is_403_for_a_member_and_404_for_an_outsider(
     assert client.post(url, {"customer": customer.pk, "company": 501}).status_code == 404
     customer.refresh_from_db()
     assert customer.cw_company_id is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "name\nCafé Nord Ltd\nFabrikam\n".encode(),
+        "name\nCafé Nord Ltd\nFabrikam\n".encode("utf-8-sig"),
+        "name\nCafé Nord Ltd\nFabrikam\n".encode("utf-16"),  # with a BOM, as Excel's "Unicode text"
+        "name\nCafé Nord Ltd\nFabrikam\n".encode("utf-16-le"),  # without one
+        "name\nCafé Nord Ltd\nFabrikam\n".encode("cp1252"),  # Excel's CSV on Windows
+        "id;name;seats\n1;Café Nord Ltd;3\n2;Fabrikam;1\n".encode("cp1252"),  # semicolons (European Excel)
+    ],
+    ids=["utf8", "utf8-bom", "utf16-bom", "utf16le", "cp1252", "semicolon-cp1252"],
+)
+def test_import_reads_the_usual_encodings_and_separators(client, admin_a, tenant_a, content):
+    client.force_login(admin_a)
+    response = _upload(client, tenant_a, content)
+    assert response.status_code == 302
+    assert sorted(BillingCustomer.objects.values_list("name", flat=True)) == ["Café Nord Ltd", "Fabrikam"]
+
+
+@pytest.mark.parametrize(
+    "content, line",
+    [
+        (b"name\nContoso\n" + b"x" * 200_000 + b"\nFabrikam\n", 3),  # beyond the csv module's field limit
+        (b'name\nContoso\n"' + b"y" * 140_000 + b'"\n', 3),
+        (b"name\nContoso\nFabrikam\n" + b"z" * 201 + b"\n", 4),  # longer than a name may be
+    ],
+    ids=["200k", "quoted-140k", "201"],
+)
+def test_an_over_long_field_is_refused_naming_its_line(client, admin_a, tenant_a, content, line):
+    BillingCustomer.objects.create(tenant=tenant_a, name="Kept Ltd", normalized="kept", cw_company_id=7)
+    client.force_login(admin_a)
+    response = _upload(client, tenant_a, content)
+    assert response.status_code == 400
+    assert f"Line {line}:" in response.content.decode()
+    assert list(BillingCustomer.objects.values_list("name", "cw_company_id")) == [("Kept Ltd", 7)]
+
+
+def test_control_characters_in_imported_names_become_spaces(client, admin_a, tenant_a):
+    client.force_login(admin_a)
+    _upload(client, tenant_a, b"name\nContoso\x1bLtd\n\x07\nFabrikam\tInc\n")
+    assert sorted(BillingCustomer.objects.values_list("name", flat=True)) == ["Contoso Ltd", "Fabrikam Inc"]
