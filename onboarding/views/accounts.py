@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.http import Http404
@@ -209,12 +210,46 @@ def revoke_invitation(request, slug, token):
     return redirect("team", slug=slug)
 
 
+def invitation_refusal(user, invitation: Invitation) -> str | None:
+    """Why this signed-in person may not accept the invitation, or None. An invitation is bound to the address it
+    was sent to (compared case-insensitively): whoever else holds the link (a forwarded e-mail, another tenant's
+    user) cannot use it; support staff accounts never join a partner's organisation."""
+    if getattr(user, "is_support", False):
+        return (
+            "Support staff accounts cannot join a partner's organisation: they already see every tenant "
+            "read-only from the support dashboard."
+        )
+    if (user.email or "").strip().casefold() != invitation.email.strip().casefold():
+        return (
+            f"This invitation was sent to {mask_email(invitation.email)}, and you are signed in as {user.email}. "
+            "Sign out and open the link again to join with the invited address, or ask the admin who invited "
+            "you to invite the address you use."
+        )
+    return None
+
+
+def mask_email(email: str) -> str:
+    """``in******@example.test``: enough for the invitee to recognise the address, not to learn someone else's."""
+    local, _, domain = email.partition("@")
+    return f"{local[:2]}{'*' * max(1, len(local) - 2)}@{domain}"
+
+
 def accept_invitation(request, token):
-    """Join a tenant from an e-mailed link: a signed-in person just joins; otherwise an account is created for
-    the invited address (or, when that address already has an account, the person is asked to sign in)."""
+    """Join a tenant from an e-mailed link. The invitation is bound to its address: a signed-in person joins only
+    when their account has that address (anyone else gets a 403 saying why); otherwise an account is created
+    for the invited address (or, when that address already has an account, the person is asked to sign in)."""
     invitation = Invitation.objects.select_related("tenant", "invited_by").filter(token=token).first()
     if invitation is None or not invitation.is_valid():
         return render(request, "registration/invitation_invalid.html", status=404)
+    if request.user.is_authenticated:
+        refusal = invitation_refusal(request.user, invitation)
+        if refusal:
+            return render(
+                request,
+                "registration/invitation_refused.html",
+                {"tenant": invitation.tenant, "reason": refusal},
+                status=403,
+            )
     User = get_user_model()
     existing = User.objects.filter(email__iexact=invitation.email).order_by("id").first()
     signed_in = request.user.is_authenticated
@@ -243,6 +278,8 @@ def _join(request, invitation: Invitation, form: AcceptInvitationForm | None):
             return render(request, "registration/invitation_invalid.html", status=404)
         if form is None:
             user = request.user
+            if invitation_refusal(user, invitation):  # checked by the caller; never join on a mismatch
+                raise PermissionDenied("This invitation is for another address.")
         else:
             first, _, last = form.cleaned_data["name"].strip().partition(" ")
             user = get_user_model().objects.create_user(
