@@ -63,7 +63,8 @@ ACCESS: dict[str, Access] = {
     "password_reset_done": Access("public", "public", None),
     "password_reset_confirm": Access("public", "public", "public"),
     "password_reset_complete": Access("public", "public", None),
-    "accept_invitation": Access("public", "public", "public"),
+    # public, but bound to the invited address: every signed-in member of the cast is someone else (403)
+    "accept_invitation": Access("invitee", "public", "public"),
     "healthz": Access("public", "public", None),
     # signed in
     # accepts any method and only redirects to the person's start page
@@ -312,6 +313,10 @@ OK = {200, 204}
 def expected(spec: Access, role: str, method: str) -> tuple[set[int] | None, bool]:
     """(allowed status codes or None for "anything below 500 except 403/404/405", data must stay unchanged)."""
     does = spec.get if method == "get" else spec.post
+    if spec.scope == "invitee":
+        if role == "anonymous":
+            return (OK | {302}, False) if method == "get" else (None, False)
+        return {403}, True
     if spec.scope == "public":
         if role == "anonymous" and method == "get" and does:
             return OK | {302}, False
@@ -371,7 +376,7 @@ def test_every_url_enforces_tenant_isolation(client, world, route, role, method)
         assert status < 500 and status not in (403, 404, 405), f"{where}: got {status}"
     else:
         assert status in allowed, f"{where}: got {status}, expected one of {sorted(allowed)}"
-    if role == "anonymous" and spec.scope != "public" and status == 302:
+    if role == "anonymous" and spec.scope not in ("public", "invitee") and status == 302:
         assert response["Location"].startswith(LOGIN_URL), f"{where}: redirected to {response['Location']}"
     if unchanged:
         assert fingerprint() == before, f"{where}: a refused request changed data"
