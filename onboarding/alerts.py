@@ -14,6 +14,7 @@ from datetime import datetime
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -21,6 +22,7 @@ from django.utils import timezone
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES
 
 from . import monitoring
+from .mail import error_label, subject_line
 from .models import DriftAlert, StepResult, Tenant
 
 log = logging.getLogger(__name__)
@@ -86,17 +88,46 @@ def notify_drift(tenant_id: int) -> int:
     recipients = sorted(set(tenant.admin_emails()) | {settings.SUPPORT_EMAIL})
     try:
         send_mail(
-            f"[Billing sync] {tenant.name}: {', '.join(s['title'] for s in steps)} stopped passing",
+            subject_line(
+                f"[Billing sync] {tenant.name}: {', '.join(s['title'] for s in steps)} stopped passing"
+            ),
             render_to_string("emails/drift.txt", context),
             settings.DEFAULT_FROM_EMAIL,
             recipients,
         )
-    except Exception:
-        # Release the claim so that the next run (which enqueues this task again) retries the e-mail.
-        DriftAlert.objects.filter(pk__in=[a.pk for a in claimed]).update(notified_at=None)
-        log.warning("drift e-mail for tenant %s could not be sent; will retry", tenant.pk)
+    except Exception as exc:
+        # Release the claim and record the failure: the task retries with backoff, the next run and the watchdog
+        # try again after that, and the support dashboard lists the alert as undelivered meanwhile.
+        DriftAlert.objects.filter(pk__in=[a.pk for a in claimed]).update(
+            notified_at=None,
+            mail_attempts=F("mail_attempts") + 1,
+            mail_error=error_label(exc),
+            mail_failed_at=timezone.now(),
+        )
+        log.warning(
+            "drift e-mail for tenant %s could not be sent (%s); will retry", tenant.pk, error_label(exc)
+        )
         raise
+    DriftAlert.objects.filter(pk__in=[a.pk for a in claimed]).update(mail_error="", mail_failed_at=None)
     return len(claimed)
+
+
+def undelivered_alerts():
+    """Open drift alerts whose e-mail failed and has not been delivered since, oldest failure first."""
+    return DriftAlert.objects.filter(
+        notified_at__isnull=True, resolved_at__isnull=True, mail_failed_at__isnull=False
+    ).order_by("mail_failed_at")
+
+
+def undelivered_tenants(now: datetime | None = None) -> list[int]:
+    """Tenants with an undelivered drift alert whose last attempt is older than MAIL_RETRY_AFTER seconds: the
+    watchdog enqueues their e-mail again (the task's own retries have run out by then)."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.MAIL_RETRY_AFTER)
+    return sorted(
+        set(undelivered_alerts().filter(mail_failed_at__lt=cutoff).values_list("tenant_id", flat=True))
+    )
 
 
 def notify_stale(now: datetime | None = None) -> int:
@@ -126,12 +157,27 @@ def notify_stale(now: datetime | None = None) -> int:
     )
     try:
         send_mail(
-            f"[Billing sync] {total} tenant{'s' if total != 1 else ''} not verified for {settings.STALE_AFTER_HOURS} hours",
+            subject_line(
+                f"[Billing sync] {total} tenant{'s' if total != 1 else ''} not verified for "
+                f"{settings.STALE_AFTER_HOURS} hours"
+            ),
             body,
             settings.DEFAULT_FROM_EMAIL,
             [settings.SUPPORT_EMAIL],
         )
-    except Exception:
-        cache.delete(key)  # try again at the next tick
+    except Exception as exc:
+        cache.delete(key)  # try again at the next tick (every minute), so the summary is never dropped
+        cache.set(
+            STALE_FAILED_KEY, {"at": now.isoformat(), "error": error_label(exc), "tenants": total}, None
+        )
         raise
+    cache.delete(STALE_FAILED_KEY)
     return total
+
+
+STALE_FAILED_KEY = "stale-mail:failed"
+
+
+def stale_mail_failure() -> dict | None:
+    """The last failed stale summary ({at, error, tenants}) while it has not been delivered since, else None."""
+    return cache.get(STALE_FAILED_KEY)

@@ -185,13 +185,6 @@ class _NewPasswordMixin:
                 self.add_error("password1", exc)
 
 
-def _email_taken(email: str) -> bool:
-    from django.contrib.auth import get_user_model  # noqa: PLC0415
-    from django.db.models import Q  # noqa: PLC0415
-
-    return get_user_model().objects.filter(Q(email__iexact=email) | Q(username__iexact=email)).exists()
-
-
 class SignupForm(_NewPasswordMixin, forms.Form):
     """A new partner organisation (tenant) and its first admin."""
 
@@ -207,13 +200,20 @@ class SignupForm(_NewPasswordMixin, forms.Form):
     )
     password2 = _password_field("Password again")
 
+    def clean_organisation(self) -> str:
+        from .inputs import validate_name  # noqa: PLC0415
+
+        return validate_name(self.cleaned_data["organisation"], what="The organisation name")
+
+    def clean_name(self) -> str:
+        from .inputs import validate_name  # noqa: PLC0415
+
+        return validate_name(self.cleaned_data["name"], what="Your name")
+
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip()
-        if _email_taken(email):
-            raise forms.ValidationError(
-                "An account with this e-mail address already exists. Sign in instead."
-            )
-        return email
+        # Whether the address has an account is deliberately not said here: sign-up answers the same either way
+        # and the owner gets an e-mail (views.accounts.signup).
+        return self.cleaned_data["email"].strip()
 
     def clean(self):
         data = super().clean()
@@ -265,6 +265,11 @@ class AcceptInvitationForm(_NewPasswordMixin, forms.Form):
     def __init__(self, *args, email: str = "", **kwargs):
         self.email = email
         super().__init__(*args, **kwargs)
+
+    def clean_name(self) -> str:
+        from .inputs import validate_name  # noqa: PLC0415
+
+        return validate_name(self.cleaned_data["name"], what="Your name")
 
     def clean(self):
         data = super().clean()

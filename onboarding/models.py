@@ -184,6 +184,16 @@ class Invitation(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     accepted_at = models.DateTimeField(null=True, blank=True)
+    # The invitation e-mail is sent by a Celery task after commit (onboarding.mail); the team page shows a failure
+    # with "send again" and the link to copy.
+    mail_status = models.CharField(
+        max_length=10,
+        choices=[("queued", "Queued"), ("sent", "Sent"), ("failed", "Failed")],
+        default="queued",
+    )
+    mail_attempts = models.PositiveSmallIntegerField(default=0)
+    mail_error = models.CharField(max_length=200, blank=True)
+    mailed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"invitation of {self.email} to {self.tenant_id} ({self.role})"
@@ -566,6 +576,11 @@ class DriftAlert(models.Model):
     detected_at = models.DateTimeField(default=timezone.now)
     notified_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Failed attempts to e-mail this alert: retried by the task and by the watchdog until delivered, and listed on
+    # the support dashboard meanwhile (never silently dropped).
+    mail_attempts = models.PositiveSmallIntegerField(default=0)
+    mail_error = models.CharField(max_length=200, blank=True)
+    mail_failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-detected_at"]

@@ -26,7 +26,7 @@ from django.utils import timezone
 from connectwise.checks.base import OK_STATUSES
 from connectwise.checks.registry import READINESS_KEYS as STEP_KEYS  # the advisory step is not in the funnel
 
-from .models import Connection, Tenant
+from .models import Connection, DriftAlert, Tenant
 
 OK = sorted(str(s) for s in OK_STATUSES)
 # Never checked first, then the longest unchecked: the same on SQLite and PostgreSQL (which differ by default).
@@ -45,6 +45,21 @@ def stale_q(now: datetime | None = None) -> Q:
     """Connected and not verified for STALE_AFTER_HOURS (never verified counts), like Tenant.is_stale."""
     cutoff = stale_cutoff(now)
     return connected_q() & (Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=cutoff))
+
+
+def undelivered_q() -> Q:
+    """The tenant has an open drift alert whose e-mail failed and has not been delivered since (alerts.py retries
+    it; the dashboard lists these tenants meanwhile)."""
+    return Q(
+        Exists(
+            DriftAlert.objects.filter(
+                tenant=OuterRef("pk"),
+                notified_at__isnull=True,
+                resolved_at__isnull=True,
+                mail_failed_at__isnull=False,
+            )
+        )
+    )
 
 
 def step_ok_q(key: str) -> Q:
@@ -87,6 +102,7 @@ def overview(qs: QuerySet[Tenant] | None = None, now: datetime | None = None) ->
         "drift": Count("pk", filter=Q(drift_since__isnull=False)),
         "errors": Count("pk", filter=Q(has_error=True)),
         "never": Count("pk", filter=Q(last_checked_at__isnull=True)),
+        "undelivered": Count("pk", filter=undelivered_q()),
     }
     for i, key in enumerate(STEP_KEYS):
         aggregates[f"passing__{key}"] = Count("pk", filter=step_ok_q(key))
@@ -102,6 +118,7 @@ def overview(qs: QuerySet[Tenant] | None = None, now: datetime | None = None) ->
         "drift": row["drift"],
         "errors": row["errors"],
         "never": row["never"],
+        "undelivered": row["undelivered"],
         "passing": {k: row[f"passing__{k}"] for k in STEP_KEYS},
         "through": {k: row[f"through__{k}"] for k in STEP_KEYS},
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import urlparse
@@ -51,6 +52,15 @@ def _strict_int(name: str, default: int, minimum: int = 0) -> int:
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
     return value
+
+
+def _strict_rate(name: str, default: str) -> str:
+    """A rate limit such as ``5/h`` (count / period with s, m, h or d; ``5/15m`` too), as django-ratelimit reads
+    it."""
+    raw = (os.environ.get(name) or default).strip()
+    if not re.fullmatch(r"[1-9][0-9]*/[1-9]?[0-9]*[smhd]", raw):
+        raise ImproperlyConfigured(f"{name} must be a rate like 5/h or 20/d, not {raw!r}")
+    return raw
 
 
 def _secret(name: str) -> str | None:
@@ -220,6 +230,13 @@ PASSWORD_HASHERS = (
 # Login throttling: this many failures per account and per client address within the window lock it out.
 LOGIN_FAILURE_LIMIT = _strict_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW = _strict_int("LOGIN_FAILURE_WINDOW", 900, minimum=1)
+# Rate limits (onboarding.ratelimits, django-ratelimit): per address and per client address.
+RATELIMIT_PASSWORD_RESET_ADDRESS = _strict_rate("RATELIMIT_PASSWORD_RESET_ADDRESS", "3/h")
+RATELIMIT_PASSWORD_RESET_CLIENT = _strict_rate("RATELIMIT_PASSWORD_RESET_CLIENT", "20/h")
+RATELIMIT_SIGNUP_ADDRESS = _strict_rate("RATELIMIT_SIGNUP_ADDRESS", "3/h")
+RATELIMIT_SIGNUP_CLIENT = _strict_rate("RATELIMIT_SIGNUP_CLIENT", "10/h")
+RATELIMIT_INVITE_ADDRESS = _strict_rate("RATELIMIT_INVITE_ADDRESS", "5/h")
+RATELIMIT_INVITE_CLIENT = _strict_rate("RATELIMIT_INVITE_CLIENT", "50/h")
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -352,6 +369,10 @@ else:
     )
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Billing sync readiness <noreply@localhost>")
 SUPPORT_EMAIL = os.environ.get("SUPPORT_EMAIL", "support@localhost")
+# E-mail tasks retry with backoff up to MAIL_MAX_RETRIES times; undelivered drift alerts are tried again by the
+# watchdog every MAIL_RETRY_AFTER seconds after that.
+MAIL_MAX_RETRIES = _strict_int("MAIL_MAX_RETRIES", 6, minimum=0)
+MAIL_RETRY_AFTER = _strict_int("MAIL_RETRY_AFTER", 1800, minimum=60)
 # The public address of this product, for links in e-mails (e.g. https://readiness.example.com).
 SITE_URL = os.environ.get("SITE_URL", "").rstrip("/") or ("" if PRODUCTION else "http://127.0.0.1:8000")
 

@@ -103,6 +103,8 @@ def watchdog() -> int:
         status=RepairPlan.Status.APPLYING, started_at__lt=stale
     ).values_list("pk", flat=True):
         apply_plan.delay(plan_id)
+    for tenant_id in alerts.undelivered_tenants():
+        send_drift_alerts.delay(tenant_id)  # the task's own retries ran out: try again, never drop the alert
     return closed
 
 
@@ -161,9 +163,47 @@ def build_preview(preview_id: int) -> str:
         return "error"
 
 
-@shared_task(name="onboarding.send_drift_alerts")
+# E-mail tasks: ids only (never a link or token), retried with exponential backoff and jitter; a failure is also
+# recorded on its row (invitation, drift alert) so that people see it while the retries go on.
+MAIL_RETRY = {
+    "autoretry_for": (Exception,),
+    "retry_backoff": 30,
+    "retry_backoff_max": 3600,
+    "retry_jitter": True,
+    "max_retries": settings.MAIL_MAX_RETRIES,
+    "soft_time_limit": 120,
+}
+
+
+@shared_task(name="onboarding.send_drift_alerts", **MAIL_RETRY)
 def send_drift_alerts(tenant_id: int) -> int:
+    """E-mail the tenant's open drift alerts not yet notified (alerts.notify_drift). A failure is recorded on the
+    alerts and retried here; after the last retry, ``watchdog`` re-enqueues it (see alerts.retry_undelivered)."""
     return alerts.notify_drift(tenant_id)
+
+
+@shared_task(name="onboarding.send_invitation", **MAIL_RETRY)
+def send_invitation(invitation_id: int) -> str:
+    from . import mail  # noqa: PLC0415
+
+    return mail.send_invitation(invitation_id)
+
+
+@shared_task(name="onboarding.send_password_reset", **MAIL_RETRY)
+def send_password_reset(user_id: int) -> str:
+    from . import mail  # noqa: PLC0415
+
+    return mail.send_password_reset(user_id)
+
+
+@shared_task(name="onboarding.send_signup_mail", **MAIL_RETRY)
+def send_signup_mail(user_id: int, kind: str) -> str:
+    """``kind`` "confirm": the link that activates a new account; "exists": the notice to an account's owner."""
+    from . import mail  # noqa: PLC0415
+
+    if kind == "confirm":
+        return mail.send_signup_confirmation(user_id)
+    return mail.send_signup_notice(user_id)
 
 
 @shared_task(name="onboarding.prune_history")

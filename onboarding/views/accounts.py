@@ -5,19 +5,19 @@ Django's views, and the team page where admins invite teammates by an e-mailed l
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import path, reverse, reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from .. import ratelimits
 from ..access import get_tenant
 from ..forms import AcceptInvitationForm, InviteForm, SignupForm
 from ..models import AuditEvent, Invitation, Membership, Tenant
@@ -55,59 +55,122 @@ class LoginView(auth_views.LoginView):
 # Sign up -----------------------------------------------------------------------------------------------------
 
 
+SIGNUP_SALT = "onboarding.signup-confirm"
+SIGNUP_MAX_AGE = 3 * 24 * 3600  # seconds a confirmation link works
+
+
+def signup_confirm_url(user) -> str:
+    """The path of the link that confirms a new account's address (signed with SECRET_KEY, valid three days)."""
+    from django.core import signing  # noqa: PLC0415
+
+    token = signing.dumps({"u": user.pk, "e": user.email.lower()}, salt=SIGNUP_SALT)
+    return reverse("signup_confirm", args=[token])
+
+
 def signup(request):
-    """A new partner organisation and its first admin; the wizard starts at the connection step."""
+    """A new partner organisation and its first admin. The answer is the same whether or not the address has an
+    account ("check your inbox"): a new address gets a link that confirms it and starts the wizard; the owner of
+    an existing account gets a notice instead. Rate-limited per address and per client (onboarding.ratelimits)."""
     if request.user.is_authenticated and request.method == "GET":
         messages.info(request, "You are already signed in.")
         return redirect("home")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        User = get_user_model()
-        first, _, last = data["name"].strip().partition(" ")
-        try:
-            with transaction.atomic():
-                user = User.objects.create_user(
-                    username=data["email"].lower(),
-                    email=data["email"],
-                    password=data["password1"],
-                    first_name=first[:150],
-                    last_name=last[:150],
-                )
-                tenant = Tenant.objects.create(
-                    slug=Tenant.unique_slug(data["organisation"]), name=data["organisation"]
-                )
-                Membership.objects.create(tenant=tenant, user=user, role=Membership.Role.ADMIN)
-                AuditEvent.record(
-                    AuditEvent.Kind.MEMBER_JOINED,
-                    tenant=tenant,
-                    actor=user,
-                    message=f"{user.email} signed up and created {tenant.name}",
-                    role=Membership.Role.ADMIN,
-                )
-        except IntegrityError:  # a double submit or a race on the same e-mail or slug
-            form.add_error(None, "That did not work because the account was just created. Try signing in.")
-        else:
-            login(request, user, backend=AUTH_BACKEND)
-            messages.success(
-                request, f"Welcome! {tenant.name} is set up. Start by connecting your ConnectWise."
-            )
-            return redirect("step", slug=tenant.slug, key="connection")
+        limited = ratelimits.signup_limited(request, data["email"])
+        if limited:
+            form.add_error(None, limited)
+            return render(request, "registration/signup.html", {"form": form}, status=429)
+        _create_or_notify(data)
+        request.session["signup_email"] = data["email"]
+        return redirect("signup_sent")
     return render(request, "registration/signup.html", {"form": form})
+
+
+def _create_or_notify(data: dict) -> None:
+    from django.db.models import Q  # noqa: PLC0415
+
+    from ..tasks import send_signup_mail  # noqa: PLC0415
+
+    User = get_user_model()
+    email = data["email"]
+    existing = User.objects.filter(Q(email__iexact=email) | Q(username__iexact=email)).order_by("id").first()
+    if existing is not None:
+        transaction.on_commit(lambda: send_signup_mail.delay(existing.pk, "exists"))
+        return
+    first, _, last = data["name"].strip().partition(" ")
+    try:
+        with transaction.atomic():
+            # Inactive until the address is confirmed: nobody can sign up as someone else's address and then
+            # accept an invitation bound to it.
+            user = User.objects.create_user(
+                username=email.lower(),
+                email=email,
+                password=data["password1"],
+                first_name=first[:150],
+                last_name=last[:150],
+                is_active=False,
+            )
+            tenant = Tenant.objects.create(
+                slug=Tenant.unique_slug(data["organisation"]), name=data["organisation"]
+            )
+            Membership.objects.create(tenant=tenant, user=user, role=Membership.Role.ADMIN)
+            AuditEvent.record(
+                AuditEvent.Kind.MEMBER_JOINED,
+                tenant=tenant,
+                actor=user,
+                message=f"{user.email} signed up and created {tenant.name}",
+                role=Membership.Role.ADMIN,
+            )
+            transaction.on_commit(lambda: send_signup_mail.delay(user.pk, "confirm"))
+    except (
+        IntegrityError
+    ):  # a double submit or a race on the same address: the first one's mail is on its way
+        return
+
+
+@require_GET
+def signup_sent(request):
+    """ "Check your inbox": the same page whether the address was new or already had an account."""
+    return render(
+        request, "registration/signup_sent.html", {"email": request.session.get("signup_email", "")}
+    )
+
+
+def signup_confirm(request, token):
+    """The link from the sign-up e-mail: GET shows a button (mail scanners open links), POST activates the account,
+    signs in and starts the wizard."""
+    from django.core import signing  # noqa: PLC0415
+
+    try:
+        data = signing.loads(token, salt=SIGNUP_SALT, max_age=SIGNUP_MAX_AGE)
+        user = get_user_model().objects.filter(pk=int(data["u"]), email__iexact=str(data["e"])).first()
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        user = None
+    membership = user.memberships.select_related("tenant").order_by("pk").first() if user else None
+    if user is None or membership is None:
+        return render(request, "registration/signup_invalid.html", status=404)
+    if request.method == "POST":
+        if not user.is_active:
+            get_user_model().objects.filter(pk=user.pk).update(is_active=True)
+            user.is_active = True
+        login(request, user, backend=AUTH_BACKEND)
+        tenant = membership.tenant
+        messages.success(request, f"Welcome! {tenant.name} is set up. Start by connecting your ConnectWise.")
+        return redirect("step", slug=tenant.slug, key="connection")
+    return render(
+        request, "registration/signup_confirm.html", {"tenant": membership.tenant, "email": user.email}
+    )
 
 
 # Team and invitations ----------------------------------------------------------------------------------------
 
 
-def _send_invitation(request, invitation: Invitation) -> None:
-    url = request.build_absolute_uri(reverse("accept_invitation", args=[invitation.token]))
-    context = {"invitation": invitation, "url": url, "inviter": request.user, "tenant": invitation.tenant}
-    send_mail(
-        subject=f"You are invited to {invitation.tenant.name} on billing sync readiness",
-        message=render_to_string("registration/invitation_email.txt", context),
-        from_email=None,
-        recipient_list=[invitation.email],
-    )
+def _enqueue_invitation(invitation: Invitation) -> None:
+    """Send the invitation e-mail from the worker once the invitation row is committed (onboarding.mail)."""
+    from ..tasks import send_invitation  # noqa: PLC0415
+
+    transaction.on_commit(lambda: send_invitation.delay(invitation.pk))
 
 
 @login_required
@@ -117,6 +180,10 @@ def team(request, slug):
     form = InviteForm(request.POST or None, tenant=tenant) if access.can_change else None
     if request.method == "POST" and form.is_valid():
         email, role = form.cleaned_data["email"], form.cleaned_data["role"]
+        limited = ratelimits.invitation_limited(request, email)
+        if limited:
+            messages.error(request, limited)
+            return redirect("team", slug=slug)
         with transaction.atomic():
             # A new invitation for the same address replaces the older link.
             tenant.invitations.filter(email__iexact=email, accepted_at__isnull=True).delete()
@@ -131,13 +198,22 @@ def team(request, slug):
                 email=email,
                 role=role,
             )
-        _send_invitation(request, invitation)
-        messages.success(request, f"Invitation sent to {email}. The link works for 7 days.")
+            _enqueue_invitation(invitation)
+        messages.success(
+            request,
+            f"Invitation to {email} is on its way. The link works for 7 days; if the e-mail cannot be sent, "
+            "this page says so and offers the link to copy.",
+        )
         return redirect("team", slug=slug)
     members = tenant.memberships.select_related("user").order_by("role", "user__email")
     pending = [
         i for i in tenant.invitations.filter(accepted_at__isnull=True).order_by("-created_at") if i.is_valid()
     ]
+    if access.can_change:
+        from ..mail import invitation_url  # noqa: PLC0415
+
+        for i in pending:  # only admins see a failed invitation's link, to pass it on another way
+            i.link = invitation_url(i) if i.mail_status == "failed" else ""
     return render(
         request,
         "onboarding/team.html",
@@ -196,6 +272,34 @@ def member_update(request, slug, member_uuid):
             messages.success(request, f"{email} is now {membership.get_role_display().lower()}.")
     if action == "remove" and membership.user_id == request.user.id:
         return redirect("home")
+    return redirect("team", slug=slug)
+
+
+@login_required
+@require_POST
+def resend_invitation(request, slug, token):
+    """Send a pending invitation's e-mail again (after a failure, or when the invitee cannot find it); the
+    link stays the same. Rate-limited like sending a new invitation."""
+    access = get_tenant(request, slug, change=True)
+    invitation = access.tenant.invitations.filter(token=token, accepted_at__isnull=True).first()
+    if invitation is None or not invitation.is_valid():
+        raise Http404
+    limited = ratelimits.invitation_limited(request, invitation.email)
+    if limited:
+        messages.error(request, limited)
+        return redirect("team", slug=slug)
+    with transaction.atomic():
+        Invitation.objects.filter(pk=invitation.pk).update(mail_status="queued", mail_error="")
+        AuditEvent.record(
+            AuditEvent.Kind.MEMBER_INVITED,
+            tenant=access.tenant,
+            actor=request.user,
+            message=f"Invitation e-mail to {invitation.email} sent again",
+            email=invitation.email,
+            role=invitation.role,
+        )
+        _enqueue_invitation(invitation)
+    messages.success(request, f"The invitation to {invitation.email} is being sent again.")
     return redirect("team", slug=slug)
 
 
@@ -310,13 +414,34 @@ def _join(request, invitation: Invitation, form: AcceptInvitationForm | None):
     return redirect("tenant_home", slug=tenant.slug)
 
 
-# Password reset: Django's views with our templates; the mail goes through the configured backend.
-password_reset = auth_views.PasswordResetView.as_view(
-    template_name="registration/password_reset_form.html",
-    email_template_name="registration/password_reset_email.txt",
-    subject_template_name="registration/password_reset_subject.txt",
-    success_url=reverse_lazy("password_reset_done"),
-)
+class PasswordResetForm(auth_forms.PasswordResetForm):
+    """Django's reset form, but the e-mail is sent by a Celery task after commit (the worker makes the token: no
+    reset link ever sits in a broker message)."""
+
+    def save(self, *args, **kwargs) -> None:
+        from ..tasks import send_password_reset  # noqa: PLC0415
+
+        for user in self.get_users(self.cleaned_data["email"]):
+            transaction.on_commit(lambda pk=user.pk: send_password_reset.delay(pk))
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Rate-limited per address and per client (429 with the form again); the answer does not depend on whether
+    the address has an account."""
+
+    form_class = PasswordResetForm
+    template_name = "registration/password_reset_form.html"
+    success_url = reverse_lazy("password_reset_done")
+
+    def form_valid(self, form):
+        limited = ratelimits.password_reset_limited(self.request, form.cleaned_data["email"])
+        if limited:
+            form.add_error(None, limited)
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().form_valid(form)
+
+
+password_reset = PasswordResetView.as_view()
 password_reset_done = auth_views.PasswordResetDoneView.as_view(
     template_name="registration/password_reset_done.html"
 )
@@ -334,6 +459,8 @@ urlpatterns = [
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", signup, name="signup"),
+    path("accounts/signup/sent/", signup_sent, name="signup_sent"),
+    path("accounts/signup/confirm/<str:token>/", signup_confirm, name="signup_confirm"),
     path("accounts/password-reset/", password_reset, name="password_reset"),
     path("accounts/password-reset/sent/", password_reset_done, name="password_reset_done"),
     path("accounts/reset/<uidb64>/<token>/", password_reset_confirm, name="password_reset_confirm"),
@@ -344,6 +471,7 @@ urlpatterns = [
     path(
         "t/<slug:slug>/team/invitations/<uuid:token>/withdraw/", revoke_invitation, name="revoke_invitation"
     ),
+    path("t/<slug:slug>/team/invitations/<uuid:token>/resend/", resend_invitation, name="resend_invitation"),
 ]
 
 

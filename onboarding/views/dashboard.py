@@ -36,6 +36,7 @@ from connectwise.errors import detail_text
 
 from .. import monitoring
 from ..access import require_support
+from ..alerts import stale_mail_failure
 from ..inputs import safe_next
 from ..models import ApprovedHost, AuditEvent, CheckRun, Connection, DriftAlert, StepResult, Tenant
 
@@ -52,6 +53,7 @@ SHOW_CHOICES = [
     ("errors", "Errors (could not check)"),
     ("drift", "Drift"),
     ("never", "Never checked"),
+    ("undelivered", "Alert e-mail not delivered"),
 ]
 SORT_CHOICES = [
     ("name", "Name (A–Z)"),
@@ -147,6 +149,8 @@ class TenantFilter:
             qs = qs.filter(drift_since__isnull=False)
         elif self.show == "never":
             qs = qs.filter(last_checked_at__isnull=True)
+        elif self.show == "undelivered":
+            qs = qs.filter(monitoring.undelivered_q())
         if self.step:
             qs = qs.filter(first_open_step=self.step)
         return qs.order_by(*SORTS[self.sort])
@@ -231,6 +235,7 @@ def dashboard(request):
             "page": page,
             "overview": overview,
             "funnel": _funnel(overview),
+            "stale_mail_failed": stale_mail_failure(),
             "steps": STEPS,
             "stale_hours": settings.STALE_AFTER_HOURS,
             "step_titles": STEP_TITLES,

@@ -40,3 +40,8 @@ document.addEventListener("DOMContentLoaded", () => {
     update();
   });
 });
+
+// A read-only link to copy (a failed invitation's link on the team page): focusing it selects it all.
+document.addEventListener("focusin", (event) => {
+  if (event.target.matches && event.target.matches("input[data-select-on-focus]")) event.target.select();
+});

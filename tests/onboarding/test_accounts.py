@@ -17,6 +17,20 @@ pytestmark = pytest.mark.django_db
 GOOD_PASSWORD = "plum-orbit-harbour-42"
 
 
+@pytest.fixture(autouse=True)
+def _mail_tasks_inline(monkeypatch):
+    """E-mail is sent by Celery tasks after commit: run them eagerly, at once (there is no commit in a test)."""
+    from django.db import transaction
+
+    from onboarding.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    monkeypatch.setattr(transaction, "on_commit", lambda fn, using=None, robust=False: fn())
+    yield
+    app.conf.update(task_always_eager=saved[0], task_eager_propagates=saved[1])
+
+
 def _signup(client, **overrides):
     data = {
         "organisation": "Northwind MSP",
@@ -32,18 +46,37 @@ def _signup(client, **overrides):
 # Sign up -----------------------------------------------------------------------------------------------------
 
 
-def test_signup_creates_tenant_and_its_first_admin(client):
+def test_signup_creates_tenant_and_its_first_admin_after_the_address_is_confirmed(client):
     response = _signup(client)
     tenant = Tenant.objects.get(name="Northwind MSP")
-    assert response.status_code == 302
-    assert response.url == reverse("step", args=[tenant.slug, "connection"])
+    assert response.status_code == 302 and response.url == reverse("signup_sent")
+    assert "nora@northwind.example" in client.get(response.url).content.decode()
     user = User.objects.get(email="nora@northwind.example")
     assert user.first_name == "Nora" and user.last_name == "North"
     assert user.check_password(GOOD_PASSWORD)
+    assert not user.is_active  # not before the address is confirmed
     assert Membership.objects.get(tenant=tenant, user=user).role == Membership.Role.ADMIN
     assert AuditEvent.objects.filter(tenant=tenant, kind=AuditEvent.Kind.MEMBER_JOINED).exists()
-    # signed in straight away
-    assert client.get(reverse("step", args=[tenant.slug, "connection"])).status_code == 200
+    assert client.get(reverse("step", args=[tenant.slug, "connection"])).status_code == 302  # not signed in
+
+    [message] = mail.outbox
+    assert message.to == ["nora@northwind.example"]
+    link = re.search(r"https?://[^/\s]+(/accounts/signup/confirm/\S+/)", message.body).group(1)
+    assert "Confirm and start" in client.get(link).content.decode()  # GET changes nothing (mail scanners)
+    user.refresh_from_db()
+    assert not user.is_active
+    response = client.post(link)
+    assert response.status_code == 302 and response.url == reverse("step", args=[tenant.slug, "connection"])
+    user.refresh_from_db()
+    assert user.is_active
+    assert client.get(reverse("step", args=[tenant.slug, "connection"])).status_code == 200  # signed in
+
+
+def test_a_tampered_confirmation_link_does_not_work(client):
+    _signup(client)
+    link = re.search(r"(/accounts/signup/confirm/\S+/)", mail.outbox[0].body).group(1)
+    assert client.post(link.replace(":", "x", 1)).status_code == 404
+    assert not User.objects.get(email="nora@northwind.example").is_active
 
 
 def test_signup_gives_a_second_organisation_with_the_same_name_its_own_slug(client, tenant_a):
@@ -55,11 +88,17 @@ def test_signup_gives_a_second_organisation_with_the_same_name_its_own_slug(clie
     )
 
 
-def test_signup_refuses_an_email_already_used_in_any_case(client, admin_a):
-    response = _signup(client, email="ADMIN@A.Example")
-    assert response.status_code == 200
-    assert "already exists" in response.content.decode()
-    assert not Tenant.objects.filter(name="Northwind MSP").exists()
+def test_signup_answers_the_same_for_an_existing_address_and_mails_its_owner(client, admin_a):
+    """Item 6 of issue 12: sign-up does not tell anyone whether an address has an account."""
+    new = _signup(client, email="someone.new@example.test")
+    client.session.flush()
+    taken = _signup(client, email="ADMIN@A.Example")
+    assert (taken.status_code, taken.url) == (new.status_code, new.url) == (302, reverse("signup_sent"))
+    assert "Check your inbox" in client.get(taken.url).content.decode()
+    assert Tenant.objects.filter(name="Northwind MSP").count() == 1  # only the new address's
+    assert User.objects.filter(email__iexact="admin@a.example").count() == 1
+    notice = [m for m in mail.outbox if m.to == ["admin@a.example"]]
+    assert len(notice) == 1 and "already have an account" in notice[0].body
 
 
 @pytest.mark.parametrize(
@@ -122,7 +161,7 @@ def test_password_reset_sends_a_mail_with_a_working_link(client, admin_a):
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == ["admin@a.example"]
-    link = re.search(r"http://testserver(/accounts/reset/\S+/)", message.body).group(1)
+    link = re.search(r"https?://[^/\s]+(/accounts/reset/\S+/)", message.body).group(1)
 
     page = client.get(link, follow=True)
     assert "Choose a new password" in page.content.decode()

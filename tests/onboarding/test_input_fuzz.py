@@ -28,6 +28,8 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "login": ((), ("username", "password", "next")),
     "logout": ((), ("next",)),
     "signup": ((), ("organisation", "name", "email", "password1", "password2")),
+    "signup_sent": ((), ()),
+    "signup_confirm": ((), ()),
     "password_reset": ((), ("email",)),
     "password_reset_done": ((), ()),
     "password_reset_confirm": ((), ("new_password1", "new_password2")),

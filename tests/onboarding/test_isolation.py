@@ -59,6 +59,8 @@ ACCESS: dict[str, Access] = {
     "login": Access("public", "public", "public"),
     "logout": Access("public", None, "public"),
     "signup": Access("public", "public", "public"),
+    "signup_sent": Access("public", "public", None),
+    "signup_confirm": Access("public", "public", "public"),
     "password_reset": Access("public", "public", "public"),
     "password_reset_done": Access("public", "public", None),
     "password_reset_confirm": Access("public", "public", "public"),
@@ -73,6 +75,7 @@ ACCESS: dict[str, Access] = {
     "team": Access("tenant", "read", "change"),
     "member_update": Access("tenant", None, "change"),
     "revoke_invitation": Access("tenant", None, "change"),
+    "resend_invitation": Access("tenant", None, "change"),
     "tenant_home": Access("tenant", "read", None),
     "step": Access("tenant", "read", "change"),
     "replace_key": Access("tenant", None, "change"),
@@ -172,6 +175,10 @@ def fill(route: Route, world, *, tenant: str = "a") -> str:
         if route.name == "password_reset_confirm":
             kwargs = {"uidb64": "MQ", "token": "set-password"}
             break
+        if route.name == "signup_confirm":
+            from onboarding.views.accounts import signup_confirm_url
+
+            return signup_confirm_url(world.users["admin"])
         if param == "slug":
             kwargs[param] = t.tenant.slug
         elif param == "key":

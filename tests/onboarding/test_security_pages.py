@@ -77,6 +77,7 @@ def _pages(world):  # noqa: F811
             continue
         users = {
             "public": [None],
+            "invitee": [None],
             "user": ["admin", "support"],
             "tenant": ["admin", "member", "support"],
             "api": [],  # token-only JSON (tests/api: every operation against the schema)

@@ -26,6 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", help="Tenant display name when it is created (default: the slug)")
 
     def handle(self, *args, slug, site, company, public_key, name=None, **options):
+        slug, name = _checked_slug_and_name(slug, name)
         private_key = os.environ.get("CW_PRIVATE_KEY")
         if not private_key:
             if not sys.stdin.isatty():
@@ -53,3 +54,28 @@ class Command(BaseCommand):
             f"{'Created' if created else 'Updated'} tenant {tenant.slug}: company {connection.company_id} at "
             f"{connection.site} (private key stored encrypted, {connection.private_key_masked})."
         )
+
+
+def _checked_slug_and_name(slug: str, name: str | None) -> tuple[str, str | None]:
+    """The same rules as sign-up: a slug of letters, digits and hyphens (at most 60), a name without control
+    characters (at most 200). Raises ``CommandError`` before anything is saved."""
+    from django import forms  # noqa: PLC0415
+    from django.core.validators import validate_slug  # noqa: PLC0415
+
+    from ...inputs import validate_name  # noqa: PLC0415
+
+    try:
+        validate_slug(slug)
+    except forms.ValidationError:
+        raise CommandError(f"{slug!r} is not a slug: use letters, digits and hyphens only.") from None
+    if len(slug) > 60:
+        raise CommandError("The slug is longer than 60 characters.")
+    if name is None:
+        return slug, None
+    try:
+        name = validate_name(name, what="The tenant name")
+    except forms.ValidationError as exc:
+        raise CommandError(exc.messages[0]) from None
+    if not name or len(name) > 200:
+        raise CommandError("The tenant name must be 1 to 200 characters.")
+    return slug, name
