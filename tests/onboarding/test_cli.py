@@ -192,8 +192,12 @@ BROKEN_EXPECTED = {
 def broken(db, sandbox, monkeypatch):
     connect(monkeypatch, "broken", "brokenco")
     out = run("tenant_customers", "broken", "--csv", str(SCENARIOS / "broken-customers.csv"))
-    assert "Chose 15 companies" in out
+    assert "Chose 14 companies" in out
     tenant = Tenant.objects.get(slug="broken")
+    # Tailspin Toys (id 5) was chosen before it was deleted in ConnectWise (tenant_customers refuses it now).
+    CompanyChoice.objects.create(
+        tenant=tenant, cw_company_id=5, identifier="TailspinToys", name="Tailspin Toys"
+    )
     for name in ("Contoso Limited", "Fourth Coffee"):
         BillingCustomer.objects.create(tenant=tenant, name=name, normalized=name.lower())
     return tenant
@@ -360,3 +364,31 @@ def test_the_realworld_scenario_through_the_command_line(db, sandbox, monkeypatc
         '"Monthly " (id 6, recurs Quarterly) -> "Monthly" (id 1, recurs Monthly)' in m for m in messages
     )
     assert codes.AGREEMENTS_BILLING_CYCLE_NOT_MONTHLY not in found(verify("real"))["agreements"]
+
+
+def test_tenant_customers_refuses_deleted_companies_by_line_and_warns_on_inactive_ones(
+    db, sandbox, monkeypatch
+):
+    """Item 7 of issue 12: a company whose deletedFlag is true is refused (nothing applied); an inactive one is
+    chosen with a warning (broken.json: 5 TailspinToys is deleted, 3 FabrikamInc has an inactive status, 4
+    NorthwindTraders is a prospect)."""
+    connect(monkeypatch, "broken", "brokenco")
+    run("tenant_customers", "broken", "--csv", str(_csv(monkeypatch, "company,motion\n1,monthly\n")))
+    with pytest.raises(CommandError) as exc:
+        run(
+            "tenant_customers",
+            "broken",
+            "--csv",
+            str(_csv(monkeypatch, "company,motion\n7,monthly\nTailspinToys,monthly\n")),
+        )
+    assert "line 3: company 'Tailspin Toys' (id 5) is deleted in ConnectWise" in str(exc.value)
+    assert list(
+        CompanyChoice.objects.filter(tenant__slug="broken").values_list("cw_company_id", flat=True)
+    ) == [1]
+
+    out, err = io.StringIO(), io.StringIO()
+    csv_path = _csv(monkeypatch, "company,motion\n3,monthly\n4,annual\n")
+    call_command("tenant_customers", "broken", "--csv", str(csv_path), stdout=out, stderr=err)
+    assert "Chose 2 companies" in out.getvalue()
+    assert "line 2: company 'Fabrikam Inc' is not active" in err.getvalue()
+    assert "line 3: company 'Northwind Traders' is not active" in err.getvalue()

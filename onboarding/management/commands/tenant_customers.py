@@ -10,6 +10,7 @@ import io
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from connectwise.checks.customers import inactive_reason
 from connectwise.errors import ConnectWiseError
 from connectwise.query import split_in
 
@@ -40,7 +41,17 @@ class Command(BaseCommand):
             raise CommandError(f"Connection refused: {decision.refused}")
         try:
             with client_for(connection, decision) as client:
-                companies = client.list("company/companies", fields="id,identifier,name", order_by="id asc")
+                # deletedFlag and status as the customers check reads them (spec schema Company: deletedFlag,
+                # status -> CompanyStatus.inactiveFlag), so the CLI refuses what the next verify would flag.
+                companies = client.list(
+                    "company/companies",
+                    fields="id,identifier,name,status/id,status/name,deletedFlag",
+                    order_by="id asc",
+                )
+                statuses = {
+                    s["id"]: s
+                    for s in client.list("company/companies/statuses", fields="id,name,inactiveFlag")
+                }
                 wanted_agreements = sorted({int(r["agreement"]) for _, r in rows if r.get("agreement")})
                 agreements = []
                 for cond in split_in("id", wanted_agreements) if wanted_agreements else []:
@@ -53,16 +64,27 @@ class Command(BaseCommand):
         by_id = {c["id"]: c for c in companies}
         by_identifier = {str(c.get("identifier", "")).lower(): c for c in companies}
         agreement_company = {a["id"]: (a.get("company") or {}).get("id") for a in agreements}
-        problems, resolved = [], []
+        problems, resolved, warnings = [], [], []
         for line, row in rows:
             ref = row["company"]
-            company = by_id.get(int(ref)) if ref.isdigit() else None
+            company = by_id.get(int(ref)) if ref.isascii() and ref.isdigit() else None
             company = company or by_identifier.get(ref.lower())
             if company is None:
                 problems.append(
                     f"line {line}: company {ref!r} is not a company id or identifier in ConnectWise"
                 )
                 continue
+            if company.get("deletedFlag"):
+                problems.append(
+                    f"line {line}: company {company.get('name')!r} (id {company['id']}) is deleted in ConnectWise"
+                )
+                continue
+            reason = inactive_reason(company, statuses)
+            if reason:
+                warnings.append(
+                    f"line {line}: company {company.get('name')!r} is not active ({reason}); it is chosen, "
+                    "and verify will report customers.company_inactive until it is active"
+                )
             agreement_id = int(row["agreement"]) if row.get("agreement") else None
             if agreement_id is not None and agreement_company.get(agreement_id) != company["id"]:
                 problems.append(
@@ -97,6 +119,8 @@ class Command(BaseCommand):
                 message=f"{len(resolved)} companies chosen from {csv_path}",
                 count=len(resolved),
             )
+        for warning in warnings:
+            self.stderr.write(f"Warning: {warning}")
         self.stdout.write(f"Chose {len(resolved)} companies for {tenant.slug}.")
 
 
@@ -128,7 +152,7 @@ def read_rows(path: str) -> list[tuple[int, dict]]:
             problems.append(f"line {line}: company is empty")
         elif motion not in MOTIONS:
             problems.append(f"line {line}: motion {row.get('motion')!r} must be monthly, azure or annual")
-        elif row.get("agreement") and not row["agreement"].isdigit():
+        elif row.get("agreement") and not (row["agreement"].isascii() and row["agreement"].isdigit()):
             problems.append(f"line {line}: agreement {row['agreement']!r} must be an agreement id (a number)")
         elif row["company"].lower() in seen:
             problems.append(
