@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("onboarding.views.dashboard")),
     path("", include("onboarding.views.integrations")),
     path("api/v1/", include("onboarding.api.urls")),
+    path("", include("onboarding.views.support_staff")),
 ]
 
 handler400 = "onboarding.views.errors.bad_request"

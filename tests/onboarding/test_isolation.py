@@ -107,6 +107,7 @@ ACCESS: dict[str, Access] = {
     "support_api_tenants": Access("support", "read", None),
     "support_bulk_recheck": Access("support", None, "action"),
     "support_hosts": Access("support", "read", "action"),
+    "support_staff": Access("support", "read", "action"),
     "support_tenant": Access("support", "read", None),
     "support_recheck": Access("support", None, "action"),
     "support_audit": Access("support", "read", None),
