@@ -27,6 +27,7 @@ import socket
 import ssl
 import string
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -244,6 +245,19 @@ def set_password_link(mail_dir: Path, email: str) -> str:
     return links[0]
 
 
+def signup_confirm_link(mail_dir: Path, email: str, seconds: float = 60) -> str:
+    """The confirmation link of the sign-up e-mail, which the worker sends after commit (so wait for it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        for path in sorted(mail_dir.iterdir()):
+            text = path.read_text()
+            links = re.findall(r"https://\S+/accounts/signup/confirm/\S+/", text)
+            if f"To: {email}" in text and links:
+                return links[0]
+        assert time.monotonic() < deadline, "no sign-up confirmation e-mail"
+        time.sleep(0.5)
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -355,6 +369,9 @@ def test_the_shipped_deployment_signs_in_over_https_and_checks_a_partner(
         page.fill("input[name=password1]", PARTNER_PASSWORD)
         page.fill("input[name=password2]", PARTNER_PASSWORD)
         page.get_by_role("button", name="Create account").click()
+        page.wait_for_url("**/accounts/signup/sent/")
+        page.goto(signup_confirm_link(deployment["mail"], PARTNER_EMAIL))
+        page.get_by_role("button", name="Confirm and start").click()
         page.wait_for_url("**/steps/connection/")
         page.select_option("select[name=region]", "onprem")
         page.fill("input[name=onprem_host]", site)
