@@ -22,6 +22,22 @@ def validate(
         raise ConnectionRefused("Enter the API member's public key.")
     if not existing and not private_key:
         raise ConnectionRefused("Enter the API member's private key.")
+    from .inputs import control_characters  # noqa: PLC0415
+
+    # The same limits for the web form and tenant_connect: these values go into ConnectWise's URL path and
+    # Authorization header, where a line break or a control character is never valid. The key itself is never
+    # quoted in the message.
+    for label, value, limit in (
+        ("company ID", company_id, 100),
+        ("public key", public_key, 100),
+        ("private key", private_key or "", 100),
+    ):
+        if control_characters(value.strip()):
+            raise ConnectionRefused(
+                f"The {label} contains control characters such as line breaks; paste it again."
+            )
+        if len(value.strip()) > limit:
+            raise ConnectionRefused(f"The {label} is longer than {limit} characters.")
     decision = decide(site)
     if not decision.allowed:
         raise ConnectionRefused(decision.refused)

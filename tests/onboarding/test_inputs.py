@@ -141,3 +141,27 @@ def test_a_bad_next_falls_back_to_the_page_itself(client, admin_a, tenant_a, cho
     )
     assert response.status_code == 302
     assert response["Location"] == reverse("step", args=[tenant_a.slug, "customers"])
+
+
+@pytest.mark.parametrize("field", ["company_id", "public_key", "private_key"])
+def test_connection_values_with_control_characters_are_refused_on_the_web_and_the_cli(
+    client, admin_a, tenant_a, monkeypatch, field
+):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from onboarding.models import Connection, Tenant
+
+    values = {"company_id": "acme", "public_key": "pub", "private_key": "private-0123456789"}
+    values[field] = values[field][:2] + "\n" + values[field][2:]
+    client.force_login(admin_a)
+    response = client.post(
+        reverse("step", args=[tenant_a.slug, "connection"]), {"region": "api-na.myconnectwise.net", **values}
+    )
+    assert response.status_code == 400 and "control characters" in response.content.decode()
+    assert "private-0123456789" not in response.content.decode()
+    monkeypatch.setenv("CW_PRIVATE_KEY", values["private_key"])
+    with pytest.raises(CommandError, match="control characters"):
+        call_command("tenant_connect", "newco", "--site", "api-na.myconnectwise.net", "--company",
+                     values["company_id"], "--public-key", values["public_key"])  # fmt: skip
+    assert not Connection.objects.exists() and not Tenant.objects.filter(slug="newco").exists()
