@@ -3,6 +3,11 @@
 from django.db import migrations, models
 
 
+def mark_earlier_invitations_sent(apps, schema_editor):
+    # Invitations made before this migration were e-mailed synchronously by the view that created them.
+    apps.get_model("onboarding", "Invitation").objects.update(mail_status="sent")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -45,4 +50,5 @@ class Migration(migrations.Migration):
             name='mailed_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
+        migrations.RunPython(mark_earlier_invitations_sent, migrations.RunPython.noop),
     ]
