@@ -11,7 +11,7 @@ def mark_earlier_invitations_sent(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('onboarding', '0003_error_details'),
+        ('onboarding', '0004_existing_billing'),
     ]
 
     operations = [
