@@ -359,6 +359,26 @@ def decode_csv_bytes(raw: bytes) -> str | None:
     return None
 
 
+def csv_problem(text: str) -> str | None:
+    """Why the CSV reader cannot read ``text`` (a field over its 131,072-character limit, an unterminated quote),
+    naming the line; None when every row reads. For imports whose rows another module parses."""
+    import csv  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    try:
+        for _ in reader:
+            pass
+    except csv.Error as exc:
+        detail = "a field is too long" if "field larger" in str(exc) else "it cannot be read as CSV"
+        return f"Line {reader.line_num}: {detail}."
+    return None
+
+
 def parse_customer_names(text: str) -> list[str]:
     """Names from a CSV: the ``name`` column when there is one, else the first column; comma, semicolon or tab
     separated; blanks and repeats dropped; tabs and other control characters inside a name become spaces.

@@ -22,6 +22,7 @@ from connectwise.preview import CAUSES, SubscriptionCsvError, collision_text, ex
 
 from .. import billing
 from ..access import TenantAccess, get_tenant
+from ..forms import csv_problem, decode_csv_bytes
 from ..models import SyncPreview
 from . import plans as plan_views
 
@@ -53,12 +54,17 @@ class SubscriptionCsvForm(forms.Form):
         if not (f.name or "").lower().endswith((".csv", ".txt")):
             raise forms.ValidationError("Choose a .csv file (comma-separated values).")
         raw = f.read(CSV_MAX_BYTES + 1)
-        if b"\x00" in raw:
-            raise forms.ValidationError("This does not look like a CSV file (it contains binary data).")
-        try:
-            self.text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            self.text = raw.decode("cp1252", errors="replace")
+        # The same reading as the customer list import: UTF-8 (BOM or not), UTF-16, Windows-1252; a field the CSV
+        # reader refuses is a form error naming its line (issue 12), never a 500.
+        self.text = decode_csv_bytes(raw)
+        if self.text is None:
+            raise forms.ValidationError(
+                "This does not look like a CSV file (it contains binary data). Save the list as CSV "
+                "(UTF-8, UTF-16 or Windows-1252) and try again."
+            )
+        problem = csv_problem(self.text)
+        if problem:
+            raise forms.ValidationError(f"{problem} Nothing was imported.")
         return f
 
 

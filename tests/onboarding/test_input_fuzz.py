@@ -58,6 +58,10 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "customers_select": ((), ("company", "action", "next")),
     "customers_import": ((), ("file",)),
     "billing_match": ((), ("action", "customer", "company", "next")),
+    "billing_cutover": ((), ("cutover", "addition")),
+    "previews": ((), ("file",)),
+    "preview": ((), ()),
+    "preview_export": ((), ()),
     "agreements_save": (
         (),
         ("action", "company", "bulk_motion", "row", "motion-{id}", "agreement-{id}", "next"),
@@ -152,7 +156,7 @@ BAD = st.one_of(st.sampled_from(BAD_VALUES), st.text(max_size=40))
 # Ids are where parsing goes wrong: beyond 64 and 32 bits, negative, non-numeric, digits int() reads oddly.
 BAD_ID = st.sampled_from(["9" * 25, "-" + "9" * 25, str(2**63), str(2**31), "abc", "", "-1", "²", "١٢",
                           "1.5", "\x00"])  # fmt: skip
-ID_FIELDS = {"company", "row", "customer", "agreement-{id}", "page", "cpage", "bpage", "user"}
+ID_FIELDS = {"company", "row", "customer", "agreement-{id}", "page", "cpage", "bpage", "user", "addition"}
 
 
 def bad_values(name: str):

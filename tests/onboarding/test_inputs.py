@@ -165,3 +165,30 @@ def test_connection_values_with_control_characters_are_refused_on_the_web_and_th
         call_command("tenant_connect", "newco", "--site", "api-na.myconnectwise.net", "--company",
                      values["company_id"], "--public-key", values["public_key"])  # fmt: skip
     assert not Connection.objects.exists() and not Tenant.objects.filter(slug="newco").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            b"customer,product,quantity\nContoso,x,1\n" + b"x" * 200_000 + b"\n",
+            "Line 3: a field is too long.",
+        ),
+        (bytes(range(256)), "does not look like a CSV file"),
+    ],
+)
+def test_the_subscription_preview_import_refuses_what_the_csv_reader_cannot_read(
+    client, admin_a, tenant_a, content, message
+):
+    """The same kind of fault as item 5, in the first-sync preview's import: a form error, never a 500."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from onboarding.models import SyncPreview
+
+    client.force_login(admin_a)
+    response = client.post(
+        reverse("previews", args=[tenant_a.slug]),
+        {"file": SimpleUploadedFile("subs.csv", content, content_type="text/csv")},
+    )
+    assert response.status_code == 400 and message in response.content.decode()
+    assert not SyncPreview.objects.exists()
