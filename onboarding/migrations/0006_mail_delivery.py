@@ -11,7 +11,7 @@ def mark_earlier_invitations_sent(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('onboarding', '0004_existing_billing'),
+        ('onboarding', '0005_api_tokens_webhooks'),
     ]
 
     operations = [
