@@ -62,6 +62,22 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "previews": ((), ("file",)),
     "preview": ((), ()),
     "preview_export": ((), ()),
+    # support's API tokens and webhooks (session pages)
+    "support_api_tokens": ((), ("name", "scope", "expires_days")),
+    "support_revoke_token": ((), ()),
+    "support_webhooks": ((), ("url", "events", "name")),
+    "support_webhook": (("status", "page"), ()),
+    "support_webhook_toggle": ((), ("action",)),
+    "support_webhook_redeliver": ((), ()),
+    # /api/v1/: token only, so every session role is refused; its own tests fuzz it with a token (h15)
+    "api:docs": ((), ()),
+    "api:schema": ((), ()),
+    "api:not_found": ((), ()),
+    "api:tenants": (("ready", "updated_since", "cursor", "page", "page_size", "q"), ()),
+    "api:tenant": ((), ()),
+    "api:mapping": ((), ()),
+    "api:runs": (("page", "cursor"), ("steps",)),
+    "api:run": ((), ()),
     "agreements_save": (
         (),
         ("action", "company", "bulk_motion", "row", "motion-{id}", "agreement-{id}", "next"),
@@ -151,12 +167,14 @@ ACTIONS = {
     "billing_match": ["match", "unmatch", "exact", "clear"],
     "member_update": ["admin", "member", "remove"],
     "support_staff": ["invite", "deactivate"],
+    "support_webhook_toggle": ["enable", "disable"],
 }
 BAD = st.one_of(st.sampled_from(BAD_VALUES), st.text(max_size=40))
 # Ids are where parsing goes wrong: beyond 64 and 32 bits, negative, non-numeric, digits int() reads oddly.
 BAD_ID = st.sampled_from(["9" * 25, "-" + "9" * 25, str(2**63), str(2**31), "abc", "", "-1", "²", "١٢",
                           "1.5", "\x00"])  # fmt: skip
-ID_FIELDS = {"company", "row", "customer", "agreement-{id}", "page", "cpage", "bpage", "user", "addition"}
+ID_FIELDS = {"company", "row", "customer", "agreement-{id}", "page", "cpage", "bpage", "user", "addition",
+             "expires_days", "page_size"}  # fmt: skip
 
 
 def bad_values(name: str):
