@@ -78,6 +78,10 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "api:mapping": ((), ()),
     "api:runs": (("page", "cursor"), ("steps",)),
     "api:run": ((), ()),
+    "agreement_defaults_save": (
+        (),
+        tuple(f"{m}_{f}" for m in ("monthly", "azure", "annual") for f in ("type", "name")),
+    ),
     "agreements_save": (
         (),
         ("action", "company", "bulk_motion", "row", "motion-{id}", "agreement-{id}", "next"),
@@ -174,7 +178,7 @@ BAD = st.one_of(st.sampled_from(BAD_VALUES), st.text(max_size=40))
 BAD_ID = st.sampled_from(["9" * 25, "-" + "9" * 25, str(2**63), str(2**31), "abc", "", "-1", "²", "١٢",
                           "1.5", "\x00"])  # fmt: skip
 ID_FIELDS = {"company", "row", "customer", "agreement-{id}", "page", "cpage", "bpage", "user", "addition",
-             "expires_days", "page_size"}  # fmt: skip
+             "expires_days", "page_size", "monthly_type", "azure_type", "annual_type"}  # fmt: skip
 
 
 def bad_values(name: str):
