@@ -11,7 +11,7 @@ def mark_earlier_invitations_sent(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('onboarding', '0006_agreement_defaults'),
+        ('onboarding', '0007_connection_read_hints'),
     ]
 
     operations = [
