@@ -335,6 +335,7 @@ class CheckRun(models.Model):
         REPAIR = "repair", "Re-check after a repair"
         SUPPORT = "support", "Started by support"
         API = "api", "Started through the API"
+        CHANGE = "change", "Re-check after a change of choices"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
@@ -401,6 +402,12 @@ class StepResult(models.Model):
     api_calls = models.IntegerField(default=0)
     duration_ms = models.IntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    choices_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="For steps that judge the partner's choices (runs.CHOICE_STEPS): a digest of the choices this "
+        "result judged; empty for other steps and for results stored before it was kept.",
+    )
 
     class Meta:
         ordering = ["run", "id"]

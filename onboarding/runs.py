@@ -145,17 +145,19 @@ def execute_run(run: CheckRun) -> CheckRun:
     except Exception as exc:  # e.g. the key cannot be decrypted: a clear error, never the key
         return fail(run, f"Could not prepare the ConnectWise client: {exc}", started=started)
     calls = retries = 0
+    choices = choices_for(tenant)
+    judged = choices_digests(choices)
     try:
         if client is None:
             outcomes = run_steps(
-                None, choices_for(tenant), steps=requested, connection=connection_info(connection, decision)
+                None, choices, steps=requested, connection=connection_info(connection, decision)
             )
         else:
             with client:
                 hints = ReadHints.from_stored(connection.read_hints)
                 outcomes = run_steps(
                     client,
-                    choices_for(tenant),
+                    choices,
                     steps=requested,
                     on_progress=progress,
                     connection=connection_info(connection, decision),
@@ -165,7 +167,7 @@ def execute_run(run: CheckRun) -> CheckRun:
                 remember_reads(connection, client.codebase, hints)
     except ConnectWiseError as exc:
         return fail(run, f"ConnectWise error: {exc}", started=started, detail=exc.detail())
-    return finish(run, outcomes, calls=calls, retries=retries, started=started)
+    return finish(run, outcomes, calls=calls, retries=retries, started=started, judged=judged)
 
 
 def remember_reads(connection, codebase: str | None, hints: ReadHints) -> None:
@@ -230,9 +232,20 @@ def step_error_details(outcomes: list[StepOutcome]) -> dict[str, dict]:
 
 @transaction.atomic
 def finish(
-    run: CheckRun, outcomes: list[StepOutcome], *, calls: int, retries: int, started: float
+    run: CheckRun,
+    outcomes: list[StepOutcome],
+    *,
+    calls: int,
+    retries: int,
+    started: float,
+    judged: dict[str, str] | None = None,
 ) -> CheckRun:
-    """Store step results, close the run, update the tenant's latest state and detect drift."""
+    """Store step results, close the run, update the tenant's latest state and detect drift.
+
+    ``judged`` is ``choices_digests()`` of the choices the run read: each result of a step in CHOICE_STEPS keeps
+    its digest, and when the partner changed those choices while the run was under way, a follow-up run of the
+    affected steps starts after commit (``recheck_changed``)."""
+    judged = judged or {}
     now = timezone.now()
     tenant = Tenant.objects.select_for_update().get(pk=run.tenant_id)
     StepResult.objects.bulk_create(
@@ -245,6 +258,7 @@ def finish(
                 findings=[f.to_dict() for f in o.findings],
                 summary=(o.summary or "")[:300],
                 created_at=now,
+                choices_digest=judged.get(o.key, "") if o.key in CHOICE_STEPS else "",
             )
             for o in outcomes
         ]
@@ -286,8 +300,100 @@ def finish(
             tenant.agreement_types = o.facts["agreement_types"]  # the Defaults for new agreements form
     tenant.save()
     webhooks.on_run_ended(run, previous)
+    tenant_id = tenant.pk
+    transaction.on_commit(lambda: recheck_changed(tenant_id))
     run.refresh_from_db()
     return run
+
+
+# -- results follow the partner's changes ------------------------------------------------------------------
+
+# The steps whose result judges the partner's own choices (chosen companies, motions, target agreements, the
+# imported billing customers): a change of those choices makes their stored result out of date.
+CHOICE_STEPS = ("customers", "agreements", "existing_billing")
+
+# step -> the steps whose results it reads or needs (PRODUCT.md "The steps"): every step needs a working
+# connection and reads through the API member's role; the catalog's create repair needs the setup tables;
+# agreements are judged for the chosen companies; existing billing reads the target agreements.
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "catalog": ("setup_tables",),
+    "agreements": ("customers",),
+    "existing_billing": ("customers", "agreements"),
+}
+ROOT_STEPS = ("connection", "security_role")
+
+
+def with_dependents(keys) -> list[str]:
+    """The steps ``keys`` and every step that depends on them, in wizard order ("Check now" on a step re-checks
+    the steps whose result could change with it). ``connection`` and ``security_role`` reach every step."""
+    wanted = {k for k in keys if k in STEP_KEYS}
+    if wanted & set(ROOT_STEPS):
+        return list(STEP_KEYS)
+    changed = True
+    while changed:
+        changed = False
+        for key, needs in DEPENDS_ON.items():
+            if key in STEP_KEYS and key not in wanted and wanted.intersection(needs):
+                wanted.add(key)
+                changed = True
+    return [k for k in STEP_KEYS if k in wanted]
+
+
+def _digest(value) -> str:
+    return hashlib.blake2b(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+def choices_digests(choices) -> dict[str, str]:
+    """step key -> a digest (32 hex characters) of the part of ``choices`` (a ``runner.TenantChoices``) that the
+    step judges: customers judges which companies are chosen and the unmatched billing customers; agreements and
+    existing_billing judge each chosen company's motion and target agreement."""
+    companies = sorted(c.cw_company_id for c in choices.companies)
+    mapping = sorted((c.cw_company_id, c.motion, c.agreement_id or 0) for c in choices.companies)
+    digests = {
+        "customers": _digest({"companies": companies, "unmatched": sorted(choices.billing_customers)}),
+        "agreements": _digest(mapping),
+    }
+    digests["existing_billing"] = digests["agreements"]
+    return digests
+
+
+def stale_steps(tenant: Tenant, latest: dict[str, StepResult]) -> set[str]:
+    """The steps whose latest stored result judged other choices than the tenant's current ones (the page says
+    "changed since the last check" instead of showing that result). Results stored without a digest count as
+    current."""
+    judged = {k: latest[k].choices_digest for k in CHOICE_STEPS if k in latest and latest[k].choices_digest}
+    if not judged:
+        return set()
+    current = choices_digests(choices_for(tenant))
+    return {k for k, digest in judged.items() if current.get(k) != digest}
+
+
+def recheck_changed(tenant_id: int, *, actor=None) -> CheckRun | None:
+    """Start a run of the choice steps whose latest result is out of date (and their dependents), unless a run is
+    active (its finish calls this again). Returns the started run, or None."""
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None or getattr(tenant, "connection", None) is None:
+        return None
+    if CheckRun.objects.filter(tenant=tenant, status__in=CheckRun.ACTIVE).exists():
+        return None
+    stale = stale_steps(tenant, latest_results(tenant))
+    if not stale:
+        return None
+    run, created = start_run(
+        tenant, trigger=CheckRun.Trigger.CHANGE, actor=actor, steps=with_dependents(stale)
+    )
+    return run if created else None
+
+
+def recheck_after_change(tenant: Tenant, steps, *, actor=None) -> CheckRun | None:
+    """The partner changed choices that ``steps`` judge: re-check those steps and their dependents now. When a
+    run is already active, it is left alone; its finish starts the follow-up (``recheck_changed``)."""
+    if getattr(tenant, "connection", None) is None:
+        return None
+    run, created = start_run(
+        tenant, trigger=CheckRun.Trigger.CHANGE, actor=actor, steps=with_dependents(steps)
+    )
+    return run if created else None
 
 
 def _track_drift(tenant: Tenant, run: CheckRun, previous: dict, current: dict, now) -> None:

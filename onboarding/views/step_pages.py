@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.shortcuts import redirect
 from django.urls import path, reverse
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from connectwise.checks import codes
@@ -23,7 +24,7 @@ from ..access import TenantAccess, get_tenant
 from ..forms import ConnectionForm, CustomerCsvForm, ReplaceKeyForm
 from ..inputs import BIGINT_MAX, parse_choice, parse_ids, parse_optional_id, safe_next
 from ..models import BillingCustomer, CompanyChoice, CompanyDirectory, StepResult
-from ..runs import start_run
+from ..runs import recheck_after_change, start_run
 
 PAGE_SIZE = 50
 BILLING_PAGE_SIZE = 25
@@ -195,7 +196,11 @@ def customers_refresh(request, slug):
 
 
 def _record_change(request, tenant, message: str, **detail) -> None:
+    """Audit a change of the partner's choices (and tell the billing sync, mapping.record_change) and re-check the
+    steps that judge them (customers, agreements and what depends on them) by themselves: the pages never show a
+    result of choices that are gone."""
     mapping.record_change(tenant, request.user, message, **detail)
+    recheck_after_change(tenant, ["customers"], actor=request.user)
 
 
 def add_choices(tenant, company_ids: list[int]) -> int:
@@ -587,7 +592,13 @@ def agreements_save(request, slug):
         messages.error(request, p)
     if changed:
         messages.success(
-            request, f"Saved {len(changed)} change(s). Check the step again to see the rules for them."
+            request,
+            ngettext(
+                "Saved %(n)d change. Checking the customers and agreements again now.",
+                "Saved %(n)d changes. Checking the customers and agreements again now.",
+                len(changed),
+            )
+            % {"n": len(changed)},
         )
     elif not problems:
         messages.info(request, "Nothing changed.")

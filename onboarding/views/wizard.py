@@ -21,12 +21,13 @@ from ..connections import ConnectionRefused
 from ..forms import ConnectionForm, ReplaceKeyForm
 from ..inputs import safe_next
 from ..models import AuditEvent, CheckRun
-from ..runs import latest_results, severity_groups, start_run
+from ..runs import latest_results, severity_groups, stale_steps, start_run, with_dependents
 from ..steps_text import STEP_TEXT
 from . import billing, fix_everything, plans, step_pages
 
 
-def _steps_nav(tenant, latest) -> list[dict]:
+def _steps_nav(tenant, latest, stale=frozenset()) -> list[dict]:
+    """One entry per step for the step list; a step whose result judged choices since changed is "stale"."""
     nav = []
     for i, step in enumerate(STEPS, start=1):
         result = latest.get(step.key)
@@ -35,7 +36,7 @@ def _steps_nav(tenant, latest) -> list[dict]:
                 "num": i,
                 "key": step.key,
                 "title": step.title,
-                "status": result.status if result else "",
+                "status": "stale" if step.key in stale else (result.status if result else ""),
                 "checked_at": result.created_at if result else None,
                 "url": reverse("step", args=[tenant.slug, step.key]),
             }
@@ -74,7 +75,8 @@ def tenant_home(request, slug):
     access = get_tenant(request, slug)
     tenant = access.tenant
     latest = latest_results(tenant)
-    nav = _steps_nav(tenant, latest)
+    stale = stale_steps(tenant, latest)
+    nav = _steps_nav(tenant, latest, stale)
     return render(
         request,
         "onboarding/tenant_home.html",
@@ -98,7 +100,8 @@ def render_step(request, access: TenantAccess, key: str, *, status: int = 200, *
     info = get_step(key)
     connection = getattr(tenant, "connection", None)
     latest = latest_results(tenant)
-    nav = _steps_nav(tenant, latest)
+    stale = stale_steps(tenant, latest)
+    nav = _steps_nav(tenant, latest, stale)
     result = latest.get(key)
     index = STEP_KEYS.index(key)
     context = {
@@ -110,6 +113,8 @@ def render_step(request, access: TenantAccess, key: str, *, status: int = 200, *
         "nav": nav,
         "progress": _progress(nav),
         "result": result,
+        # The stored result judged choices the partner has changed since: it is not shown as the step's state.
+        "stale": key in stale,
         "groups": severity_groups(result) if result else [],
         "active_run": _active_run(tenant),
         "failed_run": _failed_run(tenant, key, result),
@@ -120,7 +125,7 @@ def render_step(request, access: TenantAccess, key: str, *, status: int = 200, *
     context.update(plans.plan_context(access, key, result))
     provider = getattr(step_pages, f"context_{key}", None)
     if provider:
-        context.update(provider(request, access, result=result))
+        context.update(provider(request, access, result=None if key in stale else result))
     context.update(overrides)
     return render(request, "onboarding/step.html", context, status=status)
 
@@ -149,9 +154,10 @@ def _save_connection(request, access: TenantAccess) -> HttpResponse:
         form.save(tenant, user=request.user)  # records CONNECTION_SAVED, or KEY_REPLACED with a new key
     except ConnectionRefused:
         return render_step(request, access, "connection", status=400, form=form)
-    _, created = start_run(tenant, actor=request.user, steps=["connection"])
+    # Every step is checked: the other steps were blocked (or judged another connection) until now.
+    _, created = start_run(tenant, actor=request.user, steps=[])
     if created:
-        messages.success(request, "Connection saved. Checking it against your ConnectWise now.")
+        messages.success(request, "Connection saved. Checking every step against your ConnectWise now.")
     else:
         messages.success(
             request, "Connection saved. A check is already running; run it again when it finishes."
@@ -187,8 +193,8 @@ def replace_key(request, slug):
     connection.updated_at = timezone.now()
     connection.save(update_fields=["private_key_encrypted", "private_key_hint", "updated_by", "updated_at"])
     _record_key_replaced(request, tenant, connection)
-    start_run(tenant, actor=request.user, steps=["connection"])
-    messages.success(request, "Private key replaced. Checking the connection with the new key now.")
+    start_run(tenant, actor=request.user, steps=[])
+    messages.success(request, "Private key replaced. Checking every step with the new key now.")
     return redirect("step", slug=slug, key="connection")
 
 
@@ -196,7 +202,8 @@ def replace_key(request, slug):
 @require_POST
 def run_check(request, slug):
     access = get_tenant(request, slug, change=True)
-    steps = [s for s in request.POST.getlist("step") if s in STEP_KEYS]
+    # "Check now" on a step re-checks it and the steps whose results depend on it.
+    steps = with_dependents(s for s in request.POST.getlist("step") if s in STEP_KEYS)
     run, created = start_run(access.tenant, actor=request.user, steps=steps)
     if not created:
         messages.info(request, "A check is already running for this tenant; showing its progress.")

@@ -94,7 +94,7 @@ def test_admin_saves_a_connection_and_a_check_starts(client, admin_a, tenant_a):
     assert conn.get_private_key() == PRIVATE_KEY
     assert PRIVATE_KEY not in conn.private_key_encrypted
     run = CheckRun.objects.get(tenant=tenant_a)
-    assert run.steps == ["connection"] and run.actor == admin_a
+    assert run.steps == [] and run.actor == admin_a
     assert AuditEvent.objects.filter(tenant=tenant_a, kind=AuditEvent.Kind.CONNECTION_SAVED).exists()
 
 
@@ -234,7 +234,7 @@ def test_admin_replaces_only_the_private_key(client, admin_a, tenant_a, connecti
     assert connection_a.company_id == "acme" and connection_a.site == "api-na.myconnectwise.net"
     event = AuditEvent.objects.get(tenant=tenant_a, kind=AuditEvent.Kind.KEY_REPLACED)
     assert "NEWKEY" not in event.message and "NEWKEY" not in str(event.detail)
-    assert CheckRun.objects.get(tenant=tenant_a).steps == ["connection"]
+    assert CheckRun.objects.get(tenant=tenant_a).steps == []  # every step is checked with the new key
     html = client.get(reverse("step", args=[tenant_a.slug, "connection"])).content.decode()
     assert "NEWKEY-0000-abcd-9876" not in html and "••••••••9876" in html
 
