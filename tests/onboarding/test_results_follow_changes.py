@@ -73,7 +73,12 @@ def test_saving_the_connection_checks_every_step(client, admin_a, tenant_a, sett
     client.force_login(admin_a)
     response = client.post(
         reverse("step", args=[tenant_a.slug, "connection"]),
-        {"region": "sandbox", "company_id": "brokenco", "public_key": "brokenpub", "private_key": "brokenpriv-1"},
+        {
+            "region": "sandbox",
+            "company_id": "brokenco",
+            "public_key": "brokenpub",
+            "private_key": "brokenpriv-1",
+        },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     run = _active(tenant_a)
