@@ -312,6 +312,26 @@ def is_azure_type(type_name: str | None) -> bool:
     return "azure" in (type_name or "").casefold()
 
 
+def fitting_motions(agreements: list[dict], ctx: RunContext) -> dict[int, list[str]]:
+    """agreement id -> the billing motions (keys of MOTION_LABELS) for which ``candidates_for`` counts it among
+    the company's candidates. The customers step stores this with each agreement of the company list (``fits``),
+    so the agreements page shows exactly the check's rule (``directory_candidates``)."""
+    out: dict[int, list[str]] = {}
+    for motion in MOTION_LABELS:
+        for a in candidates_for(agreements, motion, ctx):
+            out.setdefault(a["id"], []).append(motion)
+    return out
+
+
+def directory_candidates(rows: list[dict], motion: str) -> list[dict] | None:
+    """The candidates for ``motion`` among a company's stored agreement summaries (the company list's
+    ``agreements``: ``{id, name, ..., fits: [motions]}``), as ``candidates_for`` chose them when the customers step
+    ran. None when the list was stored before ``fits`` was kept (the page then says to check again)."""
+    if any("fits" not in r for r in rows):
+        return None
+    return [r for r in rows if motion in r["fits"]]
+
+
 def select_targets(ctx: RunContext) -> list[Target]:
     """The target agreement of every chosen company (needs the agreements read; raises ResourceError)."""
 

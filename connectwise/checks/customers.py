@@ -15,6 +15,7 @@ from . import codes
 from .agreements import (
     agreements_by_company,
     cycles_by_id,
+    fitting_motions,
     is_active,
     is_pending,
     not_started_reasons,
@@ -51,7 +52,8 @@ FIX_COMPANY = "In ConnectWise go to Companies > Companies > search {name} > open
 
 def needs(choices) -> frozenset[str]:
     # my_security: an Inquire level "My" is the likely cause of a company or agreement the run cannot see;
-    # billing_cycles: the directory says which agreements bill one time by the cycle's billingOptions, not its name
+    # billing_cycles: the directory says which agreements bill one time by the cycle's billingOptions, not its
+    # name, and which motions each agreement fits (agreements.candidates_for)
     return frozenset({"companies", "company_statuses", "agreements", "my_security", "billing_cycles"})
 
 
@@ -298,8 +300,10 @@ def _unmatched(billing_customers: list[str], by_normalized: dict[str, list[dict]
 
 
 def _directory_row(ctx: RunContext, company: dict, statuses: dict[int, dict], agreements: list[dict]) -> dict:
-    """One row of the cached company list behind the customers page (onboarding stores it)."""
+    """One row of the cached company list behind the customers page (onboarding stores it). Each agreement's
+    ``fits`` lists the motions it is a candidate for, by the agreements check's own rule."""
     cycles = cycles_by_id(ctx) if ctx.error_of("billing_cycles") is None else {}
+    fits = fitting_motions(agreements, ctx) if agreements else {}
     rows = [
         {
             "id": a["id"],
@@ -313,6 +317,7 @@ def _directory_row(ctx: RunContext, company: dict, statuses: dict[int, dict], ag
             "billing_cycle": ref_name(a, "billingCycle"),
             "billing_cycle_id": ref_id(a, "billingCycle"),
             "one_time": bool(one_time_signals(a, cycles)),  # by flags and billingOptions, never the name
+            "fits": fits.get(a["id"], []),
         }
         for a in agreements
     ]

@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from connectwise.checks import codes
+from connectwise.checks.agreements import directory_candidates
 from connectwise.checks.names import CompanyIndex, normalize_company_name
 
 from .. import mapping
@@ -391,27 +392,17 @@ RECURRING_ONLY = {"monthly", "calendar", "prorate"}
 ANNUAL_ONLY = {"one_time"}
 
 
-def _looks_one_time(agreement: dict) -> bool:
-    """The check's verdict (``one_time``: billing options and one-time flags, issue 17) when the directory has it;
-    the cycle's name only for directory rows stored before it did."""
-    if "one_time" in agreement:
-        return bool(agreement["one_time"])
-    cycle = (agreement.get("billing_cycle") or "").casefold().replace("-", " ")
-    return "one time" in cycle or "onetime" in cycle.replace(" ", "")
-
-
-def agreement_candidates(agreements: list[dict], motion: str) -> list[dict]:
-    """The agreements that could take the motion's seats, like the check's ``candidates_for`` but from the
-    directory's summary of each agreement (active, pending, child, one-time). Agreements that have not started
-    are candidates only when no active one is, as in the check."""
-    fitting = [a for a in agreements if a.get("active") and not a.get("child")]
-    if not fitting:
-        fitting = [a for a in agreements if a.get("pending") and not a.get("child")]
-    one_time = [a for a in fitting if _looks_one_time(a)]
-    if motion == CompanyChoice.Motion.ANNUAL:
-        return one_time or (fitting if len(fitting) == 1 else [])
-    recurring = [a for a in fitting if not _looks_one_time(a)]
-    return recurring or fitting
+def motion_offers(agreements: list[dict], motion: str) -> list[dict]:
+    """When no agreement (or several) fits ``motion`` but exactly one fits another motion, the motions that would
+    make an agreement fit: ``[{motion, label, agreement}]``, by the check's rule (``directory_candidates``)."""
+    offers = []
+    for other, label in CompanyChoice.Motion.choices:
+        if other == motion:
+            continue
+        fit = directory_candidates(agreements, other) or []
+        if len(fit) == 1:
+            offers.append({"motion": other, "label": label, "agreement": fit[0]})
+    return offers
 
 
 def _company_of_finding(f: dict, agreement_company: dict[int, int]) -> int | None:
@@ -477,7 +468,8 @@ def context_agreements(request, access: TenantAccess, *, result: StepResult | No
     for choice in page:
         d = directory.get(choice.cw_company_id)
         agreements = list(d.agreements) if d else []
-        candidates = agreement_candidates(agreements, choice.motion)
+        # The agreements check's own rule (stored with the company list by the same kind of run), never a copy.
+        candidates = directory_candidates(agreements, choice.motion)
         explicit = next((a for a in agreements if a.get("id") == choice.agreement_id), None)
         checked = checked_at is not None and choice.chosen_at <= checked_at
         # Agreement types the role hides from this company's motion (issue 17): the last check refused to pick
@@ -490,17 +482,26 @@ def context_agreements(request, access: TenantAccess, *, result: StepResult | No
             ),
             [],
         )
+        company_findings = findings_by_company.get(choice.cw_company_id, [])
+        no_target = any(
+            f["code"] in (codes.AGREEMENTS_NOT_MAPPED, codes.AGREEMENTS_AMBIGUOUS) for f in company_findings
+        )
+        auto = candidates[0] if candidates and len(candidates) == 1 and not no_target else None
         rows.append(
             {
                 "choice": choice,
                 "dir": d,
                 "agreements": agreements,
-                "candidates": candidates,
-                "auto": candidates[0] if len(candidates) == 1 and not hidden_types else None,
+                "candidates": candidates or [],
+                "candidates_unknown": candidates is None and bool(agreements),
+                "auto": auto,
+                "offers": motion_offers(agreements, choice.motion)
+                if d and not explicit and not auto and candidates is not None
+                else [],
                 "hidden_types": hidden_types,
                 "explicit": explicit,
                 "explicit_missing": bool(choice.agreement_id) and explicit is None,
-                "rules": _rules_for(choice, findings_by_company.get(choice.cw_company_id, []), checked),
+                "rules": _rules_for(choice, company_findings, checked),
                 "checked": checked,
             }
         )

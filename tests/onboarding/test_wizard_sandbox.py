@@ -111,5 +111,45 @@ def test_customers_agreements_and_a_repair_over_the_sandbox(client, admin_a, ten
     assert "PATCH finance/agreements/9" in html
 
 
+def test_agreements_page_uses_the_checks_candidate_rule_and_offers_the_motion_change(
+    client, admin_a, tenant_a, sandboxed
+):
+    """Lucerne Publishing (16) has only a one-time agreement: as Seat Based Monthly the check finds no target, and
+    the page must say so (never "Automatically: ... the only agreement that fits") and offer Seat Based Annual."""
+    from connectwise.checks import codes
+
+    client.force_login(admin_a)
+    CompanyChoice.objects.create(tenant=tenant_a, cw_company_id=16, name="Lucerne Publishing")
+    CompanyChoice.objects.create(tenant=tenant_a, cw_company_id=7, name="Adventure Works")
+    _verify(tenant_a)
+    page = client.get(reverse("step", args=[tenant_a.slug, "agreements"]))
+    rows = {r["choice"].cw_company_id: r for r in page.context["rows"]}
+    findings = {(f["code"], f["data"].get("company_id")) for f in page.context["result"].findings}
+    assert (codes.AGREEMENTS_NOT_MAPPED, 16) in findings
+    assert rows[16]["auto"] is None and rows[16]["candidates"] == []
+    assert [o["motion"] for o in rows[16]["offers"]] == ["annual"] and rows[16]["offers"][0]["agreement"][
+        "id"
+    ] == 16
+    assert rows[7]["auto"]["id"] == 7 and rows[7]["offers"] == []  # Adventure Works: its one agreement fits
+    html = page.content.decode()
+    assert "Changing the billing motion to <strong>Seat Based Annual</strong>" in html
+    assert "Automatically: <strong>Lucerne" not in html
+
+    with mock.patch("onboarding.tasks.run_checks.delay"):
+        client.post(
+            reverse("agreements_save", args=[tenant_a.slug]),
+            {"action": "save", "row": ["16"], "motion-16": "annual", "agreement-16": "", "next": "/"},
+        )
+    assert CompanyChoice.objects.get(tenant=tenant_a, cw_company_id=16).motion == "annual"
+    run = runs.execute_run(runs.claim(runs.CheckRun.objects.get(tenant=tenant_a, status="queued").pk))
+    assert run.status == "done"
+    page = client.get(reverse("step", args=[tenant_a.slug, "agreements"]))
+    rows = {r["choice"].cw_company_id: r for r in page.context["rows"]}
+    assert rows[16]["auto"]["id"] == 16
+    assert (codes.AGREEMENTS_NOT_MAPPED, 16) not in {
+        (f["code"], f["data"].get("company_id")) for f in page.context["result"].findings
+    }
+
+
 def rows_hidden(page) -> dict[int, list[str]]:
     return {r["choice"].cw_company_id: r["hidden_types"] for r in page.context["rows"]}

@@ -58,8 +58,16 @@ def directory_row(
     )
 
 
-def agreement(aid: int, name: str, *, active=True, child=False, cycle="Monthly", type_="O365") -> dict:
+def agreement(
+    aid: int, name: str, *, active=True, child=False, cycle="Monthly", type_="O365", fits=None
+) -> dict:
+    """A company-list agreement summary as the customers step stores it; ``fits`` (the motions the agreements
+    check counts it a candidate for) defaults to what ``candidates_for`` says of it beside a one-time agreement."""
+    if fits is None:
+        one_time = "one" in cycle.casefold()
+        fits = [] if not active or child else (["annual"] if one_time else ["monthly", "azure"])
     return {
+        "fits": list(fits),
         "id": aid,
         "name": name,
         "type": type_,
