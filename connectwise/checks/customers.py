@@ -293,7 +293,13 @@ def _unmatched(billing_customers: list[str], by_normalized: dict[str, list[dict]
                     "Match it to a company on the Customers page here, or create the company in ConnectWise under "
                     "Companies > Companies > + and import again."
                 ),
-                data={"name": name, "normalized": normalize_company_name(name)},
+                # fix_step / fix_anchor: the wizard page (and its section) where the partner fixes it in this product
+                data={
+                    "name": name,
+                    "normalized": normalize_company_name(name),
+                    "fix_step": "customers",
+                    "fix_anchor": "billing",
+                },
             )
         )
     return findings

@@ -148,6 +148,7 @@ def _billing_context(request, tenant, chosen_ids: set[int]) -> dict:
     directory = list(CompanyDirectory.objects.filter(tenant=tenant).values_list("cw_company_id", "name"))
     names = dict(directory)
     index = CompanyIndex([{"id": cid, "name": name} for cid, name in directory]) if directory else None
+    pick, pick_query, picked = _picker(request, tenant)
     rows = []
     for b in page:
         suggestions = []
@@ -161,14 +162,37 @@ def _billing_context(request, tenant, chosen_ids: set[int]) -> dict:
                 "suggestions": suggestions,
                 # Two companies with the same normalised name: the admin must pick the right one.
                 "duplicate": len(exact) > 1,
+                "picking": b.pk == pick,
             }
         )
     return {
+        "pick_query": pick_query,
+        "picked": picked,
         "billing_total": total,
         "billing_unmatched": unmatched,
         "billing_page": page,
         "billing_rows": rows,
     }
+
+
+PICKER_LIMIT = 10
+
+
+def _picker(request, tenant) -> tuple[int | None, str, list]:
+    """The searchable company picker of one unmatched billing customer (GET ``pick=<billing customer id>`` and
+    ``pq=<text>``): up to PICKER_LIMIT companies of the company list whose name or identifier contains the text.
+    Returns (billing customer id or None, the text, the companies)."""
+    pick = (_int_list([request.GET.get("pick")]) or [None])[0] if request.GET.get("pick") else None
+    query = request.GET.get("pq", "").strip()[:100]
+    if pick is None or not query:
+        return pick, query, []
+    found = list(
+        CompanyDirectory.objects.filter(tenant=tenant)
+        .filter(Q(name__icontains=query) | Q(identifier__icontains=query))
+        .defer("agreements")
+        .order_by("name", "cw_company_id")[:PICKER_LIMIT]
+    )
+    return pick, query, found
 
 
 def _back(request, default_key: str = "customers"):

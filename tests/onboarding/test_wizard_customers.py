@@ -366,3 +366,36 @@ def test_control_characters_in_imported_names_become_spaces(client, admin_a, ten
     client.force_login(admin_a)
     _upload(client, tenant_a, b"name\nContoso\x1bLtd\n\x07\nFabrikam\tInc\n")
     assert sorted(BillingCustomer.objects.values_list("name", flat=True)) == ["Contoso Ltd", "Fabrikam Inc"]
+
+
+def test_an_unmatched_billing_customer_is_matched_by_hand_through_the_picker(
+    client, admin_a, tenant_a, directory
+):
+    client.force_login(admin_a)
+    _upload(client, tenant_a, b"name\nZeta Holdings\n")
+    customer = BillingCustomer.objects.get(tenant=tenant_a, name="Zeta Holdings")
+    page = _page(client, tenant_a).content.decode()
+    assert f'id="pick-{customer.pk}"' in page  # every unmatched customer has a picker
+
+    html = _page(client, tenant_a, pick=customer.pk, pq="fabri").content.decode()
+    assert "Match Zeta Holdings to Fabrikam Inc" in html
+    assert "Company 001" not in html.split("picker-results", 1)[1].split("</ul>", 1)[0]
+    nothing = _page(client, tenant_a, pick=customer.pk, pq="no such thing").content.decode()
+    assert "No company" in nothing and "contains “no such thing”" in nothing
+
+    client.post(
+        reverse("billing_match", args=[tenant_a.slug]),
+        {"action": "match", "customer": str(customer.pk), "company": "503"},
+    )
+    customer.refresh_from_db()
+    assert customer.cw_company_id == 503
+    assert CompanyChoice.objects.filter(tenant=tenant_a, cw_company_id=503).exists()
+
+
+def test_the_picker_is_not_offered_to_a_read_only_member(client, member_a, admin_a, tenant_a, directory):
+    client.force_login(admin_a)
+    _upload(client, tenant_a, b"name\nZeta Holdings\n")
+    customer = BillingCustomer.objects.get(tenant=tenant_a, name="Zeta Holdings")
+    client.force_login(member_a)
+    html = _page(client, tenant_a, pick=customer.pk, pq="fabri").content.decode()
+    assert f'id="pick-{customer.pk}"' not in html and "Match Zeta Holdings" not in html
