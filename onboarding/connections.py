@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from .hosts import SiteDecision, decide
@@ -74,3 +75,41 @@ def save_connection(
         company_id=connection.company_id,
     )
     return connection, replaced
+
+
+def company_key(site: str, company_id: str) -> tuple[str, str]:
+    """The ConnectWise company a connection reaches: (API host, company id case-folded). ConnectWise's company id
+    is the sign-in company name and is not case-sensitive there (assumption); ``na.`` and ``api-na.`` are one
+    site (``hosts.decide``)."""
+    decision = decide(site)
+    return ((decision.api_host or site or "").strip().lower(), (company_id or "").strip().casefold())
+
+
+def shared_companies(tenant_ids) -> dict[int, list[dict]]:
+    """tenant id -> the other tenants connected to the same ConnectWise company (``[{name, slug}]``, by name),
+    for the tenants in ``tenant_ids`` that share one. Their repairs change each other's ConnectWise and so each
+    other's results: the connection page and the support dashboard say so. One query, whatever the count."""
+    ids = list(tenant_ids)
+    if not ids:
+        return {}
+    page_companies = Connection.objects.filter(tenant_id__in=ids).annotate(c=Lower("company_id")).values("c")
+    others = list(
+        Connection.objects.annotate(cid=Lower("company_id"))
+        .filter(cid__in=page_companies)
+        .values("tenant_id", "site", "company_id", "tenant__name", "tenant__slug")
+    )
+    wanted = set(ids)
+    mine = [c for c in others if c["tenant_id"] in wanted]
+    by_key: dict[tuple[str, str], list[dict]] = {}
+    for c in others:
+        by_key.setdefault(company_key(c["site"], c["company_id"]), []).append(c)
+    out: dict[int, list[dict]] = {}
+    for c in mine:
+        peers = [
+            {"name": o["tenant__name"], "slug": o["tenant__slug"]}
+            for o in by_key.get(company_key(c["site"], c["company_id"]), [])
+            if o["tenant_id"] != c["tenant_id"]
+        ]
+        if peers:
+            out[c["tenant_id"]] = sorted(peers, key=lambda p: (p["name"].casefold(), p["slug"]))
+    return out

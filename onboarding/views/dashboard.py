@@ -37,6 +37,7 @@ from connectwise.errors import detail_text
 from .. import monitoring
 from ..access import require_support
 from ..alerts import stale_mail_failure
+from ..connections import shared_companies
 from ..inputs import safe_next
 from ..models import ApprovedHost, AuditEvent, CheckRun, Connection, DriftAlert, StepResult, Tenant
 
@@ -224,6 +225,10 @@ def dashboard(request):
     now = timezone.now()
     flt = TenantFilter.from_params(request.GET)
     page = Paginator(flt.apply(now), PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    shared = shared_companies(t.pk for t in page.object_list)
+    for t in page.object_list:
+        t.shared_with = shared.get(t.pk, [])
     overview = monitoring.overview(now=now)
     querystring = flt.querystring()
     return render(
@@ -451,6 +456,7 @@ def tenant_detail(request, slug):
         {
             "tenant": tenant,
             "connection": connection,
+            "shared_with": shared_companies([tenant.pk]).get(tenant.pk, []),
             "stale": connection is not None
             and (tenant.last_checked_at is None or tenant.last_checked_at < monitoring.stale_cutoff(now)),
             "steps": STEPS,

@@ -22,6 +22,7 @@ from connectwise.checks.names import CompanyIndex, normalize_company_name
 
 from .. import mapping
 from ..access import TenantAccess, get_tenant
+from ..connections import shared_companies
 from ..forms import ConnectionForm, CustomerCsvForm, ReplaceKeyForm
 from ..inputs import BIGINT_MAX, parse_choice, parse_ids, parse_optional_id, safe_next
 from ..models import BillingCustomer, CompanyChoice, CompanyDirectory, StepResult
@@ -42,10 +43,12 @@ def context_existing_billing(request, access: TenantAccess, *, result=None) -> d
 
 
 def context_connection(request, access: TenantAccess, *, result=None) -> dict:
+    shared = shared_companies([access.tenant.pk]).get(access.tenant.pk, [])
     if not access.can_change:
-        return {"form": None, "key_form": None}
+        return {"form": None, "key_form": None, "shared_with": shared}
     connection = getattr(access.tenant, "connection", None)
     return {
+        "shared_with": shared,
         # With a stored connection, the private key can also be replaced on its own through key_form.
         "form": ConnectionForm(connection=connection),
         "key_form": ReplaceKeyForm() if connection is not None else None,
