@@ -244,7 +244,7 @@ def finish(
 
     ``judged`` is ``choices_digests()`` of the choices the run read: each result of a step in CHOICE_STEPS keeps
     its digest, and when the partner changed those choices while the run was under way, a follow-up run of the
-    affected steps starts after commit (``recheck_changed``)."""
+    affected steps is queued with the results (``recheck_changed``)."""
     judged = judged or {}
     now = timezone.now()
     tenant = Tenant.objects.select_for_update().get(pk=run.tenant_id)
@@ -300,8 +300,8 @@ def finish(
             tenant.agreement_types = o.facts["agreement_types"]  # the Defaults for new agreements form
     tenant.save()
     webhooks.on_run_ended(run, previous)
-    tenant_id = tenant.pk
-    transaction.on_commit(lambda: recheck_changed(tenant_id))
+    # In the same transaction: no page ever sees this run done, its results stale and no follow-up queued.
+    recheck_changed(tenant.pk)
     run.refresh_from_db()
     return run
 

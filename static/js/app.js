@@ -8,6 +8,8 @@ document.addEventListener("DOMContentLoaded", () => {
       });
     });
   });
+  // A table wider than a phone scrolls sideways: keyboard users must be able to focus it to scroll it.
+  document.querySelectorAll(".table-responsive:not([tabindex])").forEach((el) => el.setAttribute("tabindex", "0"));
   // Buttons that print the page: <button data-print>
   document.querySelectorAll("[data-print]").forEach((b) => b.addEventListener("click", () => window.print()));
   // Forms that auto-submit on change: <select data-autosubmit>

@@ -174,7 +174,7 @@ def test_partner_walks_broken_connectwise_to_ready(live_stack, page, shot):
     page.wait_for_load_state()
     assert "Added 9 companies" in page.locator(".alert-success").inner_text()
     assert "Chosen for the sync (11)" in page.locator("#chosen-heading").inner_text()
-    check_step(page)
+    wait_for_run(page)  # a change of choices re-checks customers and agreements by itself
     visit("customers-fail")
     assert step_status(page) == "fail"
     codes = finding_codes(page)
@@ -189,7 +189,7 @@ def test_partner_walks_broken_connectwise_to_ready(live_stack, page, shot):
     page.get_by_role("button", name="Remove selected").click()
     page.wait_for_load_state()
     assert "Removed 4 companies" in page.locator(".alert-success").inner_text()
-    check_step(page)
+    wait_for_run(page)
     visit("customers-warn")
     assert step_status(page) == "warn"
     assert finding_codes(page) == {"customers.duplicate_name"}
@@ -208,8 +208,8 @@ def test_partner_walks_broken_connectwise_to_ready(live_stack, page, shot):
     visit("agreements-mapping")
     page.get_by_role("button", name="Save mapping").click()
     page.wait_for_load_state()
-    assert "Saved 2 change(s)" in page.locator(".alert-success").inner_text()
-    check_step(page)
+    assert "Saved 2 changes." in page.locator(".alert-success").inner_text()
+    wait_for_run(page)
     visit("agreements-fail")
     assert step_status(page) == "fail"
     codes = finding_codes(page)

@@ -149,7 +149,9 @@ def test_a_change_saved_during_a_run_is_rechecked_when_it_ends(client, admin_a, 
     assert {"customers", "agreements"} <= set(follow.requested_steps())
 
 
-def test_finish_starts_the_follow_up_after_commit(tenant_a, sandboxed, django_capture_on_commit_callbacks):
+def test_finish_queues_the_follow_up_with_the_results(
+    tenant_a, sandboxed, django_capture_on_commit_callbacks
+):
     run, _ = runs.start_run(tenant_a, steps=["customers"], enqueue=False)
     claimed = runs.claim(run.pk)
     original = runs.choices_digests
