@@ -22,7 +22,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from connectwise.checks.plans import COMBINED, COMBINED_STEPS, unrepairable
-from connectwise.checks.registry import STEP_KEYS, STEP_TITLES
+from connectwise.checks.registry import STEP_KEYS, STEP_TITLES, STEPS
 
 from .. import repairs
 from ..access import TenantAccess, get_plan, get_tenant
@@ -201,6 +201,13 @@ def operation_row(op: RepairOperation) -> dict:
     }
 
 
+def _next_step(key: str):
+    """The step after ``key`` in wizard order (registry.STEPS), or None after the last one."""
+    keys = [s.key for s in STEPS]
+    index = keys.index(key) if key in keys else len(keys)
+    return STEPS[index + 1] if index + 1 < len(keys) else None
+
+
 PAGE_SIZE = 50  # operations per page of the plan table: a plan of 200 creates stays readable (issue 18)
 
 
@@ -277,6 +284,11 @@ def _plan_body_context(access: TenantAccess, plan: RepairPlan, page: Any = 1) ->
         "verify": verify,
         "verify_result": verify_results[0] if len(verify_results) == 1 else None,
         "verify_results": verify_results,
+        # What the re-check still found (the fix for those is on the step page), and where to go next.
+        "left": [f for f in verify_results[0].findings if f.get("severity") in ("error", "warning")]
+        if len(verify_results) == 1
+        else [],
+        "next_step": None if combined else _next_step(plan.step),
         # Keep polling while the worker applies the plan and while the re-check after it runs.
         "polling": applying or (verify is not None and verify.is_active),
     }
@@ -349,8 +361,7 @@ def approve(request, slug, plan_uuid):
         messages.info(request, "This plan has no changes to apply.")
         return redirect("plan", slug=slug, plan_uuid=plan.uuid)
     if repairs.approve(plan, by=request.user):
-        repairs.enqueue_apply(plan)
-        messages.success(request, "Approved. The changes are being applied to your ConnectWise now.")
+        repairs.enqueue_apply(plan)  # the plan's body shows the progress live, and then what was fixed
     else:
         messages.info(
             request,

@@ -12,6 +12,7 @@ from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES, STEPS, get_step
@@ -37,11 +38,39 @@ def _steps_nav(tenant, latest, stale=frozenset()) -> list[dict]:
                 "key": step.key,
                 "title": step.title,
                 "status": "stale" if step.key in stale else (result.status if result else ""),
+                "errors": sum(1 for f in result.findings if f.get("severity") == "error")
+                if result and step.key not in stale
+                else 0,
+                "warnings": sum(1 for f in result.findings if f.get("severity") == "warning")
+                if result and step.key not in stale
+                else 0,
                 "checked_at": result.created_at if result else None,
                 "url": reverse("step", args=[tenant.slug, step.key]),
             }
         )
     return nav
+
+
+def next_action(nav, connection) -> dict | None:
+    """The one thing to do next on the overview: the first step that is not pass/warn, with what it needs
+    (``{"step": nav entry, "what": text}``); None when every step passes (the page then says what happens next)."""
+    for s in nav:
+        if s["status"] in ("pass", "warn"):
+            continue
+        if s["key"] == "connection" and connection is None:
+            what = "Connect your ConnectWise: enter the site, company ID and the API member's keys."
+        elif s["status"] == "stale":
+            what = "Your choices changed; we are checking them now. This page updates when it is done."
+        elif s["status"] in ("", "blocked"):
+            what = "Not checked yet: it is checked as soon as the steps before it pass."
+        elif s["status"] == "error":
+            what = "We could not check this step: open it to see ConnectWise's answer."
+        else:
+            what = ngettext("%(n)d finding to fix.", "%(n)d findings to fix.", s["errors"] or 1) % {
+                "n": s["errors"] or 1
+            }
+        return {"step": s, "what": what}
+    return None
 
 
 def _progress(nav) -> int:
@@ -90,6 +119,7 @@ def tenant_home(request, slug):
             "step_text": STEP_TEXT,
             "connection": getattr(tenant, "connection", None),
             **fix_everything.fix_everything_context(access, latest),
+            "next_action": next_action(nav, getattr(tenant, "connection", None)),
         },
     )
 

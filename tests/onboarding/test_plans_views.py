@@ -229,7 +229,7 @@ def test_approve_applies_once_even_when_clicked_twice(
     url = reverse("plan_approve", args=[tenant_a.slug, plan.uuid])
     with django_capture_on_commit_callbacks(execute=True):
         first = client.post(url, follow=True)
-    assert "being applied" in first.content.decode()
+    assert "Applying the changes" in first.content.decode()  # the live body, not a flash message
     with django_capture_on_commit_callbacks(execute=True):
         second = client.post(url, follow=True)
     assert "nothing was approved or applied twice" in second.content.decode()
@@ -351,3 +351,31 @@ def test_a_failed_plan_can_be_retried_once_and_keeps_its_done_changes(
     statuses = dict(plan.operations.values_list("seq", "status"))
     assert statuses == {1: RepairOperation.Status.DONE, 2: RepairOperation.Status.PENDING}
     assert "nothing to retry" in second.content.decode()
+
+
+def test_a_finished_plan_says_what_is_left_and_offers_the_next_step(client, admin_a, tenant_a, plan):
+    left = finding("catalog.misc_inactive", subject='Product "misc-other" (id 13)')
+    result = stored_result(tenant_a, "catalog", "fail", [left])
+    RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.APPLIED, verify_run=result.run)
+    RepairOperation.objects.filter(plan=plan).update(status=RepairOperation.Status.DONE)
+    client.force_login(admin_a)
+    html = client.get(reverse("plan", args=[tenant_a.slug, plan.uuid])).content.decode()
+    assert "What is left on this step (1)" in html and "Product &quot;misc-other&quot; (id 13)" in html
+    assert "Fix what is left on Product catalog" in html
+    assert f'href="{reverse("step", args=[tenant_a.slug, "setup_tables"])}"' in html  # the next step
+    assert "Next step: Setup tables" in html
+
+
+def test_a_finished_plan_with_nothing_left_says_so(client, admin_a, tenant_a, plan):
+    result = stored_result(tenant_a, "catalog", "pass")
+    RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.APPLIED, verify_run=result.run)
+    client.force_login(admin_a)
+    html = client.get(reverse("plan", args=[tenant_a.slug, plan.uuid])).content.decode()
+    assert "Nothing is left to fix on Product catalog" in html and "What is left" not in html
+
+
+def test_approving_leaves_no_message_that_outlives_the_plan(client, admin_a, tenant_a, plan, apply_delay):
+    client.force_login(admin_a)
+    response = client.post(reverse("plan_approve", args=[tenant_a.slug, plan.uuid]), follow=True)
+    html = response.content.decode()
+    assert "The changes are being applied" not in html and "Applying the changes" in html
