@@ -35,13 +35,14 @@ from .conditions import ConditionError, compile_conditions, fields_of, parse_dat
 from .conditions import parse as parse_conditions
 from .resources import (
     AGREEMENTS_CUSTOMIZE,
+    LEVEL_FIELDS,
     RESOURCES,
     SECURITY_ROLES,
     TABLE_SETUP_CUSTOMIZE,
     ResourceSpec,
     get_path,
 )
-from .scenario import Scenario, ScenarioError, parse_faults
+from .scenario import Scenario, ScenarioError, parse_faults, parse_roles
 from .store import Table, Tenant
 
 API_VERSION = "2025.8"
@@ -226,6 +227,63 @@ class SandboxApp:
         for tenant in tenants:
             tenant.set_faults(parsed)
         return [t.id for t in tenants]
+
+    def change_role(
+        self, company: str, role_name: str, *, setting: dict | None = None, customize_item: dict | None = None
+    ) -> dict:
+        """Change one security role of ``company`` as a person would in ConnectWise (System > Security Roles):
+        ``setting`` = ``{moduleName, moduleFunctionName, addLevel?, editLevel?, deleteLevel?, inquireLevel?}``
+        sets those levels of that module function (added when the role does not list it); ``customize_item`` =
+        ``{customizeIdentifier, itemIdentifier}`` ticks that item (e.g. an agreement type under Agreements >
+        Access Allowed). The result is validated like a scenario's role (``ScenarioError`` names the field) and
+        lasts until ``reset``. Returns the role as it is now. Raises KeyError for an unknown company or role."""
+        tenant = self.tenant(company)
+        with tenant.lock:
+            index = next(
+                (i for i, r in enumerate(tenant.roles) if r["name"].casefold() == role_name.casefold()), None
+            )
+            if index is None:
+                raise KeyError(role_name)
+            role = json.loads(json.dumps(tenant.roles[index]))  # a new object: the role index is per object
+            if setting is not None:
+                if not isinstance(setting, dict):
+                    raise ScenarioError("$.setting: must be an object")
+                key = (
+                    str(setting.get("moduleName", "")).casefold(),
+                    str(setting.get("moduleFunctionName", "")).casefold(),
+                )
+                row = next(
+                    (
+                        r
+                        for r in role["settings"]
+                        if (r["moduleName"].casefold(), r["moduleFunctionName"].casefold()) == key
+                    ),
+                    None,
+                )
+                if row is None:
+                    row = {
+                        "moduleName": setting.get("moduleName"),
+                        "moduleFunctionName": setting.get("moduleFunctionName"),
+                    }
+                    role["settings"].append(row)
+                row.update({k: v for k, v in setting.items() if k in LEVEL_FIELDS})
+            if customize_item is not None:
+                if not isinstance(customize_item, dict):
+                    raise ScenarioError("$.customizeItem: must be an object")
+                role["customizeItems"].append(
+                    {k: customize_item.get(k) for k in ("customizeIdentifier", "itemIdentifier")}
+                )
+            parsed = parse_roles([role], "$.securityRoles")[0]
+            # One tick per item: a second identical one changes nothing.
+            seen, items = set(), []
+            for item in parsed["customizeItems"]:
+                marker = (item["customizeIdentifier"], item["itemIdentifier"].casefold())
+                if marker not in seen:
+                    seen.add(marker)
+                    items.append(item)
+            parsed["customizeItems"] = items
+            tenant.roles[index] = parsed
+            return parsed
 
     def request_counts(self, company: str | None = None) -> dict[str, dict[str, int]]:
         out = {}
@@ -879,6 +937,22 @@ class SandboxApp:
                 _only(method, "DELETE")
                 self.reset_concurrency()
                 return Response(204)
+            if sub == "security":
+                _only(method, "POST")
+                body = request.body_json()
+                if not isinstance(body, dict) or not body.get("company") or not body.get("role"):
+                    raise _bad_request("Send {company, role, setting?, customizeItem?} as a JSON object.")
+                company = str(body["company"])
+                try:
+                    role = self.change_role(
+                        company,
+                        str(body["role"]),
+                        setting=body.get("setting"),
+                        customize_item=body.get("customizeItem"),
+                    )
+                except ScenarioError as exc:
+                    raise _bad_request(str(exc)) from None
+                return Response(200, {"company": self.tenant(company).id, "role": role})
             if sub == "requests":
                 if method == "GET":
                     return Response(200, self.request_counts(company))
@@ -916,6 +990,7 @@ class SandboxApp:
                 "GET|POST /_sandbox/faults",
                 "GET|DELETE /_sandbox/requests",
                 "GET|DELETE /_sandbox/concurrency",
+                "POST /_sandbox/security",
             ],
         }
 

@@ -231,6 +231,12 @@ def _identifier_for(name: str) -> str:
     return "".join(ch for ch in name.title() if ch.isalnum())
 
 
+def parse_roles(value: Any, path: str) -> list[dict]:
+    """Security roles as a scenario lists them (``securityRoles``), validated and normalised; ScenarioError names
+    the JSON path of the first problem. The sandbox's role control uses it too."""
+    return _parse_roles(value, path)
+
+
 def _parse_roles(value: Any, path: str) -> list[dict]:
     roles: list[dict] = []
     seen: dict[str, int] = {}

@@ -62,3 +62,55 @@ def test_unknown_company_on_control_is_404(control):
 def test_faults_can_be_read_back(control):
     control.post("/_sandbox/faults", json={"company": "brokenco", "latencyMs": 5})
     assert control.get("/_sandbox/faults?company=brokenco").json()["brokenco"]["latencyMs"] == 5
+
+
+def _agreements_row(client):
+    rows = client.get("system/mySecurity").json()
+    return next(r for r in rows if (r["moduleName"], r["moduleFunctionName"]) == ("Finance", "Agreements"))
+
+
+def test_security_control_changes_a_role_level_as_connectwise_would(control, broken):
+    assert _agreements_row(broken)["addLevel"] == "None"
+    answer = control.post(
+        "/_sandbox/security",
+        json={
+            "company": "brokenco",
+            "role": "Billing Sync",
+            "setting": {"moduleName": "Finance", "moduleFunctionName": "Agreements", "addLevel": "All"},
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    assert _agreements_row(broken)["addLevel"] == "All"
+    assert _agreements_row(broken)["inquireLevel"] != "None"  # the other levels are kept
+    control.post("/_sandbox/reset")
+    assert _agreements_row(broken)["addLevel"] == "None"
+
+
+def test_security_control_ticks_a_customize_item_once(app, control):
+    body = {
+        "company": "brokenco",
+        "role": "Billing Sync",
+        "customizeItem": {"customizeIdentifier": "Agreements", "itemIdentifier": "Managed Services"},
+    }
+    for _ in range(2):
+        assert control.post("/_sandbox/security", json=body).status_code == 200
+    role = next(r for r in app.tenant("brokenco").roles if r["name"] == "Billing Sync")
+    ticked = [i for i in role["customizeItems"] if i["itemIdentifier"] == "Managed Services"]
+    assert len(ticked) == 1 and ticked[0]["customizeIdentifier"] != "Agreements"  # the SPEC's enum value
+
+
+def test_security_control_refuses_bad_input_with_the_field(control):
+    bad_level = control.post(
+        "/_sandbox/security",
+        json={
+            "company": "brokenco",
+            "role": "Billing Sync",
+            "setting": {"moduleName": "Finance", "moduleFunctionName": "Agreements", "addLevel": "Most"},
+        },
+    )
+    assert bad_level.status_code == 400 and "addLevel" in bad_level.text
+    assert control.post("/_sandbox/security", json={"company": "brokenco"}).status_code == 400
+    unknown = control.post("/_sandbox/security", json={"company": "nosuchco", "role": "Billing Sync"})
+    assert unknown.status_code == 404
+    no_role = control.post("/_sandbox/security", json={"company": "brokenco", "role": "Nobody"})
+    assert no_role.status_code == 404
