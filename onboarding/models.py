@@ -531,6 +531,7 @@ class AuditEvent(models.Model):
         WEBHOOK_ADDED = "webhook.added", "Webhook endpoint added"
         WEBHOOK_CHANGED = "webhook.changed", "Webhook endpoint changed"
         WEBHOOK_DISABLED = "webhook.disabled", "Webhook endpoint disabled"
+        SANDBOX_CHANGED = "demo.sandbox_changed", "Changed in the demo sandbox"
 
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"

@@ -940,13 +940,21 @@ class SandboxApp:
             if sub == "security":
                 _only(method, "POST")
                 body = request.body_json()
-                if not isinstance(body, dict) or not body.get("company") or not body.get("role"):
-                    raise _bad_request("Send {company, role, setting?, customizeItem?} as a JSON object.")
+                if not isinstance(body, dict) or not body.get("company"):
+                    raise _bad_request(
+                        "Send {company, role or publicKey, setting?, customizeItem?} as a JSON object."
+                    )
                 company = str(body["company"])
+                role_name = body.get("role")
+                if not role_name and body.get("publicKey"):  # the role of that API member
+                    member = self.tenant(company).members_by_public.get(str(body["publicKey"]))
+                    role_name = member["securityRole"] if member else None
+                if not role_name:
+                    raise ApiError(404, "NotFound", "No such security role or API member.")
                 try:
                     role = self.change_role(
                         company,
-                        str(body["role"]),
+                        str(role_name),
                         setting=body.get("setting"),
                         customize_item=body.get("customizeItem"),
                     )

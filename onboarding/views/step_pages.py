@@ -20,7 +20,7 @@ from connectwise.checks import codes
 from connectwise.checks.agreements import directory_candidates
 from connectwise.checks.names import CompanyIndex, normalize_company_name
 
-from .. import mapping
+from .. import demo, mapping
 from ..access import TenantAccess, get_tenant
 from ..connections import shared_companies
 from ..forms import ConnectionForm, CustomerCsvForm, ReplaceKeyForm
@@ -49,6 +49,7 @@ def context_connection(request, access: TenantAccess, *, result=None) -> dict:
     connection = getattr(access.tenant, "connection", None)
     return {
         "shared_with": shared,
+        "sandbox_companies": demo.sandbox_companies(),  # empty outside demo mode
         # With a stored connection, the private key can also be replaced on its own through key_form.
         "form": ConnectionForm(connection=connection),
         "key_form": ReplaceKeyForm() if connection is not None else None,

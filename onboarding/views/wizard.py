@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES, STEPS, get_step
 
+from .. import demo
 from ..access import TenantAccess, get_run, get_tenant
 from ..connections import ConnectionRefused
 from ..forms import ConnectionForm, ReplaceKeyForm
@@ -25,6 +26,7 @@ from ..models import AuditEvent, CheckRun
 from ..runs import latest_results, severity_groups, stale_steps, start_run, with_dependents
 from ..steps_text import STEP_TEXT
 from . import billing, fix_everything, plans, step_pages
+from . import demo as demo_views
 
 
 def _steps_nav(tenant, latest, stale=frozenset()) -> list[dict]:
@@ -152,6 +154,11 @@ def render_step(request, access: TenantAccess, key: str, *, status: int = 200, *
         "prev": STEPS[index - 1] if index else None,
         "next": STEPS[index + 1] if index + 1 < len(STEPS) else None,
     }
+    if result is not None and access.can_change and demo.on_sandbox(connection):
+        # Demo mode: findings fixed inside ConnectWise offer "Make this change in the sandbox" (by index).
+        for i, f in enumerate(result.findings):
+            if demo.sandbox_change_for(f):
+                f["demo_fix_index"] = i
     context.update(plans.plan_context(access, key, result))
     provider = getattr(step_pages, f"context_{key}", None)
     if provider:
@@ -318,6 +325,7 @@ urlpatterns = [
     path("t/<slug:slug>/runs/<uuid:run_uuid>/status/", run_status, name="run_status"),
     path("t/<slug:slug>/summary/", summary, name="summary"),
     *step_pages.urlpatterns,
+    *demo_views.urlpatterns,
     *plans.urlpatterns,
     *billing.urlpatterns,
     *fix_everything.urlpatterns,

@@ -47,17 +47,17 @@ def test_demo_starts_on_embedded_defaults_and_stops_cleanly(tmp_path, browser, s
         page = browser.new_page()
         base = f"http://127.0.0.1:{web}"
         login(page, base, "support@distributor.example", "demo-password-2026")
-        # The worker checks the seeded tenants: wait until Northwind IT shows as ready on the dashboard.
+        # The worker checks the seeded tenants: wait until Acme MSP shows as ready on the dashboard.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             page.goto(f"{base}/support/")
-            if page.locator("tr", has_text="Northwind IT").locator(".status-pass").count() >= 6:
+            if page.locator("tr", has_text="Acme MSP").locator(".status-pass").count() >= 6:
                 break
             time.sleep(1)
         shot(page, "demo-dashboard")
-        row = page.locator("tr", has_text="Northwind IT")
+        row = page.locator("tr", has_text="Acme MSP")
         assert row.get_by_text("Ready").count() == 1
-        assert page.locator("tr", has_text="Acme MSP").locator(".status-fail").count() >= 1
+        assert page.locator("tr", has_text="Broken MSP").locator(".status-fail").count() >= 1
         page.close()
     finally:
         proc.send_signal(signal.SIGTERM)

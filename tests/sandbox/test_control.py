@@ -109,8 +109,23 @@ def test_security_control_refuses_bad_input_with_the_field(control):
         },
     )
     assert bad_level.status_code == 400 and "addLevel" in bad_level.text
-    assert control.post("/_sandbox/security", json={"company": "brokenco"}).status_code == 400
+    assert control.post("/_sandbox/security", json={"role": "Billing Sync"}).status_code == 400
     unknown = control.post("/_sandbox/security", json={"company": "nosuchco", "role": "Billing Sync"})
     assert unknown.status_code == 404
     no_role = control.post("/_sandbox/security", json={"company": "brokenco", "role": "Nobody"})
     assert no_role.status_code == 404
+
+
+def test_security_control_finds_the_role_by_the_members_public_key(control, broken):
+    answer = control.post(
+        "/_sandbox/security",
+        json={
+            "company": "brokenco",
+            "publicKey": "brokenpub",
+            "setting": {"moduleName": "Finance", "moduleFunctionName": "Agreements", "addLevel": "All"},
+        },
+    )
+    assert answer.status_code == 200 and answer.json()["role"]["name"] == "Billing Sync"
+    assert _agreements_row(broken)["addLevel"] == "All"
+    unknown = control.post("/_sandbox/security", json={"company": "brokenco", "publicKey": "nobody"})
+    assert unknown.status_code == 404

@@ -18,10 +18,11 @@ SCENARIOS = Path(settings.BASE_DIR) / "connectwise" / "sandbox" / "scenarios"
 DEMO_PASSWORD = "demo-password-2026"  # development only: the demo prints it; production never seeds.
 
 TENANTS = [
-    # slug, name, scenario file, whose admin
-    ("acme-msp", "Acme MSP", "broken.json", "admin@acme.example"),
-    ("northwind-it", "Northwind IT", "healthy.json", "admin@northwind.example"),
-    ("bare-bones", "Bare Bones MSP", "bare.json", "admin@barebones.example"),
+    # slug, name, scenario file, whose admin. Each tenant is named like the sandbox company it is connected to
+    # (acme "Acme MSP", brokenco "Broken MSP", bareco "Bare MSP"), so the demo never mixes them up.
+    ("acme-msp", "Acme MSP", "healthy.json", "admin@acme.example"),
+    ("broken-msp", "Broken MSP", "broken.json", "admin@broken.example"),
+    ("bare-msp", "Bare MSP", "bare.json", "admin@bare.example"),
 ]
 
 
@@ -60,7 +61,7 @@ class Command(BaseCommand):
                     actor="demo seed",
                 )
                 if scenario_file == "healthy.json":
-                    # Northwind has chosen its customers: the demo shows one tenant that is ready.
+                    # Acme has chosen its customers: the demo shows one tenant that is ready.
                     for company in scenario["records"]["company/companies"]:
                         motion = {"LitwareInc": "annual", "FabrikamInc": "azure"}.get(
                             company["identifier"], "monthly"
@@ -75,13 +76,13 @@ class Command(BaseCommand):
                             },
                         )
                 lines.append((f"Partner admin, {name}", admin.email))
-            viewer = self._user("viewer@acme.example", "Vic", "Viewer")
+            viewer = self._user("viewer@broken.example", "Vic", "Viewer")
             Membership.objects.update_or_create(
-                tenant=Tenant.objects.get(slug="acme-msp"),
+                tenant=Tenant.objects.get(slug="broken-msp"),
                 user=viewer,
                 defaults={"role": Membership.Role.MEMBER},
             )
-            lines.append(("Read-only member, Acme MSP", viewer.email))
+            lines.append(("Read-only member, Broken MSP", viewer.email))
         if not no_checks:
             for slug, *_ in TENANTS:
                 start_run(Tenant.objects.get(slug=slug), trigger=CheckRun.Trigger.SCHEDULE)
