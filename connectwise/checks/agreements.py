@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from connectwise.client import replace_operation
 from connectwise.errors import Forbidden
+from connectwise.labels import field_label
 from connectwise.query import cond
 
 from . import agreement_defaults, codes
@@ -628,7 +629,7 @@ def _recurring_findings(ctx, target, cname, agreement, subject, record, base) ->
                     "patch": [replace_operation("billingCycle", {"id": monthly["id"]})] if monthly else None,
                     "before": {"billingCycle": agreement.get("billingCycle")},
                     "after_label": target_label,
-                    "field_label": "Billing Cycle",
+                    "field_label": field_label("billingCycle"),
                     "before_label": current,
                     **not_repairable(
                         ""
@@ -656,7 +657,7 @@ def _recurring_findings(ctx, target, cname, agreement, subject, record, base) ->
                     **base,
                     "patch": [replace_operation("invoicingCycle", CALENDAR_YEAR)],
                     "before": {"invoicingCycle": agreement.get("invoicingCycle")},
-                    "field_label": "Cycle Based On",
+                    "field_label": field_label("invoicingCycle"),
                     "before_label": _spaced(current),
                     "after_label": "Calendar Year",
                 },
@@ -679,7 +680,7 @@ def _recurring_findings(ctx, target, cname, agreement, subject, record, base) ->
                     **base,
                     "patch": [replace_operation("prorateFlag", True)],
                     "before": {"prorateFlag": agreement.get("prorateFlag")},
-                    "field_label": "Prorate Agreement",
+                    "field_label": field_label("prorateFlag"),
                     "before_label": "off",
                     "after_label": "on",
                 },

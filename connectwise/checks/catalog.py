@@ -8,6 +8,7 @@ the query does not filter them out, so the read asks for ``identifier like "misc
 from __future__ import annotations
 
 from connectwise.client import replace_operation
+from connectwise.labels import field_label
 from connectwise.query import cond
 
 from . import codes, setup_tables
@@ -86,7 +87,7 @@ def check(ctx: RunContext) -> StepOutcome:
                     data={
                         "patch": [replace_operation("inactiveFlag", False)],
                         "before": {"inactiveFlag": True},
-                        "field_label": "Inactive",
+                        "field_label": field_label("inactiveFlag"),
                         "before_label": "on",
                         "after_label": "off",
                     },

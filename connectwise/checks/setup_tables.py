@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from connectwise.client import replace_operation
+from connectwise.labels import field_label
 from connectwise.query import cond
 
 from . import codes
@@ -193,7 +194,7 @@ def _inactive(table: Table, record: dict) -> Finding:
             "table": table.kind,
             "patch": [replace_operation("inactiveFlag", False)],
             "before": {"inactiveFlag": True},
-            "field_label": "Inactive",
+            "field_label": field_label("inactiveFlag"),
             "before_label": "on",
             "after_label": "off",
         },

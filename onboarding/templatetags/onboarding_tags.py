@@ -43,3 +43,23 @@ def as_json(value) -> str:
     if value is None:
         return ""
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@register.filter
+def cw_fields(value) -> str:
+    """A record's fields as ConnectWise's screens name and show them (connectwise.labels): ``{"inactiveFlag":
+    true, "billingCycle": {"id": 2, "name": "Quarterly"}}`` -> "Inactive: Yes · Billing Cycle: Quarterly". Values
+    that are not a mapping fall back to ``as_json``."""
+    from connectwise.labels import field_label, value_label  # noqa: PLC0415
+
+    if not isinstance(value, dict):
+        return as_json(value)
+    parts = []
+    for key, v in value.items():
+        if isinstance(v, dict):
+            shown = str(v.get("name") or (f"record {v['id']}" if "id" in v else as_json(v)))
+        else:
+            label = value_label(v)
+            shown = label if label is not None else ("empty" if v is None else str(v))
+        parts.append(f"{field_label(key)}: {shown}")
+    return " · ".join(parts)

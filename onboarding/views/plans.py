@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from connectwise.checks.plans import COMBINED, COMBINED_STEPS, unrepairable
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES, STEPS
+from connectwise.labels import field_label, value_label
 
 from .. import repairs
 from ..access import TenantAccess, get_plan, get_tenant
@@ -140,21 +141,39 @@ def build_status(request, slug, key):
 # The plan page -----------------------------------------------------------------------------------------------
 
 
-def _fmt(value: Any) -> str:
-    """A field value the way a partner admin reads it: names for references, JSON literals for the rest."""
+def _fmt(value: Any, names: dict | None = None) -> str:
+    """A field value the way a partner admin reads it, as ConnectWise's screens show it: names for references
+    (``names`` maps a reference's id to its name when the body carries only the id), Yes/No for flags, "Calendar
+    Year" for ``CalendarYear`` (connectwise.labels)."""
     if isinstance(value, dict):
         if "$ref" in value:
             return f"(the record created by change {value['$ref']})"
         if "name" in value:
-            return f"{value['name']} (id {value['id']})" if "id" in value else str(value["name"])
+            return str(value["name"])
         if set(value) == {"id"}:
             inner = value["id"]
-            return _fmt(inner) if isinstance(inner, dict) else f"id {inner}"
+            if isinstance(inner, dict):
+                return _fmt(inner, names)
+            return (names or {}).get(inner) or f"record {inner}"
     if value is None:
         return "empty"
+    label = value_label(value)
+    if label is not None:
+        return label
     if isinstance(value, str):
         return value
     return json.dumps(value, default=str)
+
+
+def _reference_names(before: Any) -> dict:
+    """id -> name of the references in a record's before-image (``{"billingCycle": {"id": 2, "name": ...}}``), so
+    that a PATCH to ``{"id": 1}`` can be named when the description names it."""
+    out = {}
+    if isinstance(before, dict):
+        for v in before.values():
+            if isinstance(v, dict) and "id" in v and v.get("name"):
+                out[v["id"]] = v["name"]
+    return out
 
 
 def _before_of(before: Any, field: str) -> Any:
@@ -168,6 +187,13 @@ def _before_of(before: Any, field: str) -> Any:
     return node
 
 
+def _target_names(op: RepairOperation) -> dict:
+    """Names for the ids a change writes, from the plan's description (``... to "Monthly" (id 1)``)."""
+    import re  # noqa: PLC0415
+
+    return {int(i): n for n, i in re.findall(r'"([^"]+)" \(id (\d+)[,)]', op.description or "")}
+
+
 def operation_row(op: RepairOperation) -> dict:
     """One row of the plan table: what is changed (field, before, after) or what is created."""
     changes: list[dict] = []
@@ -178,18 +204,26 @@ def operation_row(op: RepairOperation) -> dict:
                 field = str(item.get("path", "")).strip("/")
                 changes.append(
                     {
-                        "field": field,
+                        "field": field_label(field),
+                        "api_field": field,
                         "before": _fmt(_before_of(op.before, field)),
-                        "after": _fmt(item.get("value")),
+                        "after": _fmt(item.get("value"), _target_names(op)),
                     }
                 )
     elif op.method == "PUT" and isinstance(op.body, dict):
         for field, value in op.body.items():
             old = _before_of(op.before, field)
             if old != value:
-                changes.append({"field": field, "before": _fmt(old), "after": _fmt(value)})
+                changes.append(
+                    {
+                        "field": field_label(field),
+                        "api_field": field,
+                        "before": _fmt(old),
+                        "after": _fmt(value),
+                    }
+                )
     elif isinstance(op.body, dict):
-        created = [{"field": k, "value": _fmt(v)} for k, v in op.body.items()]
+        created = [{"field": field_label(k), "api_field": k, "value": _fmt(v)} for k, v in op.body.items()]
     return {
         "op": op,
         "action": {"POST": "Create", "PATCH": "Change", "PUT": "Replace", "DELETE": "Delete"}.get(

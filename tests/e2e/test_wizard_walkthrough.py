@@ -126,7 +126,7 @@ def test_partner_walks_broken_connectwise_to_ready(live_stack, page, shot):
     rows = page.locator("table.plan-table tbody tr")
     assert rows.count() == 4
     assert page.locator("table.plan-table").get_by_text("PATCH procurement/categories/1").is_visible()
-    assert "inactiveFlag" in page.locator("table.plan-table").inner_text()
+    assert "Inactive" in page.locator("table.plan-table").inner_text()
     assert approve_plan(page, visit, "setup-tables") == "pass"
     page.get_by_role("link", name="See the re-checked result").click()
     page.wait_for_load_state()
@@ -142,7 +142,7 @@ def test_partner_walks_broken_connectwise_to_ready(live_stack, page, shot):
     build_plan(page, visit, "catalog")
     plan_text = page.locator("table.plan-table").inner_text()
     assert page.locator("table.plan-table tbody tr").count() == 1
-    assert "misc-seat" in plan_text and "inactiveFlag" in plan_text
+    assert "misc-seat" in plan_text and "Inactive" in plan_text
     assert approve_plan(page, visit, "catalog") == "pass"
 
     # Customers: read the company list, search it, choose the companies.
@@ -225,7 +225,7 @@ def test_partner_walks_broken_connectwise_to_ready(live_stack, page, shot):
     assert page.locator("table.plan-table tbody tr").count() == 3
     for path in ("finance/agreements/7", "finance/agreements/8", "finance/agreements/9"):
         assert path in plan_text
-    assert "Quarterly" in plan_text and "ContractYear" in plan_text
+    assert "Quarterly" in plan_text and "Contract Year" in plan_text and "inactiveFlag" not in plan_text
     assert approve_plan(page, visit, "agreements") == "warn"
     page.get_by_role("link", name="See the re-checked result").click()
     page.wait_for_load_state()

@@ -176,10 +176,17 @@ def test_plan_page_shows_the_exact_changes(client, admin_a, tenant_a, plan):
     assert "Product &quot;misc-seat&quot; (id 12)" in html
     assert "PATCH procurement/catalog/12" in html and "POST procurement/subcategories" in html
     patch_row = response.context["rows"][0]
-    assert patch_row["changes"] == [{"field": "inactiveFlag", "before": "true", "after": "false"}]
+    # ConnectWise's screen label and values, never the API name (connectwise.labels)
+    assert patch_row["changes"] == [
+        {"field": "Inactive", "api_field": "inactiveFlag", "before": "Yes", "after": "No"}
+    ]
     create_row = response.context["rows"][1]
-    assert {"field": "name", "value": "Miscellaneous"} in create_row["created"]
-    assert {"field": "category", "value": "(the record created by change 1)"} in create_row["created"]
+    assert {"field": "Name", "api_field": "name", "value": "Miscellaneous"} in create_row["created"]
+    assert {
+        "field": "Category",
+        "api_field": "category",
+        "value": "(the record created by change 1)",
+    } in create_row["created"]
     assert "Approve and apply" in html and "Discard" in html
     assert "2 changes will be made" in html
 

@@ -90,8 +90,19 @@ def test_customers_agreements_and_a_repair_over_the_sandbox(client, admin_a, ten
     plan = repairs.build_plan(tenant_a, "agreements", actor=admin_a)
     page = client.get(reverse("plan", args=[tenant_a.slug, plan.uuid]))
     changes = [c for r in page.context["rows"] for c in r["changes"]]
-    assert {"field": "prorateFlag", "before": "false", "after": "true"} in changes
-    assert any(c["field"] == "invoicingCycle" and c["before"] == "ContractYear" for c in changes)
+    assert {
+        "field": "Prorate Agreement",
+        "api_field": "prorateFlag",
+        "before": "No",
+        "after": "Yes",
+    } in changes
+    assert {
+        "field": "Billing Cycle",
+        "api_field": "billingCycle",
+        "before": "Quarterly",
+        "after": "Monthly",
+    } in changes
+    assert any(c["field"] == "Cycle Based On" and c["before"] == "Contract Year" for c in changes)
     html = page.content.decode()
     assert "PATCH finance/agreements/9" in html
     # Issue 17: Coho Winery's one-time agreement cannot be created (the role may not add agreements): said so.
