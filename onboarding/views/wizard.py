@@ -39,6 +39,7 @@ def _steps_nav(tenant, latest, stale=frozenset()) -> list[dict]:
                 "num": i,
                 "key": step.key,
                 "title": step.title,
+                "advisory": step.advisory,
                 "status": "stale" if step.key in stale else (result.status if result else ""),
                 "errors": sum(1 for f in result.findings if f.get("severity") == "error")
                 if result and step.key not in stale
@@ -57,7 +58,7 @@ def next_action(nav, connection) -> dict | None:
     """The one thing to do next on the overview: the first step that is not pass/warn, with what it needs
     (``{"step": nav entry, "what": text}``); None when every step passes (the page then says what happens next)."""
     for s in nav:
-        if s["status"] in ("pass", "warn"):
+        if s["status"] in ("pass", "warn") or s["advisory"]:  # an advisory step never holds readiness back
             continue
         if s["key"] == "connection" and connection is None:
             what = "Connect your ConnectWise: enter the site, company ID and the API member's keys."
@@ -76,8 +77,10 @@ def next_action(nav, connection) -> dict | None:
 
 
 def _progress(nav) -> int:
-    done = sum(1 for s in nav if s["status"] in ("pass", "warn"))
-    return round(100 * done / len(nav))
+    """Percent of the steps that decide readiness (advisory ones left out) that pass or warn."""
+    required = [s for s in nav if not s["advisory"]]
+    done = sum(1 for s in required if s["status"] in ("pass", "warn"))
+    return round(100 * done / len(required))
 
 
 def _active_run(tenant):
