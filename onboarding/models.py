@@ -102,7 +102,8 @@ class Tenant(models.Model):
 
     @classmethod
     def unique_slug(cls, name: str) -> str:
-        base = slugify(name)[:50] or "tenant"
+        # Cut at 50 characters without leaving a trailing hyphen ("a-very-long-name-" -> "a-very-long-name").
+        base = slugify(name)[:50].strip("-") or "tenant"
         slug, n = base, 2
         while cls.objects.filter(slug=slug).exists():
             slug, n = f"{base}-{n}", n + 1

@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from connectwise.checks import plans as cw_plans
 from connectwise.errors import ConnectWiseError
@@ -81,7 +82,9 @@ def build_plan(tenant: Tenant, step: str, *, actor=None, options: dict | None = 
 def _plan_message(step: str, changes: int, skipped: list[dict]) -> str:
     """The audit line of a new plan; findings left out are named with the reason (issue 17)."""
     what = "every repairable step" if step == cw_plans.COMBINED else step
-    text = f"Repair plan for {what}: {changes} change(s)"
+    text = ngettext(
+        "Repair plan for %(step)s: %(n)d change", "Repair plan for %(step)s: %(n)d changes", changes
+    ) % {"step": what, "n": changes}
     if skipped:
         text += "; not repaired: " + "; ".join(
             f"{s['subject']} ({s['code']}): {s['reason']}" for s in skipped
@@ -99,12 +102,18 @@ def approve(plan: RepairPlan, *, by) -> bool:
             approved_at=now,
         )
         if updated:
+            count = plan.operations.count()
             AuditEvent.record(
                 AuditEvent.Kind.PLAN_APPROVED,
                 tenant=plan.tenant,
                 actor=by,
-                message=f"Approved {plan.operations.count()} change(s) for "
-                + ("every repairable step" if plan.step == cw_plans.COMBINED else plan.step),
+                message=ngettext(
+                    "Approved %(n)d change for %(step)s", "Approved %(n)d changes for %(step)s", count
+                )
+                % {
+                    "n": count,
+                    "step": "every repairable step" if plan.step == cw_plans.COMBINED else plan.step,
+                },
                 plan=str(plan.uuid),
             )
     plan.refresh_from_db()

@@ -74,6 +74,12 @@ class ThrottledAuthenticationForm(AuthenticationForm):
 
     throttled = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Accounts are e-mail addresses: the field says so (its name stays "username", Django's).
+        self.fields["username"].label = "E-mail"
+        self.fields["username"].widget.attrs.update({"autocomplete": "email", "inputmode": "email"})
+
     def clean(self):
         throttle = LoginThrottle(self.request, self.data.get("username", ""))
         wait = throttle.seconds_locked()

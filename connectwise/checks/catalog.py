@@ -97,7 +97,12 @@ def check(ctx: RunContext) -> StepOutcome:
     return StepOutcome.from_findings(
         KEY,
         findings,
-        f"{active} of {len(items)} misc products are active.",
+        (
+            f"{active} of {len(items)} misc product{'s' if len(items) != 1 else ''} "
+            f"{'is' if len(items) == 1 else 'are'} active."
+            if items
+            else "No misc product exists."
+        ),
         products=[
             {"id": p["id"], "identifier": p.get("identifier"), "inactive": bool(p.get("inactiveFlag"))}
             for p in items

@@ -84,6 +84,7 @@ def test_broken_demo_tenant_reaches_ready_with_the_products_pages_alone(live_sta
     lucerne = page.locator("article.agreement-row", has_text="Lucerne Publishing")
     lucerne.get_by_role("button", name="Use Seat Based Annual").click()
     page.wait_for_load_state()
+    wait_for_run(page)  # the change re-checks by itself; the page reloads when it is done
     page.select_option("#agreement-15", "15")
     page.get_by_role("button", name="Save mapping").click()
     page.wait_for_load_state()

@@ -164,6 +164,7 @@ def test_partner_walks_broken_connectwise_to_ready(live_stack, page, shot):
     page.get_by_role("button", name="Add selected to the sync").click()
     page.wait_for_load_state()
     assert "Added 2 companies" in page.locator(".alert-success").inner_text()
+    wait_for_run(page)  # the change re-checks by itself; the page reloads when it is done
     page.get_by_role("link", name="Clear filters").click()
     page.wait_for_load_state()
     for cid in [*READY_CANDIDATES, *HOPELESS]:
@@ -203,6 +204,7 @@ def test_partner_walks_broken_connectwise_to_ready(live_stack, page, shot):
     page.get_by_role("button", name="Set for selected").click()
     page.wait_for_load_state()
     assert "Billing motion set to" in page.locator(".alert-success").inner_text()
+    wait_for_run(page)
     page.select_option("#motion-16", "annual")
     page.select_option("#agreement-15", "15")
     visit("agreements-mapping")

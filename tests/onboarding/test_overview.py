@@ -49,3 +49,18 @@ def test_when_every_step_passes_the_overview_says_what_happens_next(client, admi
     response = client.get(reverse("tenant_home", args=[tenant_a.slug]))
     assert response.context["next_action"] is None
     assert "What happens next" in response.content.decode()
+
+
+def test_a_long_organisation_name_gives_a_slug_without_a_trailing_hyphen(db):
+    from onboarding.models import Tenant
+
+    slug = Tenant.unique_slug("Managed Service Provider of the Greater North-West Region - Holdings")
+    assert len(slug) <= 50 and not slug.endswith("-") and slug.startswith("managed-service-provider")
+
+
+def test_the_sign_in_form_asks_for_the_e_mail(client):
+    import re
+
+    html = client.get(reverse("login")).content.decode()
+    label = re.search(r'<label[^>]*for="id_username"[^>]*>(.*?)<', html, re.S).group(1).strip()
+    assert label == "E-mail" and 'autocomplete="email"' in html
