@@ -64,3 +64,37 @@ class Tour:
         finally:
             if size:
                 page.set_viewport_size(size)
+
+
+# What the focused element is and whether a sighted keyboard user can see it and where the focus is.
+FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const r = el.getBoundingClientRect();
+  const s = getComputedStyle(el);
+  const ring = (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || (s.boxShadow && s.boxShadow !== 'none');
+  return {
+    tag: el.tagName.toLowerCase(), name: (el.getAttribute('aria-label') || el.innerText || el.value || '').trim().slice(0, 80),
+    visible: r.width > 0 && r.height > 0 && s.visibility !== 'hidden', ring: !!ring,
+  };
+}"""
+
+
+def tab_through(page, limit: int = 400) -> list[dict]:
+    """Press Tab from the top of the page until the focus comes back round (or ``limit`` presses): every element
+    reached, with whether it is visible and shows a focus ring."""
+    page.evaluate("() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
+    reached: list[dict] = []
+    first = None
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        now = page.evaluate(FOCUSED)
+        if now is None:
+            continue
+        key = (now["tag"], now["name"])
+        if first is None:
+            first = key
+        elif key == first and len(reached) > 3:
+            break
+        reached.append(now)
+    return reached

@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.e2e.a11y import Tour
+from tests.e2e.a11y import Tour, tab_through
 from tests.e2e.conftest import SCENARIOS, login
 from tests.e2e.helpers import finding_codes, step_status, wait_for_run
 
@@ -160,6 +160,21 @@ def test_partner_reaches_ready_without_pressing_check_and_pages_never_contradict
     assert "Automatically" in page.locator("article.agreement-row", has_text="Litware Inc").inner_text()
     _goto(page, f"{web}/t/{slug}/steps/customers/")
     assert_customers_consistent(page)
+
+    # Keyboard: the wizard's actions are all reached with Tab, each visible with a focus ring.
+    for key, must in (
+        ("customers", ("Skip to content", "Add selected to the sync", "Import CSV", "Agreements →")),
+        ("agreements", ("Save mapping", "Set for selected", "Check now", "Customers")),
+    ):
+        _goto(page, f"{web}/t/{slug}/steps/{key}/")
+        reached = tab_through(page)
+        names = [r["name"] for r in reached]
+        for wanted in must:
+            assert any(wanted in n for n in names), (key, wanted, names)
+        hidden = [r for r in reached if not r["visible"] and r["name"] != "Skip to content"]
+        assert not hidden, hidden
+        no_ring = [r for r in reached if not r["ring"]]
+        assert not no_ring, no_ring
 
     _goto(page, f"{web}/t/{slug}/")
     tour("overview-ready")
