@@ -24,7 +24,7 @@ from .. import demo, mapping
 from ..access import TenantAccess, get_tenant
 from ..connections import shared_companies
 from ..forms import ConnectionForm, CustomerCsvForm, ReplaceKeyForm
-from ..inputs import BIGINT_MAX, parse_choice, parse_ids, parse_optional_id, safe_next
+from ..inputs import BIGINT_MAX, BadInput, parse_choice, parse_ids, parse_optional_id, safe_next
 from ..models import BillingCustomer, CompanyChoice, CompanyDirectory, StepResult
 from ..runs import recheck_after_change, start_run
 
@@ -186,7 +186,10 @@ def _picker(request, tenant) -> tuple[int | None, str, list]:
     """The searchable company picker of one unmatched billing customer (GET ``pick=<billing customer id>`` and
     ``pq=<text>``): up to PICKER_LIMIT companies of the company list whose name or identifier contains the text.
     Returns (billing customer id or None, the text, the companies)."""
-    pick = (_int_list([request.GET.get("pick")]) or [None])[0] if request.GET.get("pick") else None
+    try:  # a bad value only means no picker is open: the page itself stays a 200
+        pick = parse_optional_id(request.GET.get("pick", ""), field="pick", maximum=BIGINT_MAX)
+    except BadInput:
+        pick = None
     query = request.GET.get("pq", "").strip()[:100]
     if pick is None or not query:
         return pick, query, []

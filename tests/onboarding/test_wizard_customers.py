@@ -399,3 +399,10 @@ def test_the_picker_is_not_offered_to_a_read_only_member(client, member_a, admin
     client.force_login(member_a)
     html = _page(client, tenant_a, pick=customer.pk, pq="fabri").content.decode()
     assert f'id="pick-{customer.pk}"' not in html and "Match Zeta Holdings" not in html
+
+
+@pytest.mark.parametrize("pick", ["x", "-1", "99999999999999999999999", "1 2"])
+def test_a_bad_picker_value_only_closes_the_picker(client, admin_a, tenant_a, directory, pick):
+    client.force_login(admin_a)
+    response = _page(client, tenant_a, pick=pick, pq="fabri")
+    assert response.status_code == 200 and "picker-results" not in response.content.decode()
