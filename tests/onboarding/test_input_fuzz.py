@@ -46,7 +46,7 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "resend_invitation": ((), ()),
     "tenant_home": ((), ()),
     "step": (
-        ("q", "status", "agreement", "page", "cpage", "bpage"),
+        ("q", "status", "agreement", "page", "cpage", "bpage", "pick", "pq"),
         ("region", "onprem_host", "company_id", "public_key", "private_key"),
     ),  # fmt: skip
     "replace_key": ((), ("new_private_key",)),
@@ -93,6 +93,8 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "plan_approve": ((), ()),
     "plan_discard": ((), ()),
     "plan_retry": ((), ()),
+    "demo_connect": ((), ("company",)),
+    "demo_sandbox_change": ((), ("finding", "code")),
     "dashboard": (("q", "show", "step", "sort", "page"), ()),
     "support_export": (("q", "show", "step", "sort"), ()),
     "support_api_tenants": (("q", "show", "step", "sort", "page"), ()),
@@ -177,7 +179,7 @@ BAD = st.one_of(st.sampled_from(BAD_VALUES), st.text(max_size=40))
 # Ids are where parsing goes wrong: beyond 64 and 32 bits, negative, non-numeric, digits int() reads oddly.
 BAD_ID = st.sampled_from(["9" * 25, "-" + "9" * 25, str(2**63), str(2**31), "abc", "", "-1", "²", "١٢",
                           "1.5", "\x00"])  # fmt: skip
-ID_FIELDS = {"company", "row", "customer", "agreement-{id}", "page", "cpage", "bpage", "user", "addition",
+ID_FIELDS = {"company", "row", "customer", "pick", "finding", "agreement-{id}", "page", "cpage", "bpage", "user", "addition",
              "expires_days", "page_size", "monthly_type", "azure_type", "annual_type"}  # fmt: skip
 
 
