@@ -74,7 +74,7 @@ FOCUSED = """() => {
   const s = getComputedStyle(el);
   const ring = (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || (s.boxShadow && s.boxShadow !== 'none');
   return {
-    tag: el.tagName.toLowerCase(), name: (el.getAttribute('aria-label') || el.innerText || el.value || '').trim().slice(0, 80),
+    tag: el.tagName.toLowerCase(), id: el.id, type: el.type || '', name: (el.getAttribute('aria-label') || el.innerText || el.value || '').trim().slice(0, 80),
     visible: r.width > 0 && r.height > 0 && s.visibility !== 'hidden', ring: !!ring,
   };
 }"""
@@ -91,6 +91,9 @@ def tab_through(page, limit: int = 400) -> list[dict]:
         now = page.evaluate(FOCUSED)
         if now is None:
             continue
+        if not now["ring"]:  # Bootstrap fades the focus shadow in (.15 s): look again once it is drawn
+            page.wait_for_timeout(300)
+            now = page.evaluate(FOCUSED) or now
         key = (now["tag"], now["name"])
         if first is None:
             first = key

@@ -89,6 +89,15 @@ def test_partner_reaches_ready_without_pressing_check_and_pages_never_contradict
     page.fill("input[name=password1]", PASSWORD)
     page.fill("input[name=password2]", PASSWORD)
     page.get_by_role("button", name="Create account").click()
+    page.wait_for_url("**/accounts/signup/sent/")
+    tour("signup-sent")
+    # The link of the confirmation e-mail (sent by the worker), made the same way from the database.
+    from onboarding.models import User
+    from onboarding.views.accounts import signup_confirm_url
+
+    page.goto(web + signup_confirm_url(User.objects.get(email="pat@follows.example")))
+    tour("signup-confirm")
+    page.get_by_role("button", name="Confirm and start").click()
     page.wait_for_url("**/steps/connection/")
     slug = page.url.split("/t/", 1)[1].split("/", 1)[0]
     tour("connection-empty")
@@ -193,7 +202,7 @@ def test_partner_reaches_ready_without_pressing_check_and_pages_never_contradict
     assert CheckRun.Trigger.CHANGE in triggers
 
     # A read-only member and support see the same tenant.
-    from onboarding.models import Membership, Tenant, User
+    from onboarding.models import Membership, Tenant
 
     tenant = Tenant.objects.get(slug=slug)
     viewer = User.objects.create_user("vic@follows.example", "vic@follows.example", PASSWORD)
