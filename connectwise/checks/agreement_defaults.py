@@ -19,7 +19,8 @@ import string
 from datetime import date, datetime
 from typing import Any
 
-MOTIONS = ("monthly", "azure", "annual")
+from .choices import MOTIONS
+
 NAME_MAX = (
     100  # SPEC 2025.8 components.schemas.Agreement.name: maxLength 100 (docs/connectwise/REFERENCE.md §3)
 )

@@ -19,9 +19,10 @@ from connectwise.query import cond
 
 from . import agreement_defaults, codes
 from .base import Finding, Severity, Status, StepOutcome
-from .context import RunContext, ref_id, ref_name, same_name
-from .plans import PlannedOperation, not_repairable, ops_from_patch_findings, skip_repair
-from .security_role import agreement_type_allowed, allowed_items, inquire_my_note
+from .context import RESOURCES, ResourceError, RunContext, ref_id, ref_name, same_name
+from .failures import read_error
+from .operations import PlannedOperation, not_repairable, ops_from_patch_findings, skip_repair
+from .role import agreement_type_allowed, allowed_items, inquire_my_note
 
 KEY = "agreements"
 
@@ -500,10 +501,7 @@ def check(ctx: RunContext) -> StepOutcome:
         # The Access Allowed list could not be read for a passing reason (5xx, a reset after the client's
         # retries): "no type_not_allowed" would then be a silent gap, so the step says clearly that it could not
         # check everything, and keeps what it did find. (A role that may not read the list is role.unreadable.)
-        from .context import RESOURCES  # noqa: PLC0415
-        from .runner import _read_error  # noqa: PLC0415 (the runner imports this module)
-
-        error = _read_error(KEY, unread, RESOURCES["customize_items"])
+        error = read_error(KEY, unread, RESOURCES["customize_items"])
         outcome = StepOutcome(
             KEY, Status.ERROR, [*error.findings, *findings], summary=error.summary, facts=outcome.facts
         )
@@ -1164,8 +1162,6 @@ def agreement_type_options(client, choices) -> list[dict]:
     read now: two small reads (``finance/agreements/types``, ``system/mySecurity/customizeItems``). Raises the
     ConnectWise error when the types cannot be read; an unreadable Access Allowed list marks every type allowed
     (the agreements step then says the list was not checked)."""
-    from .context import ResourceError  # noqa: PLC0415
-
     ctx = RunContext(client, choices)
     ctx.prefetch({"agreement_types", "customize_items"})
     try:

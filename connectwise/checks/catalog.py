@@ -14,7 +14,7 @@ from connectwise.query import cond
 from . import codes, setup_tables
 from .base import Finding, Severity, StepOutcome
 from .context import RunContext
-from .plans import PlannedOperation
+from .operations import PlannedOperation
 
 KEY = "catalog"
 PATH = "procurement/catalog"

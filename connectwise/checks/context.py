@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from connectwise.errors import ConnectWiseError
 
 if TYPE_CHECKING:
-    from .runner import ConnectionInfo, TenantChoices
+    from .choices import ConnectionInfo, TenantChoices
 
 PAGE_SIZE = 1000  # docs/connectwise/REFERENCE.md §4: the hard maximum
 

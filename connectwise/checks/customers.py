@@ -25,7 +25,7 @@ from .agreements import describe as describe_agreement
 from .base import Finding, Severity, StepOutcome
 from .context import RunContext, ref_id, ref_name
 from .names import normalize_company_name
-from .security_role import inquire_my_note
+from .role import inquire_my_note
 
 KEY = "customers"
 

@@ -36,7 +36,8 @@ from . import agreements, codes
 from .base import Finding, Severity, Status, StepOutcome
 from .context import AGREEMENTS as AGREEMENTS_ROLE
 from .context import PAGE_SIZE, Resource, RunContext, ref_name
-from .plans import PlannedOperation, patch_description
+from .failures import read_error
+from .operations import PlannedOperation, patch_description
 
 KEY = "existing_billing"
 MISC_PREFIX = "misc"
@@ -137,10 +138,8 @@ def check(ctx: RunContext) -> StepOutcome:
     try:
         rows = read_additions(ctx, [a["id"] for read in plan.values() for a, _ in read])
     except ConnectWiseError as exc:
-        from .runner import _read_error  # noqa: PLC0415 (the runner imports this module)
-
         path = (exc.path or "finance/agreements/{id}/additions").strip("/")
-        return _read_error(KEY, exc, Resource("additions", path, AGREEMENTS_ROLE))
+        return read_error(KEY, exc, Resource("additions", path, AGREEMENTS_ROLE))
 
     findings: list[Finding] = []
     per_customer: list[dict] = []

@@ -16,37 +16,28 @@ operation's ``seq``, its 1-based position in the plan. ``created_ids`` maps seq 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectwise.errors import BadRequest
 
+from . import catalog, setup_tables
 from .context import ResourceError, RunContext
+from .operations import (
+    NOT_REPAIRABLE,
+    PATCH,
+    POST,
+    PlannedOperation,
+    not_repairable,
+    ops_from_patch_findings,
+    patch_description,
+    ref,
+    skip_repair,
+    text_ref,
+    unrepairable,
+)
 from .registry import get_step, step_module
-
-PATCH = "PATCH"
-POST = "POST"
-
-
-@dataclass
-class PlannedOperation:
-    method: str  # "POST" (create) or "PATCH" (an operation array)
-    path: str  # relative to .../apis/3.0/, e.g. "procurement/catalog/12"
-    body: Any  # a record (POST) or [{"op": "replace", "path": ..., "value": ...}] (PATCH)
-    finding_code: str
-    subject: str
-    description: str  # one sentence for the approval page
-    before: dict[str, Any] | None = None  # the record's relevant fields before (None for a create)
-    lookup: dict[str, Any] | None = None  # {"path", "conditions"}: how a create re-queries first
-    step: str = ""  # the step whose finding this fixes (set in combined plans: issue 18)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PlannedOperation:
-        names = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in names})
+from .runner import limit_repairs_to_role
 
 
 @dataclass
@@ -74,36 +65,6 @@ def build_plan(
     return build_plan_report(client, choices, step_key, options).operations
 
 
-NOT_REPAIRABLE = "not_repairable"  # Finding.data key: why a finding of a repairable kind is not offered
-
-
-def not_repairable(reason: str) -> dict[str, str]:
-    """``{"not_repairable": reason}`` for a finding's data (empty when there is no reason): a finding that could be
-    repairable but is not says why (issue 17), and the plan page and ``repair_tenant`` show it."""
-    return {NOT_REPAIRABLE: reason} if reason else {}
-
-
-def skip_repair(ctx: RunContext, finding: Any, reason: str) -> None:
-    """Record, while building a plan, that a repairable finding gets no operation and why."""
-    ctx.remember("plan_skipped", list).append(
-        {"code": finding.code, "subject": finding.subject, "reason": reason}
-    )
-
-
-def unrepairable(findings: list) -> list[dict[str, str]]:
-    """``[{"code", "subject", "reason"}]`` for the findings (``Finding`` or stored dicts) that carry a reason why
-    they are not repaired."""
-    out = []
-    for f in findings:
-        data = f.get("data") if isinstance(f, dict) else f.data
-        code = f.get("code") if isinstance(f, dict) else f.code
-        subject = f.get("subject") if isinstance(f, dict) else f.subject
-        reason = (data or {}).get(NOT_REPAIRABLE)
-        if reason:
-            out.append({"code": code, "subject": subject, "reason": reason})
-    return out
-
-
 @dataclass
 class PlanReport:
     """A plan's operations and the findings it leaves out, each with the reason (``unrepairable`` rows)."""
@@ -116,8 +77,6 @@ def build_plan_report(
     client: Any, choices: Any, step_key: str, options: dict[str, Any] | None = None
 ) -> PlanReport:
     """Like ``build_plan`` (``options`` too), and also why each not-repaired finding of the step is left out."""
-    from .runner import limit_repairs_to_role  # noqa: PLC0415 (runner imports the step modules)
-
     get_step(step_key)
     module = step_module(step_key)
     if not hasattr(module, "build_plan"):
@@ -155,8 +114,6 @@ def build_combined_report(client: Any, choices: Any, steps: tuple[str, ...] | No
     records created earlier in it by placeholder, so nothing is planned twice.
 
     Raises the ConnectWise error when a read the plan needs fails (nothing was written)."""
-    from . import catalog, setup_tables  # noqa: PLC0415
-    from .runner import limit_repairs_to_role  # noqa: PLC0415
 
     available = combined_steps(choices)
     wanted = [s for s in available if steps is None or s in steps]
@@ -283,47 +240,15 @@ def _lookup_id(seq: Any, created_ids: dict) -> Any:
     raise UnresolvedReference(f"operation {seq} has not created its record yet: apply the plan in order")
 
 
-def ref(seq: int) -> dict[str, str]:
-    """The body placeholder for the id that operation ``seq`` creates."""
-    return {"$ref": str(seq)}
-
-
-def text_ref(seq: int) -> str:
-    return "{$ref:" + str(seq) + "}"
-
-
-def patch_description(field_label: str, what: str, before: str, after: str) -> str:
-    return f'Set "{field_label}" on {what}: {before} -> {after}'
-
-
-def ops_from_patch_findings(outcome: Any, *, what=None) -> list[PlannedOperation]:
-    """A PATCH per repairable finding whose ``data`` carries ``patch`` (and ``before``)."""
-    ops = []
-    for f in outcome.findings:
-        if not f.repairable or not f.data.get("patch") or not f.record:
-            continue
-        path = f"{f.record['path']}/{f.record['id']}"
-        label = what(f) if what else f.subject
-        ops.append(
-            PlannedOperation(
-                method=PATCH,
-                path=path,
-                body=f.data["patch"],
-                finding_code=f.code,
-                subject=f.subject,
-                description=patch_description(
-                    f.data.get("field_label", "Inactive"),
-                    label,
-                    f.data.get("before_label", "on"),
-                    f.data.get("after_label", "off"),
-                ),
-                before=f.data.get("before"),
-            )
-        )
-    return ops
-
-
 __all__ = [
+    "NOT_REPAIRABLE",
+    "PATCH",
+    "POST",
+    "ops_from_patch_findings",
+    "patch_description",
+    "ref",
+    "skip_repair",
+    "text_ref",
     "AppliedResult",
     "PlannedOperation",
     "RunContext",

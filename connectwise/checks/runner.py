@@ -11,46 +11,18 @@ import gc
 import logging
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import date
+from dataclasses import replace
 from typing import Any
 
-from connectwise.errors import ConnectWiseError, Forbidden, RateLimited, ServerError
+from connectwise.errors import ConnectWiseError
 
-from . import codes
-from .base import OK_STATUSES, Finding, Severity, Status, StepOutcome
-from .context import RESOURCES, ReadHints, Resource, ResourceError, RunContext
+from .base import OK_STATUSES, Finding, Status, StepOutcome
+from .choices import MOTIONS, ChosenCompany, ConnectionInfo, TenantChoices
+from .context import ReadHints, ResourceError, RunContext
+from .failures import read_error, resource_for_path
 from .registry import READINESS_KEYS, STEP_TITLES, STEPS, get_step, step_module
 
 log = logging.getLogger(__name__)
-
-MOTIONS = ("monthly", "azure", "annual")
-
-
-@dataclass(frozen=True)
-class ChosenCompany:
-    cw_company_id: int
-    motion: str = "monthly"  # "monthly", "azure" or "annual"
-    agreement_id: int | None = None  # the partner's explicit target; None = choose automatically
-
-
-@dataclass(frozen=True)
-class TenantChoices:
-    companies: list[ChosenCompany] = field(default_factory=list)
-    billing_customers: list[str] = field(default_factory=list)  # imported names without an explicit match
-    cutover: date | None = (
-        None  # last day existing additions bill before the sync takes over (existing_billing)
-    )
-    # motion -> defaults for the agreements the product creates (connectwise.checks.agreement_defaults)
-    agreement_defaults: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ConnectionInfo:
-    site_entered: str  # what the partner typed
-    api_host: str  # the host we call (after rewriting a browser host)
-    host_refused_reason: str | None = None  # set when the host guard refused it: no call is made
-    company_id: str = ""  # for messages only
 
 
 def run_steps(
@@ -155,9 +127,9 @@ def evaluate(key: str, ctx: RunContext) -> StepOutcome:
     try:
         return module.check(ctx)
     except ResourceError as exc:
-        return _read_error(key, exc.cause, exc.resource)
+        return read_error(key, exc.cause, exc.resource)
     except ConnectWiseError as exc:
-        return _read_error(key, exc, _resource_for_path(exc.path or ""), exc.path or "")
+        return read_error(key, exc, resource_for_path(exc.path or ""), exc.path or "")
 
 
 # Which security level a repair's write needs (docs/connectwise/REFERENCE.md §2 / PRODUCT.md's guard table), by finding.
@@ -255,111 +227,12 @@ def _needs(needed: set[str], outcomes: dict[str, StepOutcome], choices: TenantCh
     return keys
 
 
-def _read_error(key: str, exc: ConnectWiseError, resource: Resource | None, path: str = "") -> StepOutcome:
-    path = resource.path if resource else path
-    if isinstance(exc, Forbidden):
-        role = resource.needed_role if resource else "the Inquire level for this data"
-        where = (
-            f"{resource.role_function} > set Inquire Level to All"
-            + (
-                f', and in the "customize" list of Table Setup allow "{resource.customize_item}"'
-                if resource.customize_item
-                else ""
-            )
-            if resource
-            else "the module that holds this data > set Inquire Level to All"
-        )
-        finding = Finding(
-            codes.STEP_READ_FORBIDDEN,
-            Severity.ERROR,
-            subject=f"Read of {path} refused",
-            explanation=(
-                f"ConnectWise refused to let the API member read {path} (HTTP 403), so this step could not be "
-                f"checked. The security role is missing {role}."
-            ),
-            fix=(
-                "In ConnectWise go to System > Security Roles > open the API member's security role > "
-                f"{where} > Save; then run the check again."
-            ),
-            data={"path": path, "role_function": role, "status": exc.status, "error": exc.detail()},
-        )
-        return StepOutcome(
-            key, Status.ERROR, [finding], summary=f"Could not check: the role is missing {role}."
-        )
-    explanation, fix, summary = explain_failure(exc)
-    finding = Finding(
-        codes.STEP_CHECK_FAILED,
-        Severity.ERROR,
-        subject=f"Read of {path}" if path else "ConnectWise",
-        explanation=explanation,
-        fix=fix,
-        data={"path": path, "error": exc.detail(), "status": exc.status, "transient": exc.transient},
-    )
-    return StepOutcome(key, Status.ERROR, [finding], summary=summary)
-
-
-def explain_failure(exc: ConnectWiseError) -> tuple[str, str, str]:
-    """``(explanation, fix, summary)`` for a check that ConnectWise's answer stopped, in words a person can act on.
-
-    - Rate limited for longer than the client may wait (429 with ``Retry-After``): "rate limited by ConnectWise
-      for N s"; the run can be retried after that and the scheduled checks wait for it (``onboarding.runs``).
-    - A 5xx that carries ConnectWise's own ``message`` and still failed after the client's retries is not called
-      temporary: ConnectWise fails on this data (issue 11 item 6: ``500 {"code": "ConnectWiseApi", "message":
-      "String was not recognized as a valid Boolean."}`` on every try), so the text says to raise it with
-      ConnectWise support, quoting the message, the request and its request id.
-    - Other errors: what happened, with ConnectWise's message when there is one.
-    """
-    detail = exc.detail()
-    request = " ".join(p for p in (detail["method"], detail["path"]) if p)
-    rid = f", request id {detail['request_id']}" if detail["request_id"] else ""
-    said = f' ConnectWise said: "{exc.cw_message}".' if exc.cw_message else ""
-    status = f", HTTP {exc.status}" if exc.status else ""
-    if isinstance(exc, RateLimited) and detail["retry_after"]:
-        wait = detail["retry_after"]
-        return (
-            f"The check stopped: rate limited by ConnectWise for {wait} s (HTTP 429 on {request}{rid}). "
-            "We do not retry before ConnectWise allows it; nothing was changed.",
-            f"Run the check again after {wait} s; scheduled checks of this tenant wait until then. If this happens "
-            "often, other integrations may be using the same API member's request limit.",
-            f"Could not check: rate limited by ConnectWise for {wait} s.",
-        )
-    if isinstance(exc, ServerError) and exc.cw_message and exc.attempts > 1:
-        code = f" ({exc.code})" if exc.code else ""
-        return (
-            f"ConnectWise failed on {request} with HTTP {exc.status} on each of {exc.attempts} tries, with its "
-            f'own error message: "{exc.cw_message}"{code}. An error that repeats with a message like this '
-            "comes from this data in your ConnectWise, not from a passing outage: waiting will not fix it. "
-            "Nothing was changed.",
-            f'Raise it with ConnectWise support, quoting the message "{exc.cw_message}", the request '
-            f"{request}{rid} and the time of this check. Run the check again once they have fixed the data.",
-            f"Could not check: ConnectWise fails on this data (HTTP {exc.status}).",
-        )
-    if exc.retry_after_seconds is not None and exc.retry_after_seconds > 0:
-        wait = round(exc.retry_after_seconds)
-        return (
-            f"ConnectWise is unavailable and asked us to wait {wait} s ({type(exc).__name__}{status} on "
-            f"{request}{rid}).{said} Nothing was changed.",
-            f"Run the check again after {wait} s; scheduled checks of this tenant wait until then.",
-            f"Could not check: ConnectWise asked us to wait {wait} s.",
-        )
-    return (
-        f"ConnectWise did not answer the check ({type(exc).__name__}{status}"
-        f"{' on ' + request if request else ''}{rid}).{said} "
-        + (
-            "This is usually temporary; nothing was changed."
-            if exc.transient
-            else "Nothing was changed; the details are below."
-        ),
-        "Run the check again in a few minutes. If it keeps failing, contact our support team"
-        + (", quoting ConnectWise's message and the request id." if exc.cw_message or rid else "."),
-        "Could not check: ConnectWise did not answer.",
-    )
-
-
-def _resource_for_path(path: str) -> Resource | None:
-    path = path.strip("/")
-    best = None
-    for resource in RESOURCES.values():
-        if path.startswith(resource.path) and (best is None or len(resource.path) > len(best.path)):
-            best = resource
-    return best
+__all__ = [
+    "MOTIONS",
+    "ChosenCompany",
+    "ConnectionInfo",
+    "TenantChoices",
+    "evaluate",
+    "limit_repairs_to_role",
+    "run_steps",
+]

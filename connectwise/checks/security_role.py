@@ -7,13 +7,22 @@ settings endpoint is GET only), so nothing here is repairable: every finding car
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from connectwise.errors import ConnectWiseError, Forbidden, NotFound
 
-from . import codes
+from . import agreements, codes
 from .base import Finding, Severity, StepOutcome
 from .context import RESOURCES, ResourceError, RunContext
+from .role import (
+    AGREEMENTS_CUSTOMIZE,
+    RANK,
+    ROLE_CLICKS,
+    TABLE_SETUP_CUSTOMIZE,
+    allowed_items,
+    customize_key,
+    item_key,
+    level_of,
+    text_key,
+)
 
 KEY = "security_role"
 
@@ -26,18 +35,6 @@ REQUIRED_LEVELS: dict[tuple[str, str], dict[str, str]] = {
     ("Procurement", "Product Catalog"): {"addLevel": "All", "editLevel": "All", "inquireLevel": "All"},
     ("Procurement", "Products"): {"addLevel": "All", "editLevel": "All", "inquireLevel": "All"},
     ("System", "Table Setup"): {"addLevel": "All", "editLevel": "All", "inquireLevel": "All"},
-}
-# "customize" > "Access Allowed" lists, by their display names (what the partner sees next to the function).
-# customizeIdentifier is an enum in the SPEC (MySecurityCustomizeItem, docs/connectwise/REFERENCE.md §2):
-# SystemTableSetup and FinanceAgreements are what 2025.8 answers; older sandboxes and scenario files wrote the
-# display names run together ("TableSetup", "Agreements"), which are still accepted. itemIdentifier values are
-# NOT confirmed: compared ignoring case, spaces and the spacing around "/".
-TABLE_SETUP_CUSTOMIZE = "Table Setup"
-AGREEMENTS_CUSTOMIZE = "Agreements"
-CUSTOMIZE_IDENTIFIERS: dict[str, tuple[str, ...]] = {
-    # display name -> the spellings that mean it: the SPEC's enum value first
-    TABLE_SETUP_CUSTOMIZE: ("SystemTableSetup", "Table Setup", "TableSetup"),
-    AGREEMENTS_CUSTOMIZE: ("FinanceAgreements", "Agreements"),
 }
 REQUIRED_CUSTOMIZE_ITEMS: dict[str, tuple[str, ...]] = {
     TABLE_SETUP_CUSTOMIZE: (
@@ -53,7 +50,6 @@ REQUIRED_CUSTOMIZE_ITEMS: dict[str, tuple[str, ...]] = {
 
 LEVELS = ("addLevel", "editLevel", "deleteLevel", "inquireLevel")
 LEVEL_LABEL = {"addLevel": "Add", "editLevel": "Edit", "deleteLevel": "Delete", "inquireLevel": "Inquire"}
-RANK = {"None": 0, "My": 1, "All": 2}
 
 # Why the sync needs each function, for the explanations.
 PURPOSE = {
@@ -73,8 +69,6 @@ PROBES: tuple[tuple[str, tuple[str, str]], ...] = (
     ("categories", ("System", "Table Setup")),
 )
 
-ROLE_CLICKS = "In ConnectWise go to System > Security Roles > open the API member's security role"
-
 
 def needs(choices) -> frozenset[str]:
     keys = {"my_security", "customize_items"}
@@ -82,37 +76,6 @@ def needs(choices) -> frozenset[str]:
         keys.add("agreements")  # the target agreements' types decide which Agreements items are needed
         keys |= {"agreement_types", "billing_cycles"}  # and the types the role hides from a chosen motion
     return frozenset(keys)
-
-
-def _key(text: str | None) -> str:
-    return " ".join((text or "").split()).casefold()
-
-
-@lru_cache(maxsize=4096)
-def _item_key(text: str | None) -> str:
-    return "/".join(part.strip() for part in _key(text).split("/"))
-
-
-def _squash(text: str | None) -> str:
-    return "".join(ch for ch in (text or "").casefold() if ch.isalnum())
-
-
-_CUSTOMIZE_ALIASES = {
-    _squash(spelling): _squash(spellings[0])
-    for spellings in CUSTOMIZE_IDENTIFIERS.values()
-    for spelling in spellings
-}
-
-
-@lru_cache(maxsize=256)
-def _customize_key(text: str | None) -> str:
-    """One key per Access Allowed list: "SystemTableSetup" == "TableSetup" == "Table Setup"."""
-    squashed = _squash(text)
-    return _CUSTOMIZE_ALIASES.get(squashed, squashed)
-
-
-def _level(value) -> str:
-    return value if value in RANK else "None"
 
 
 def check(ctx: RunContext) -> StepOutcome:
@@ -151,73 +114,32 @@ def check(ctx: RunContext) -> StepOutcome:
     return StepOutcome.from_findings(KEY, findings, summary, **facts)
 
 
-def inquire_my_note(ctx: RunContext, module: str, function: str) -> str | None:
-    """A sentence naming Inquire level "My" on ``module > function`` as the likely cause of a record the run
-    could not see, or None when the role does not have it (or mySecurity is unreadable).
-
-    With "My", ConnectWise answers only the member's own records (docs/connectwise/REFERENCE.md §2), which for
-    an API member is usually few or none: a company or agreement then looks deleted when it is only hidden."""
-    if ctx.error_of("my_security") is not None:
-        return None
-    wanted = (_key(module), _key(function))
-    for row in ctx.get("my_security"):
-        if (_key(row.get("moduleName")), _key(row.get("moduleFunctionName"))) == wanted:
-            if _level(row.get("inquireLevel")) == "My":
-                return (
-                    f'Likely cause: the API member\'s security role has {module} > {function} Inquire level is "My", '
-                    "so ConnectWise shows it only the records it owns. Set Inquire to All ("
-                    f"{ROLE_CLICKS} > section {module} > {function} > Inquire Level All > Save)."
-                )
-            return None
-    return None
-
-
 def raise_resource(ctx: RunContext, key: str) -> None:
     """Re-raise a failed read that is not a refusal: the runner reports step.check_failed."""
     ctx.get(key)
-
-
-def allowed_items(ctx: RunContext) -> dict[str, set[str]] | None:
-    """Customize identifier (normalised) -> allowed item names (normalised); None when unreadable."""
-    if ctx.error_of("customize_items") is not None:
-        return None
-
-    def build() -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        for row in ctx.get("customize_items"):
-            out.setdefault(_customize_key(row.get("customizeIdentifier")), set()).add(
-                _item_key(row.get("itemIdentifier"))
-            )
-        return out
-
-    return ctx.remember("allowed_customize_items", build)
-
-
-def agreement_type_allowed(allowed: dict[str, set[str]], type_name: str) -> bool:
-    return _item_key(type_name) in allowed.get(_customize_key(AGREEMENTS_CUSTOMIZE), set())
 
 
 def _compare_levels(rows: list[dict]) -> list[Finding]:
     found: dict[tuple[str, str], dict] = {}
     display: dict[tuple[str, str], tuple[str, str]] = {}
     for row in rows:
-        k = (_key(row.get("moduleName")), _key(row.get("moduleFunctionName")))
+        k = (text_key(row.get("moduleName")), text_key(row.get("moduleFunctionName")))
         found[k] = row
         display[k] = (row.get("moduleName") or "", row.get("moduleFunctionName") or "")
     findings: list[Finding] = []
-    required_keys = {(_key(m), _key(f)): (m, f) for m, f in REQUIRED_LEVELS}
+    required_keys = {(text_key(m), text_key(f)): (m, f) for m, f in REQUIRED_LEVELS}
     for k, (module, function) in required_keys.items():
         row = found.get(k, {})
         for level, needed in REQUIRED_LEVELS[(module, function)].items():
-            current = _level(row.get(level))
+            current = level_of(row.get(level))
             if RANK[current] < RANK[needed]:
                 findings.append(_insufficient(module, function, level, current, needed))
     for k, row in found.items():
         module, function = display[k]
         required = REQUIRED_LEVELS.get(required_keys.get(k, ("", "")), {})
-        excess = [lvl for lvl in LEVELS if RANK[_level(row.get(lvl))] > 0 and lvl not in required]
+        excess = [lvl for lvl in LEVELS if RANK[level_of(row.get(lvl))] > 0 and lvl not in required]
         if excess:
-            findings.append(_excess(module, function, {lvl: _level(row.get(lvl)) for lvl in excess}))
+            findings.append(_excess(module, function, {lvl: level_of(row.get(lvl)) for lvl in excess}))
     return findings
 
 
@@ -321,13 +243,10 @@ def _probe(ctx: RunContext) -> list[Finding]:
 def _compare_customize(ctx: RunContext, allowed: dict[str, set[str]], facts: dict) -> list[Finding]:
     findings: list[Finding] = []
     for customize, items in REQUIRED_CUSTOMIZE_ITEMS.items():
-        have = allowed.get(_customize_key(customize), set())
+        have = allowed.get(customize_key(customize), set())
         for item in items:
-            if _item_key(item) not in have:
+            if item_key(item) not in have:
                 findings.append(_missing_item(customize, item))
-
-    # Imported here: agreements imports this module for the Access Allowed lists; it owns target choice.
-    from . import agreements
 
     types = agreements.target_type_names(ctx)
     unread = ctx.error_of("agreements") if types is None else None
@@ -340,14 +259,14 @@ def _compare_customize(ctx: RunContext, allowed: dict[str, set[str]], facts: dic
     if types_unread is not None and not isinstance(types_unread, Forbidden | NotFound):
         # Likewise the agreement types: without them the types the role hides are unknown (benchmark soak).
         raise_resource(ctx, "agreement_types")
-    have_agreements = allowed.get(_customize_key(AGREEMENTS_CUSTOMIZE), set())
+    have_agreements = allowed.get(customize_key(AGREEMENTS_CUSTOMIZE), set())
     # Types the role hides (ConnectWise does not show their agreements to the member) that a chosen company's
     # motion needs: the company has no visible agreement for it, or only another type's (issue 17).
     hidden = agreements.hidden_types_needed(ctx)
     facts["agreement_types_hidden_needed"] = sorted(hidden)
     if types or hidden:
         for name in sorted(set(types or ()) | set(hidden)):
-            if _item_key(name) not in have_agreements:
+            if item_key(name) not in have_agreements:
                 findings.append(_missing_item(AGREEMENTS_CUSTOMIZE, name, hidden.get(name)))
     elif not have_agreements:
         findings.append(_missing_item(AGREEMENTS_CUSTOMIZE, None))

@@ -16,7 +16,7 @@ from connectwise.query import cond
 from . import codes
 from .base import Finding, Severity, StepOutcome
 from .context import RunContext, ref_id, same_name
-from .plans import PlannedOperation, ref, text_ref
+from .operations import PlannedOperation, ref, text_ref
 
 KEY = "setup_tables"
 MISC = "Miscellaneous"
