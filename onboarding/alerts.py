@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
@@ -22,6 +23,7 @@ from django.utils import timezone
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES
 
 from . import monitoring
+from .delivery import MAIL_RETRY
 from .mail import error_label, subject_line
 from .models import DriftAlert, StepResult, Tenant
 
@@ -181,3 +183,10 @@ STALE_FAILED_KEY = "stale-mail:failed"
 def stale_mail_failure() -> dict | None:
     """The last failed stale summary ({at, error, tenants}) while it has not been delivered since, else None."""
     return cache.get(STALE_FAILED_KEY)
+
+
+@shared_task(name="onboarding.send_drift_alerts", **MAIL_RETRY)
+def send_drift_alerts(tenant_id: int) -> int:
+    """E-mail the tenant's open drift alerts not yet notified (alerts.notify_drift). A failure is recorded on the
+    alerts and retried here; after the last retry, ``watchdog`` re-enqueues it (see alerts.retry_undelivered)."""
+    return notify_drift(tenant_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import date, timedelta
 
+from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -129,8 +130,6 @@ def create_preview(
         lines=[{**vars(line), "start": line.start.isoformat()} for line in lines],
     )
     if enqueue:
-        from .tasks import build_preview  # noqa: PLC0415 (tasks imports this module)
-
         transaction.on_commit(lambda: build_preview.delay(preview.pk))
     return preview
 
@@ -192,3 +191,19 @@ def preview_counts(rows: list[dict]) -> dict[str, int]:
         "not_placed": sum(1 for r in rows if not r["placed"]),
         "collisions": sum(1 for r in rows if r.get("collisions")),
     }
+
+
+@shared_task(name="onboarding.build_preview", soft_time_limit=settings.CHECK_RUN_TIME_LIMIT)
+def build_preview(preview_id: int) -> str:
+    """Build a stored first-sync preview (reads ConnectWise, writes nothing there)."""
+    preview = SyncPreview.objects.select_related("tenant").filter(pk=preview_id).first()
+    if preview is None:
+        return "gone"
+    try:
+        return execute_preview(preview).status
+    except Exception as exc:  # a bug must not leave the preview "running"
+        log.exception("preview %s crashed", preview.uuid)
+        SyncPreview.objects.filter(pk=preview.pk).update(
+            status=SyncPreview.Status.ERROR, error=f"The preview crashed: {type(exc).__name__}"
+        )
+        return "error"

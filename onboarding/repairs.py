@@ -9,6 +9,8 @@ import logging
 from dataclasses import asdict
 from datetime import timedelta
 
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +20,7 @@ from connectwise.checks import plans as cw_plans
 from connectwise.errors import ConnectWiseError
 
 from .cw import choices_for, client_for
+from .delivery import redelivered
 from .hosts import decide
 from .models import AuditEvent, CheckRun, RepairOperation, RepairPlan, Tenant
 from .runs import start_run
@@ -121,8 +124,6 @@ def approve(plan: RepairPlan, *, by) -> bool:
 
 
 def enqueue_apply(plan: RepairPlan) -> None:
-    from .tasks import apply_plan  # noqa: PLC0415
-
     transaction.on_commit(lambda: apply_plan.delay(plan.pk))
 
 
@@ -289,6 +290,49 @@ def plan_as_dict(plan: RepairPlan) -> dict:
             for op in plan.operations.all()
         ],
     }
+
+
+@shared_task(
+    bind=True,
+    name="onboarding.apply_plan",
+    soft_time_limit=settings.PLAN_APPLY_TIME_LIMIT,
+    time_limit=settings.PLAN_APPLY_TIME_LIMIT + 30,
+)
+def apply_plan(self, plan_id: int) -> str:
+    """The Celery task that applies an approved plan (enqueued by ``enqueue_apply`` and the watchdog)."""
+    plan = claim_for_apply(plan_id, redelivered=redelivered(self))
+    if plan is None:
+        return "skipped"
+    try:
+        plan = apply(plan)
+    except SoftTimeLimitExceeded:
+        RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.APPLYING).update(
+            status=RepairPlan.Status.FAILED,
+            error="Applying took longer than its time limit.",
+            finished_at=timezone.now(),
+        )
+    except Exception as exc:
+        log.exception("plan %s crashed", plan.uuid)
+        RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.APPLYING).update(
+            status=RepairPlan.Status.FAILED,
+            error=f"Applying crashed: {type(exc).__name__}",
+            finished_at=timezone.now(),
+        )
+    return "done"
+
+
+def resume_stuck_plans(now=None) -> int:
+    """Watchdog: re-enqueue ``apply_plan`` for every plan still "applying" past ``PLAN_APPLY_TIME_LIMIT`` + 60 s
+    (its worker died; ``claim_for_apply`` decides whether the new delivery may take it over). Returns how many."""
+    stale = (now or timezone.now()) - timedelta(seconds=settings.PLAN_APPLY_TIME_LIMIT + 60)
+    plan_ids = list(
+        RepairPlan.objects.filter(status=RepairPlan.Status.APPLYING, started_at__lt=stale).values_list(
+            "pk", flat=True
+        )
+    )
+    for plan_id in plan_ids:
+        apply_plan.delay(plan_id)
+    return len(plan_ids)
 
 
 __all__ = [

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import time
 from datetime import timedelta
 
 import orjson
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from connectwise.checks.base import OK_STATUSES, Finding, Severity, Status, StepOutcome
@@ -22,7 +25,10 @@ from connectwise.checks.runner import run_steps
 from connectwise.errors import ConnectWiseError
 
 from . import webhooks
+from .alerts import notify_stale, send_drift_alerts
+from .billing import existing_billing_due, scheduled_steps
 from .cw import choices_for, client_for, connection_info
+from .delivery import redelivered
 from .hosts import decide
 from .models import AuditEvent, CheckRun, CompanyDirectory, DriftAlert, StepResult, Tenant
 
@@ -61,8 +67,6 @@ def start_run(
             return start_run(tenant, trigger=trigger, actor=actor, steps=steps, enqueue=enqueue)
         return existing, False
     if enqueue:
-        from .tasks import run_checks  # noqa: PLC0415 (tasks imports this module)
-
         transaction.on_commit(lambda: run_checks.delay(run.pk))
     return run, True
 
@@ -102,8 +106,6 @@ def execute_run(run: CheckRun) -> CheckRun:
     tenant = run.tenant
     requested = run.requested_steps()
     if not run.steps and "existing_billing" in requested:
-        from .billing import existing_billing_due  # noqa: PLC0415 (billing imports the models this module uses)
-
         # "All steps" includes the costly existing_billing step (a read per agreement) only when it is due:
         # never read, older than EXISTING_BILLING_INTERVAL_DAYS, or choices, cutover or a repair changed since.
         if not existing_billing_due(tenant):
@@ -419,8 +421,6 @@ def _track_drift(tenant: Tenant, run: CheckRun, previous: dict, current: dict, n
     elif not open_steps:
         tenant.drift_since = None
     if open_steps:
-        from .tasks import send_drift_alerts  # noqa: PLC0415
-
         transaction.on_commit(lambda: send_drift_alerts.delay(tenant.pk))
 
 
@@ -501,6 +501,65 @@ def severity_groups(result: StepResult) -> list[tuple[str, list[dict]]]:
         for s in order
         if any(f["severity"] == s for f in result.findings)
     ]
+
+
+def start_due_runs(now=None) -> int:
+    """Start scheduled re-checks for connected tenants that are due (``Tenant.next_check_at``), at most
+    ``VERIFY_MAX_CONCURRENT`` scheduled runs in flight; each tenant's next check is spread over the
+    ``VERIFY_INTERVAL_HOURS`` interval with a little jitter. Also e-mails tenants gone stale. Returns how many runs
+    were started. Called by the ``schedule_verifications`` beat task every minute."""
+    now = now or timezone.now()
+    interval = timedelta(hours=settings.VERIFY_INTERVAL_HOURS)
+    # A tenant without a slot that was checked recently (it just connected, say) is due one interval after that
+    # check, not now: otherwise every newly connected tenant is checked twice and the schedule bunches up.
+    Tenant.objects.connected().filter(next_check_at__isnull=True, last_checked_at__gt=now - interval).update(
+        next_check_at=F("last_checked_at") + interval
+    )
+    notify_stale(now)
+    in_flight = CheckRun.objects.filter(status__in=CheckRun.ACTIVE, trigger=CheckRun.Trigger.SCHEDULE).count()
+    room = max(0, settings.VERIFY_MAX_CONCURRENT - in_flight)
+    if not room:
+        return 0
+    due = (
+        Tenant.objects.connected()
+        .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
+        .exclude(runs__status__in=CheckRun.ACTIVE)
+        # Longest overdue first; NULLs first on every database (SQLite and PostgreSQL disagree by default).
+        .order_by(F("next_check_at").asc(nulls_first=True), F("last_checked_at").asc(nulls_first=True), "pk")[
+            :room
+        ]
+    )
+    started = 0
+    for tenant in due:
+        # existing_billing costs a read per agreement: at most every EXISTING_BILLING_INTERVAL_DAYS here.
+        steps = scheduled_steps(tenant, now)
+        _, created = start_run(tenant, trigger=CheckRun.Trigger.SCHEDULE, steps=steps)
+        # A little jitter either way keeps tenants from drifting back into the same minute over the days.
+        jitter = timedelta(seconds=random.uniform(-0.05, 0.05) * interval.total_seconds())
+        Tenant.objects.filter(pk=tenant.pk).update(next_check_at=now + interval + jitter)
+        started += int(created)
+    return started
+
+
+@shared_task(
+    bind=True,
+    name="onboarding.run_checks",
+    soft_time_limit=settings.CHECK_RUN_TIME_LIMIT,
+    time_limit=settings.CHECK_RUN_TIME_LIMIT + 30,
+)
+def run_checks(self, run_id: int) -> str:
+    """The Celery task of a check run (enqueued by ``start_run``): claim, execute, and never leave it running."""
+    run = claim(run_id, redelivered=redelivered(self))
+    if run is None:
+        return "skipped"
+    try:
+        run = execute_run(run)
+    except SoftTimeLimitExceeded:
+        fail(run, "The check took longer than its time limit and was stopped.")
+    except Exception as exc:  # a bug must not leave the run "running"
+        log.exception("run %s crashed", run.uuid)
+        fail(run, f"The check crashed: {type(exc).__name__}. Support has the details in the worker log.")
+    return run.status
 
 
 __all__ = [
