@@ -3,6 +3,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("onboarding.views.accounts")),
     path("", include("onboarding.views.wizard")),
+    path("", include("onboarding.views.step_forms")),
     path("", include("onboarding.views.audit")),
     path("", include("onboarding.views.dashboard")),
     path("", include("onboarding.views.integrations")),

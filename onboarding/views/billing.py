@@ -5,18 +5,15 @@ choice or the parsed file and enqueue the job that reads ConnectWise."""
 from __future__ import annotations
 
 import csv
-import time
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.urls import path
+from django.views.decorators.http import require_GET
 
 from connectwise.preview import CAUSES, SubscriptionCsvError, collision_text, export_rows
 
@@ -24,7 +21,6 @@ from .. import billing
 from ..access import TenantAccess, get_tenant
 from ..forms import csv_problem, decode_csv_bytes
 from ..models import SyncPreview
-from . import plans as plan_views
 
 CSV_MAX_BYTES = 1024 * 1024
 CAUSE_LABELS = {
@@ -122,41 +118,6 @@ def step_context(request, access: TenantAccess, *, result=None) -> dict:
         "previews": SyncPreview.objects.filter(tenant=tenant).defer("rows", "lines")[:5],
         "preview_form": SubscriptionCsvForm(),
     }
-
-
-@login_required
-@require_POST
-def cutover_plan(request, slug):
-    """Store the cutover (audited) and build the plan that ends the chosen flagged additions at it."""
-    access = get_tenant(request, slug, change=True)
-    tenant = access.tenant
-    from ..runs import latest_results  # noqa: PLC0415
-
-    result = latest_results(tenant).get(billing.KEY)
-    additions = flagged_additions(result)
-    form = CutoverForm(request.POST, addition_ids=[a["id"] for a in additions])
-    if not form.is_valid():
-        from .wizard import render_step  # noqa: PLC0415 (wizard imports the step pages)
-
-        return render_step(request, access, billing.KEY, status=400, cutover_form=form)
-    if getattr(tenant, "connection", None) is None:
-        messages.error(request, "Save your ConnectWise connection first.")
-        return redirect("step", slug=slug, key=billing.KEY)
-    billing.set_cutover(tenant, form.cleaned_data["cutover"], actor=request.user)
-    key = billing.KEY
-    cache.delete(plan_views._error_key(tenant.pk, key))
-    cache.set(plan_views._building_key(tenant.pk, key), time.time(), plan_views.BUILD_TIMEOUT)
-    from ..tasks import build_plan  # noqa: PLC0415
-
-    tenant_id, user_id = tenant.pk, request.user.pk
-    options = {"addition_ids": sorted(form.cleaned_data["addition"])}
-    transaction.on_commit(lambda: build_plan.delay(tenant_id, key, user_id, options))
-    messages.success(
-        request,
-        f"Cutover set to {form.cleaned_data['cutover']}. Building the plan to end "
-        f"{len(options['addition_ids'])} addition(s); nothing is changed until you approve it.",
-    )
-    return redirect(f"{reverse('step', args=[slug, key])}#repair")
 
 
 @login_required
@@ -265,7 +226,6 @@ def _safe(value):
 
 
 urlpatterns = [
-    path("t/<slug:slug>/billing/cutover/", cutover_plan, name="billing_cutover"),
     path("t/<slug:slug>/preview/", previews, name="previews"),
     path("t/<slug:slug>/preview/<uuid:preview_uuid>/", preview_page, name="preview"),
     path("t/<slug:slug>/preview/<uuid:preview_uuid>/export.csv", preview_export, name="preview_export"),

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from connectwise.checks import codes
 from connectwise.checks.agreements import directory_candidates
-from connectwise.checks.names import CompanyIndex, normalize_company_name
+from connectwise.checks.names import CompanyIndex
 
 from .. import demo, mapping
 from ..access import TenantAccess, get_tenant
@@ -27,16 +27,10 @@ from ..forms import ConnectionForm, CustomerCsvForm, ReplaceKeyForm
 from ..inputs import BIGINT_MAX, BadInput, parse_choice, parse_ids, parse_optional_id, safe_next
 from ..models import BillingCustomer, CompanyChoice, CompanyDirectory, StepResult
 from ..runs import recheck_after_change, start_run
+from .fix_everything import defaults_context
 
 PAGE_SIZE = 50
 BILLING_PAGE_SIZE = 25
-
-
-def context_existing_billing(request, access: TenantAccess, *, result=None) -> dict:
-    """Seats billed today: the cutover form and the previews (onboarding.views.billing)."""
-    from .billing import step_context  # noqa: PLC0415
-
-    return step_context(request, access, result=result)
 
 
 # Connection --------------------------------------------------------------------------------------------------
@@ -227,7 +221,7 @@ def customers_refresh(request, slug):
     return _back(request)
 
 
-def _record_change(request, tenant, message: str, **detail) -> None:
+def record_change(request, tenant, message: str, **detail) -> None:
     """Audit a change of the partner's choices (and tell the billing sync, mapping.record_change) and re-check the
     steps that judge them (customers, agreements and what depends on them) by themselves: the pages never show a
     result of choices that are gone."""
@@ -272,51 +266,12 @@ def customers_select(request, slug):
             n, _ = CompanyChoice.objects.filter(tenant=tenant, cw_company_id__in=ids).delete()
             text = f"Removed {n} compan{'y' if n == 1 else 'ies'} from the sync."
         if n:
-            _record_change(request, tenant, text, action=action, companies=ids[:200])
+            record_change(request, tenant, text, action=action, companies=ids[:200])
     if n:
         messages.success(request, text)
     else:
         messages.info(request, "Nothing changed: already as selected.")
     return _back(request)
-
-
-@login_required
-@require_POST
-def customers_import(request, slug):
-    """Import the billing side's customer list. A bad file changes nothing and says why next to the field."""
-    access = get_tenant(request, slug, change=True)
-    tenant = access.tenant
-    form = CustomerCsvForm(request.POST, request.FILES)
-    if not form.is_valid():
-        from .wizard import render_step  # noqa: PLC0415 (wizard imports this module)
-
-        return render_step(request, access, "customers", status=400, import_form=form)
-    with transaction.atomic():
-        # The import replaces the previous list; matches already accepted for the same name are kept.
-        kept = {
-            b.normalized: b.cw_company_id
-            for b in tenant.billing_customers.filter(cw_company_id__isnull=False).only(
-                "normalized", "cw_company_id"
-            )
-        }
-        tenant.billing_customers.all().delete()
-        rows = []
-        for name in form.names:
-            normalized = normalize_company_name(name)[:200]
-            rows.append(
-                BillingCustomer(
-                    tenant=tenant, name=name, normalized=normalized, cw_company_id=kept.get(normalized)
-                )
-            )
-        BillingCustomer.objects.bulk_create(rows, batch_size=1000)
-        _record_change(
-            request, tenant, f"Imported {len(rows)} billing customers from CSV", imported=len(rows)
-        )
-    messages.success(
-        request,
-        f"Imported {len(rows)} billing customers. Accept the suggested matches below, or leave them unmatched.",
-    )
-    return redirect(f"{reverse('step', args=[slug, 'customers'])}#billing")
 
 
 @login_required
@@ -334,7 +289,7 @@ def billing_match(request, slug):
     with transaction.atomic():
         if action == "clear":
             n, _ = tenant.billing_customers.all().delete()
-            _record_change(request, tenant, f"Removed the imported list of {n} billing customers")
+            record_change(request, tenant, f"Removed the imported list of {n} billing customers")
             messages.success(
                 request, "The imported billing customer list was removed. Chosen companies stay chosen."
             )
@@ -342,7 +297,7 @@ def billing_match(request, slug):
         if action == "exact":
             n = _accept_exact(tenant)
             if n:
-                _record_change(request, tenant, f"Accepted {n} exact name matches", matched=n)
+                record_change(request, tenant, f"Accepted {n} exact name matches", matched=n)
             messages.success(request, f"Accepted {n} exact match{'es' if n != 1 else ''}.")
             return _back(request)
         customer = tenant.billing_customers.filter(pk=customer_id).first() if customer_id else None
@@ -352,7 +307,7 @@ def billing_match(request, slug):
         if action == "unmatch":
             customer.cw_company_id = None
             customer.save(update_fields=["cw_company_id"])
-            _record_change(request, tenant, f'Unmatched billing customer "{customer.name}"')
+            record_change(request, tenant, f'Unmatched billing customer "{customer.name}"')
             messages.success(request, f'"{customer.name}" is unmatched again.')
             return _back(request)
         company = (
@@ -366,7 +321,7 @@ def billing_match(request, slug):
         customer.cw_company_id = company.cw_company_id
         customer.save(update_fields=["cw_company_id"])
         add_choices(tenant, [company.cw_company_id])
-        _record_change(
+        record_change(
             request,
             tenant,
             f'Matched billing customer "{customer.name}" to company "{company.name}"',
@@ -548,8 +503,6 @@ def context_agreements(request, access: TenantAccess, *, result: StepResult | No
 
 
 def _defaults_context(access: TenantAccess) -> dict:
-    from .fix_everything import defaults_context  # noqa: PLC0415 (issue 18: Defaults for new agreements)
-
     return defaults_context(access)
 
 
@@ -576,9 +529,7 @@ def agreements_save(request, slug):
             )
             if n:
                 label = CompanyChoice.Motion(motion).label
-                _record_change(
-                    request, tenant, f"Set billing motion {label} for {n} companies", motion=motion
-                )
+                record_change(request, tenant, f"Set billing motion {label} for {n} companies", motion=motion)
         messages.success(
             request, f"Billing motion set to {CompanyChoice.Motion(motion).label} for {n} companies."
         )
@@ -614,7 +565,7 @@ def agreements_save(request, slug):
     with transaction.atomic():
         CompanyChoice.objects.bulk_update(changed, ["motion", "agreement_id"])
         if changed:
-            _record_change(
+            record_change(
                 request,
                 tenant,
                 f"Agreement mapping changed for {len(changed)} companies",
@@ -640,7 +591,6 @@ def agreements_save(request, slug):
 urlpatterns = [
     path("t/<slug:slug>/customers/refresh/", customers_refresh, name="customers_refresh"),
     path("t/<slug:slug>/customers/select/", customers_select, name="customers_select"),
-    path("t/<slug:slug>/customers/import/", customers_import, name="customers_import"),
     path("t/<slug:slug>/customers/billing/", billing_match, name="billing_match"),
     path("t/<slug:slug>/agreements/", agreements_save, name="agreements_save"),
 ]

@@ -129,6 +129,15 @@ def tenant_home(request, slug):
     )
 
 
+# What each step page adds to the common context (a step without a page of its own adds nothing).
+STEP_CONTEXT = {
+    "connection": step_pages.context_connection,
+    "customers": step_pages.context_customers,
+    "agreements": step_pages.context_agreements,
+    "existing_billing": billing.step_context,
+}
+
+
 def render_step(request, access: TenantAccess, key: str, *, status: int = 200, **overrides) -> HttpResponse:
     """The step page; ``overrides`` replace parts of the context (a bound form with errors, for instance)."""
     tenant = access.tenant
@@ -163,7 +172,7 @@ def render_step(request, access: TenantAccess, key: str, *, status: int = 200, *
             if demo.sandbox_change_for(f):
                 f["demo_fix_index"] = i
     context.update(plans.plan_context(access, key, result))
-    provider = getattr(step_pages, f"context_{key}", None)
+    provider = STEP_CONTEXT.get(key)
     if provider:
         context.update(provider(request, access, result=None if key in stale else result))
     context.update(overrides)
@@ -331,5 +340,4 @@ urlpatterns = [
     *demo_views.urlpatterns,
     *plans.urlpatterns,
     *billing.urlpatterns,
-    *fix_everything.urlpatterns,
 ]
