@@ -12,54 +12,24 @@ writes also need the parent agreement's type in the role's Agreements "Access Al
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from .resources import AGREEMENT_STATUSES, AGREEMENTS, RESOURCES, Ref, ResourceSpec
+from .conditions import parse_datetime
+from .guard import _own_rows, _owned
+from .listing import _filter, _order, _project
+from .resources import ADDITIONS
+from .resources import ADDITIONS_PATH as PATH
+from .wire import ApiError, Response, _bad_request, _invalid, _not_allowed, _not_found, _record_id
+from .writes import _apply_defaults, _apply_patch, _check_body, _validate
 
 if TYPE_CHECKING:
-    from .app import Request, Response, SandboxApp
-
-PATH = "finance/agreements/additions"
-BILL_CUSTOMER = ("Billable", "DoNotBill", "NoCharge")  # SPEC components.schemas.Addition.billCustomer
-
-# SPEC 2025.8 components.schemas.Addition (connectwise/contract: the fields, types and enums): required product and
-# billCustomer.
-ADDITIONS = ResourceSpec(
-    PATH,
-    "addition",
-    AGREEMENTS,
-    refs={"product": Ref("procurement/catalog", ("identifier",))},  # IvItemReference: id, identifier
-    required=("product/id", "billCustomer"),
-    enums={"billCustomer": BILL_CUSTOMER, "agreementStatus": AGREEMENT_STATUSES},
-    defaults={"quantity": 1, "lessIncluded": 0, "taxableFlag": False, "agreementStatus": "Active"},
-    scenario_required=("product/id", "agreementId"),
-)
-RESOURCES[PATH] = ADDITIONS  # registration: the scenario loader, the store and describe() read RESOURCES
-
-
-def validate_records(records: dict[str, list[dict]], path: str) -> None:
-    """Scenario check: every addition names an agreement of the scenario by ``agreementId`` (an integer)."""
-    from .scenario import ScenarioError, child  # noqa: PLC0415 (scenario imports the resource table)
-
-    rows = records.get(PATH)
-    if not rows:
-        return
-    agreements = {r["id"] for r in records.get("finance/agreements", [])}
-    for i, row in enumerate(rows):
-        p = child(child(child(path, PATH), i), "agreementId")
-        value = row.get("agreementId")
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ScenarioError(p, f"must be an integer, not {json.dumps(value)}")
-        if value not in agreements:
-            raise ScenarioError(p, f'no record with id {value} in $.records["finance/agreements"]')
+    from .app import SandboxApp
+    from .wire import Request
 
 
 def route(app: SandboxApp, request: Request, lower: list[str]) -> Response | None:
     """The answer for ``finance/agreements/{id}/additions[...]``; None when the path is not an additions path."""
-    from .app import ApiError, _not_allowed, _record_id  # noqa: PLC0415 (app imports this module)
-
     if lower[:2] != ["finance", "agreements"] or len(lower) < 3:
         return None
     if lower[2] == "additions":  # no cross-agreement endpoint in the SPEC
@@ -79,8 +49,6 @@ def route(app: SandboxApp, request: Request, lower: list[str]) -> Response | Non
         raise ApiError(404, "NotFound", f"Agreement with id {parent_id} not found.")
     table = tenant.tables[PATH]
     tail = lower[4:]
-    from .app import _own_rows  # noqa: PLC0415
-
     if not tail:
         if method == "GET":
             rows = _own_rows(request, level, _view(request, tenant, table, parent_id))
@@ -92,8 +60,6 @@ def route(app: SandboxApp, request: Request, lower: list[str]) -> Response | Non
     if tail == ["count"]:
         if method != "GET":
             raise _not_allowed("GET")
-        from .app import Response  # noqa: PLC0415
-
         return Response(
             200, {"count": len(_own_rows(request, level, _view(request, tenant, table, parent_id)))}
         )
@@ -103,8 +69,6 @@ def route(app: SandboxApp, request: Request, lower: list[str]) -> Response | Non
 
 
 def _view(request: Request, tenant, table, parent_id: int) -> list[dict]:
-    from .app import _filter, _order  # noqa: PLC0415
-
     order = request.query.get("orderby") or ""
     key = ("additions", parent_id, request.query.get("conditions") or "", order)
 
@@ -117,8 +81,6 @@ def _view(request: Request, tenant, table, parent_id: int) -> list[dict]:
 
 
 def _create(request: Request, table, parent_id: int) -> Response:
-    from .app import Response, _apply_defaults, _bad_request, _check_body, _validate  # noqa: PLC0415
-
     body = request.body_json()
     if not isinstance(body, dict):
         raise _bad_request("Addition must be a JSON object.")
@@ -140,19 +102,6 @@ def _create(request: Request, table, parent_id: int) -> Response:
 
 
 def _one(app: SandboxApp, request: Request, table, parent: dict, addition_id: int, level: str) -> Response:
-    from .app import (  # noqa: PLC0415
-        ApiError,
-        Response,
-        _apply_patch,
-        _bad_request,
-        _check_body,
-        _not_allowed,
-        _not_found,
-        _owned,
-        _project,
-        _validate,
-    )
-
     tenant = request.tenant
     method = request.method
     current = table.rows.get(addition_id)
@@ -200,8 +149,6 @@ def _one(app: SandboxApp, request: Request, table, parent: dict, addition_id: in
 
 def _check_dates(record: dict) -> None:
     """``effectiveDate`` and ``cancelledDate`` are SPEC ``date-time`` strings (or null)."""
-    from .app import _invalid  # noqa: PLC0415
-    from .conditions import parse_datetime  # noqa: PLC0415
 
     for name in ("effectiveDate", "cancelledDate"):
         value = record.get(name)

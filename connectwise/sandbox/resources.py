@@ -255,9 +255,26 @@ RESOURCES: dict[str, ResourceSpec] = {
     )
 }
 
-# The nested resource finance/agreements/{parentId}/additions registers itself here from sandbox.additions
-# (imported with the package), so RESOURCES also holds "finance/agreements/additions" once the package is loaded.
+# The flat record tables. The nested resource finance/agreements/{parentId}/additions (served by sandbox.additions)
+# is added to RESOURCES below, after RECORD_PATHS: it has no flat route.
 RECORD_PATHS: tuple[str, ...] = tuple(RESOURCES)
+
+ADDITIONS_PATH = "finance/agreements/additions"
+BILL_CUSTOMER = ("Billable", "DoNotBill", "NoCharge")  # SPEC components.schemas.Addition.billCustomer
+
+# SPEC 2025.8 components.schemas.Addition (connectwise/contract: the fields, types and enums): required product and
+# billCustomer.
+ADDITIONS = ResourceSpec(
+    ADDITIONS_PATH,
+    "addition",
+    AGREEMENTS,
+    refs={"product": Ref("procurement/catalog", ("identifier",))},  # IvItemReference: id, identifier
+    required=("product/id", "billCustomer"),
+    enums={"billCustomer": BILL_CUSTOMER, "agreementStatus": AGREEMENT_STATUSES},
+    defaults={"quantity": 1, "lessIncluded": 0, "taxableFlag": False, "agreementStatus": "Active"},
+    scenario_required=("product/id", "agreementId"),
+)
+RESOURCES[ADDITIONS_PATH] = ADDITIONS  # the scenario loader, the store and describe() read RESOURCES
 
 
 def get_path(record: dict, path: str):

@@ -37,8 +37,7 @@ from typing import Any
 
 from connectwise import contract
 
-from .additions import validate_records as validate_additions
-from .resources import LEGACY_CUSTOMIZE_IDENTIFIERS, LEVEL_FIELDS, LEVELS, RESOURCES
+from .resources import ADDITIONS_PATH, LEGACY_CUSTOMIZE_IDENTIFIERS, LEVEL_FIELDS, LEVELS, RESOURCES
 
 DEFAULT_CODEBASE = "v4_6_release/"
 DEFAULT_VERSION_CODE = "v2025.8"
@@ -518,3 +517,18 @@ def _error_body(value: Any, path: str) -> dict[str, str] | None:
         if not isinstance(obj.get(key), str) or not obj[key].strip():
             _fail(child(path, key), "must be a non-empty string")
     return {"code": obj["code"], "message": obj["message"]}
+
+
+def validate_additions(records: dict[str, list[dict]], path: str) -> None:
+    """Scenario check: every addition names an agreement of the scenario by ``agreementId`` (an integer)."""
+    rows = records.get(ADDITIONS_PATH)
+    if not rows:
+        return
+    agreements = {r["id"] for r in records.get("finance/agreements", [])}
+    for i, row in enumerate(rows):
+        p = child(child(child(path, ADDITIONS_PATH), i), "agreementId")
+        value = row.get("agreementId")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ScenarioError(p, f"must be an integer, not {json.dumps(value)}")
+        if value not in agreements:
+            raise ScenarioError(p, f'no record with id {value} in $.records["finance/agreements"]')
