@@ -8,6 +8,7 @@ message; never from request headers, so no key or ``Authorization`` value can en
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -127,8 +128,6 @@ TLS_VERIFY_KINDS: dict[int, str] = {
 
 def tls_failure(exc: BaseException) -> tuple[str, str] | None:
     """``(kind, detail)`` when ``exc`` (or an exception it was raised from) is an ``ssl`` error, else None."""
-    import ssl  # noqa: PLC0415 (only needed on this error path)
-
     seen = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

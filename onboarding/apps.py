@@ -7,7 +7,7 @@ class OnboardingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import (
+        from . import (  # noqa: PLC0415 (Django: an app registers its signals and checks in ready())
             system_checks,  # noqa: F401  (registers Django system checks)
             webhooks,  # noqa: F401  (registers its Celery tasks)
         )

@@ -18,6 +18,7 @@ from django.utils import timezone
 from connectwise.checks.context import RunContext
 from connectwise.checks.existing_billing import end_of_month
 from connectwise.checks.names import normalize_company_name
+from connectwise.checks.registry import READINESS_KEYS
 from connectwise.errors import ConnectWiseError
 from connectwise.preview import SubscriptionLine, parse_subscriptions, preview_sync
 
@@ -104,8 +105,6 @@ def existing_billing_due(tenant: Tenant, now=None) -> bool:
 
 def scheduled_steps(tenant: Tenant, now=None) -> list[str]:
     """The steps a scheduled verify runs: the six required ones, plus existing_billing when it is due."""
-    from connectwise.checks.registry import READINESS_KEYS  # noqa: PLC0415
-
     steps = list(READINESS_KEYS)
     if existing_billing_due(tenant, now):
         steps.append(KEY)

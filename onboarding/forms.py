@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
+
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Field, Layout, Submit
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model, password_validation
 
+from connectwise.checks import agreement_defaults
 from connectwise.client import CLOUD_HOSTS
 
+from .connections import ConnectionRefused, save_connection
 from .hosts import decide
+from .inputs import single_line, validate_name
 from .models import Connection
 
 REGION_LABELS = {
@@ -128,8 +136,6 @@ class ConnectionForm(forms.Form):
         """Create or update the connection through the one code path it shares with ``tenant_connect`` (which
         also records the audit event); returns (connection, key_replaced). A refusal at that point (the host's
         approval was withdrawn meanwhile, say) becomes a form error and ``ConnectionRefused`` is re-raised."""
-        from .connections import ConnectionRefused, save_connection  # noqa: PLC0415
-
         try:
             return save_connection(
                 tenant,
@@ -172,8 +178,6 @@ class _NewPasswordMixin:
     """Two password fields checked against each other and Django's password validators."""
 
     def _clean_passwords(self, user) -> None:
-        from django.contrib.auth import password_validation  # noqa: PLC0415
-
         p1, p2 = self.cleaned_data.get("password1"), self.cleaned_data.get("password2")
         if p1 and p2 and p1 != p2:
             self.add_error("password2", "The two passwords do not match.")
@@ -201,13 +205,9 @@ class SignupForm(_NewPasswordMixin, forms.Form):
     password2 = _password_field("Password again")
 
     def clean_organisation(self) -> str:
-        from .inputs import validate_name  # noqa: PLC0415
-
         return validate_name(self.cleaned_data["organisation"], what="The organisation name")
 
     def clean_name(self) -> str:
-        from .inputs import validate_name  # noqa: PLC0415
-
         return validate_name(self.cleaned_data["name"], what="Your name")
 
     def clean_email(self) -> str:
@@ -217,8 +217,6 @@ class SignupForm(_NewPasswordMixin, forms.Form):
 
     def clean(self):
         data = super().clean()
-        from django.contrib.auth import get_user_model  # noqa: PLC0415
-
         User = get_user_model()
         self._clean_passwords(
             User(email=data.get("email", ""), username=data.get("email", ""), first_name=data.get("name", ""))
@@ -267,14 +265,10 @@ class AcceptInvitationForm(_NewPasswordMixin, forms.Form):
         super().__init__(*args, **kwargs)
 
     def clean_name(self) -> str:
-        from .inputs import validate_name  # noqa: PLC0415
-
         return validate_name(self.cleaned_data["name"], what="Your name")
 
     def clean(self):
         data = super().clean()
-        from django.contrib.auth import get_user_model  # noqa: PLC0415
-
         User = get_user_model()
         self._clean_passwords(User(email=self.email, username=self.email, first_name=data.get("name", "")))
         return data
@@ -335,8 +329,6 @@ def decode_csv_bytes(raw: bytes) -> str | None:
     """The text of an uploaded CSV: UTF-8 (with or without BOM), UTF-16 (with a BOM, or without one when every
     other byte of ASCII text is NUL, as Excel's "Unicode text" writes it), else Windows-1252 (Excel's "CSV" on
     Windows). None when the bytes are not text in any of these (binary data, a NUL in the text)."""
-    import codecs  # noqa: PLC0415
-
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         candidates = ["utf-16"]
     elif raw.startswith(codecs.BOM_UTF8):
@@ -362,9 +354,6 @@ def decode_csv_bytes(raw: bytes) -> str | None:
 def csv_problem(text: str) -> str | None:
     """Why the CSV reader cannot read ``text`` (a field over its 131,072-character limit, an unterminated quote),
     naming the line; None when every row reads. For imports whose rows another module parses."""
-    import csv  # noqa: PLC0415
-    import io  # noqa: PLC0415
-
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
@@ -385,11 +374,6 @@ def parse_customer_names(text: str) -> list[str]:
 
     Raises ``CsvProblem`` naming the line for a name longer than 200 characters or a field the CSV reader
     refuses (longer than its 131,072-character limit, or an unterminated quote)."""
-    import csv  # noqa: PLC0415
-    import io  # noqa: PLC0415
-
-    from .inputs import single_line  # noqa: PLC0415
-
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
@@ -438,8 +422,6 @@ class AgreementDefaultsForm(forms.Form):
     MOTIONS = (("monthly", "Seat Based Monthly"), ("azure", "Azure Plan"), ("annual", "Seat Based Annual"))
 
     def __init__(self, *args, tenant, **kwargs):
-        from connectwise.checks import agreement_defaults  # noqa: PLC0415
-
         super().__init__(*args, **kwargs)
         self.options = list(tenant.agreement_types or [])
         current = tenant.agreement_defaults or {}
@@ -479,8 +461,6 @@ class AgreementDefaultsForm(forms.Form):
         self.helper.form_tag = False
 
     def clean(self):
-        from connectwise.checks import agreement_defaults  # noqa: PLC0415
-
         data = super().clean()
         raw = {}
         for motion, _ in self.MOTIONS:

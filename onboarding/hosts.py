@@ -12,6 +12,7 @@ from django.conf import settings
 from connectwise.client import CLOUD_HOSTS, api_host_for
 
 from . import netguard
+from .models import ApprovedHost
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,6 @@ def decide(site: str) -> SiteDecision:
     literal = netguard.literal_refuse_reason(host)
     if literal:
         return SiteDecision(entered, host, rewritten, "onprem", origin, refused=literal)
-    from .models import ApprovedHost  # noqa: PLC0415 (models import this module's callers)
-
     if not ApprovedHost.objects.filter(hostname=host).exists():
         return SiteDecision(
             entered,

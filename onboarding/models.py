@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from connectwise.checks.agreement_defaults import describe
 from connectwise.checks.registry import STEP_KEYS
 
 from . import crypto
@@ -128,8 +129,6 @@ class Tenant(models.Model):
 
     def agreement_defaults_rows(self) -> list[dict]:
         """The defaults for new agreements, one row per motion that has them (summary and agreements pages)."""
-        from connectwise.checks.agreement_defaults import describe  # noqa: PLC0415
-
         return describe(self.agreement_defaults or {})
 
     def set_agreement_defaults(self, defaults: dict, *, actor) -> None:

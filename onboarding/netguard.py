@@ -23,6 +23,7 @@ import typing
 
 import httpcore
 import httpx
+from django.conf import settings
 
 from connectwise.client import shared_ssl_context
 
@@ -104,8 +105,6 @@ def is_public_address(address: str | IPAddress) -> bool:
 def is_allowed_address(address: str | IPAddress) -> bool:
     """Public, or inside a network the operator opened for on-premise servers (``CONNECTWISE_ONPREM_NETWORKS``,
     empty by default)."""
-    from django.conf import settings  # noqa: PLC0415
-
     if is_public_address(address):
         return True
     ip = address if isinstance(address, IPAddress) else ipaddress.ip_address(str(address).split("%", 1)[0])
@@ -222,7 +221,6 @@ def partner_ssl_context() -> ssl.SSLContext:
     """The certificate-verifying context for partner hosts: the public CAs, plus the operator's own
     (``CONNECTWISE_CA_FILE``, for on-premise servers whose certificate a company CA issued). Built once per
     process and file, like ``connectwise.client.shared_ssl_context``."""
-    from django.conf import settings  # noqa: PLC0415
 
     if settings.CONNECTWISE_CA_FILE:
         return _ssl_context_with(settings.CONNECTWISE_CA_FILE)

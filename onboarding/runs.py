@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from connectwise.checks.base import OK_STATUSES, Finding, Severity, Status, StepOutcome
 from connectwise.checks.context import ReadHints
+from connectwise.checks.names import normalize_company_name
 from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS, STEP_TITLES
 from connectwise.checks.runner import run_steps
 from connectwise.errors import ConnectWiseError
@@ -429,8 +430,6 @@ def _store_directory(tenant: Tenant, rows: list[dict], now) -> None:
 
     Unchanged since the last run (the usual case for a daily re-check): one digest comparison and no rewrite of
     thousands of rows."""
-    from connectwise.checks.names import normalize_company_name  # noqa: PLC0415
-
     digest = hashlib.blake2b(
         orjson.dumps(rows, option=orjson.OPT_SORT_KEYS, default=str), digest_size=32
     ).hexdigest()

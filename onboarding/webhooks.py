@@ -39,6 +39,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from connectwise.checks.base import OK_STATUSES
+from connectwise.checks.registry import STEP_KEYS
+
 from . import crypto, netguard
 from .models import AuditEvent, CheckRun, DriftAlert, Tenant, WebhookDelivery, WebhookEndpoint
 
@@ -160,9 +163,6 @@ def on_run_ended(run: CheckRun, previous_statuses: dict | None = None) -> None:
     """Called by ``runs.finish`` (and ``runs.fail``) inside their transaction, after the tenant row is saved:
     marks the tenant updated for ``updated_since`` and emits run.finished, plus tenant.ready / tenant.not_ready
     when readiness flipped and tenant.drift when this run opened a drift."""
-    from connectwise.checks.base import OK_STATUSES  # noqa: PLC0415
-    from connectwise.checks.registry import STEP_KEYS  # noqa: PLC0415
-
     now = timezone.now()
     Tenant.objects.filter(pk=run.tenant_id).update(updated_at=now)
     tenant = Tenant.objects.get(pk=run.tenant_id)

@@ -55,7 +55,8 @@ def _imports(tree: ast.AST):
 
 
 def import_graph() -> dict[str, set[str]]:
-    """``{module: {imported product modules}}``; ``from pkg import sub`` counts ``pkg.sub`` when it is a module."""
+    """``{module: {imported product modules}}``. ``from pkg import sub`` counts ``pkg.sub`` when it is a module (and
+    ``pkg`` itself only when some imported name is not a submodule)."""
     modules = _modules()
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
@@ -74,8 +75,10 @@ def import_graph() -> dict[str, set[str]]:
                     base = ".".join(base_parts + ([node.module] if node.module else []))
                 else:
                     base = node.module or ""
-                targets.append(base)
-                targets.extend(f"{base}.{alias.name}" for alias in node.names)
+                submodules = [f"{base}.{alias.name}" for alias in node.names]
+                targets.extend(submodules)
+                if not all(sub in modules for sub in submodules):  # a name defined in ``base`` itself
+                    targets.append(base)
             for target in targets:
                 if target in modules and target != name:
                     graph[name].add(target)

@@ -161,7 +161,7 @@ from .transport import sandbox_transport
 
 def generate_scenario(*args, **kwargs):
     """``generate.generate_scenario``, imported on use so ``python -m connectwise.sandbox.generate`` runs cleanly."""
-    from .generate import generate_scenario as generate
+    from .generate import generate_scenario as generate  # noqa: PLC0415 (python -m connectwise.sandbox.generate)
 
     return generate(*args, **kwargs)
 

@@ -36,6 +36,7 @@ from ..models import (
     Tenant,
 )
 from ..runs import latest_results, start_run
+from ..views.step_pages import _company_of_finding
 from . import serializers as s
 from .models import IdempotencyKey
 from .problems import CONTENT_TYPE as PROBLEM_TYPE
@@ -277,8 +278,6 @@ class Mapping(ApiView):
         },
     )
     def get(self, request, slug: str):
-        from ..views.step_pages import _company_of_finding  # noqa: PLC0415
-
         tenant = _tenant_or_404(slug)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(CompanyChoice.objects.filter(tenant=tenant), request, view=self)

@@ -27,6 +27,7 @@ from connectwise.checks.registry import READINESS_KEYS as STEP_KEYS  # the six t
 
 from .. import crypto
 from ..models import AuditEvent, CheckRun, Connection, DriftAlert, StepResult, Tenant
+from ..retention import prune_runs
 from . import scratch_database, timed
 
 BATCH = 2000
@@ -298,8 +299,6 @@ def simulate_retention(tenants: int, days: int, seed: int, keep_days: int) -> di
     about 2% of runs, so drift and recovery happen), then ``retention.prune_runs(days=keep_days)``. Returns table
     sizes before and after, the runs kept for their changes, and the prune's duration; figures per 10,000 tenants
     are extrapolated linearly (every tenant's history is independent)."""
-    from ..retention import prune_runs  # noqa: PLC0415 - only this part of the benchmark needs it
-
     rng = random.Random(seed + 1)
     now = timezone.now()
     made = Tenant.objects.bulk_create(

@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db import connection
 from django.test.utils import override_settings
 
 from connectwise.checks.context import PAGE_SIZE, RESOURCES
@@ -570,8 +571,6 @@ def run(options: dict) -> dict:
 
     arenas_limited = limit_malloc_arenas()  # as in a worker process (onboarding/celery.py)
     with scratch_database():
-        from django.db import connection  # noqa: PLC0415
-
         vendor = connection.vendor
         large = _large(options)
         small = _small(options)

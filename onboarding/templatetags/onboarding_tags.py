@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from django import template
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -38,8 +40,6 @@ def get_item(mapping, key):
 @register.filter
 def as_json(value) -> str:
     """A stored value the way the API shows it (JSON: true/false/null, double quotes), not Python's repr."""
-    import json  # noqa: PLC0415
-
     if value is None:
         return ""
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from .. import ratelimits
 from ..access import get_tenant
 from ..forms import AcceptInvitationForm, InviteForm, SignupForm
+from ..health import healthz as check
 from ..models import AuditEvent, Invitation, Membership, Tenant
 from ..throttle import ThrottledAuthenticationForm
 
@@ -477,8 +478,6 @@ urlpatterns = [
 
 def healthz(request):
     """Database and broker health (onboarding.health); normally answered by its middleware before this view."""
-    from ..health import healthz as check  # noqa: PLC0415
-
     return check(request)
 
 

@@ -25,13 +25,14 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
-from django.http import Http404, JsonResponse, StreamingHttpResponse
+from django.http import Http404, JsonResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES, STEPS
+from connectwise.client import CLOUD_HOSTS
 from connectwise.errors import detail_text
 
 from .. import monitoring
@@ -40,6 +41,7 @@ from ..alerts import stale_mail_failure
 from ..connections import shared_companies
 from ..inputs import safe_next
 from ..models import ApprovedHost, AuditEvent, CheckRun, Connection, DriftAlert, StepResult, Tenant
+from ..runs import start_run
 
 PAGE_SIZE = 50
 RUN_HISTORY = 50
@@ -125,8 +127,6 @@ class TenantFilter:
         return bool(self.q or self.show or self.step)
 
     def querystring(self, **changes) -> str:
-        from django.http import QueryDict  # noqa: PLC0415
-
         params = QueryDict(mutable=True)
         values = {"q": self.q, "show": self.show, "step": self.step, "sort": self.sort, **changes}
         for key, value in values.items():
@@ -485,8 +485,6 @@ def _back(request, default: str) -> str:
 
 def _recheck(tenants, user) -> tuple[int, int, int]:
     """Start support-triggered runs; returns (started, already running, not connected)."""
-    from ..runs import start_run  # noqa: PLC0415 (runs imports the ConnectWise client; only needed on POST)
-
     started = running = unconnected = 0
     for tenant in tenants:
         if not tenant.connected:
@@ -562,8 +560,6 @@ class ApproveHostForm(forms.Form):
         host = re.sub(r"^[a-z]+://", "", host).split("/", 1)[0].rstrip(".")
         if not HOSTNAME_RE.match(host):
             raise forms.ValidationError("Enter a host name such as cw.partner.example (no address, no path).")
-        from connectwise.client import CLOUD_HOSTS  # noqa: PLC0415
-
         if host in CLOUD_HOSTS:
             raise forms.ValidationError(
                 "This is a ConnectWise cloud host: partners can use it without approval."

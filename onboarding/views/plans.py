@@ -15,7 +15,9 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -28,6 +30,7 @@ from connectwise.labels import field_label, value_label
 from .. import repairs
 from ..access import TenantAccess, get_plan, get_tenant
 from ..models import AuditEvent, RepairOperation, RepairPlan, StepResult
+from ..tasks import build_plan
 
 BUILD_TIMEOUT = 15 * 60  # seconds a "building your plan…" marker lives without an answer from the worker
 
@@ -88,8 +91,6 @@ def build(request, slug, key):
         return redirect(_step_url(slug, key))
     cache.delete(_error_key(tenant.pk, key))
     cache.set(_building_key(tenant.pk, key), time.time(), BUILD_TIMEOUT)
-    from ..tasks import build_plan  # noqa: PLC0415 (tasks import the settings-heavy Celery app)
-
     tenant_id, user_id = tenant.pk, request.user.pk
     transaction.on_commit(lambda: build_plan.delay(tenant_id, key, user_id))
     return redirect(f"{_step_url(slug, key)}#repair")
@@ -249,9 +250,6 @@ def _plan_body_context(access: TenantAccess, plan: RepairPlan, page: Any = 1) ->
     """The plan table and its progress. Operations are grouped by step (a combined plan lists setup tables,
     catalog, agreements in that order), summarised per step and finding, and shown a page at a time; the counts
     come from one aggregate query, so a plan of hundreds of writes renders in a few queries."""
-    from django.core.paginator import Paginator  # noqa: PLC0415
-    from django.db.models import Count  # noqa: PLC0415
-
     tenant = access.tenant
     combined = plan.step == COMBINED
     counts = {s: 0 for s in RepairOperation.Status.values}
