@@ -1080,6 +1080,22 @@ def _same_type(ctx: RunContext, cname: str, agreements: list[dict]) -> list[Find
 # -- repairs -----------------------------------------------------------------------------------------------
 
 
+def blocked_reason(choices) -> str | None:
+    """The agreements step checks the chosen companies' agreements: without a chosen company there is nothing to
+    check, and the step is blocked (not passed) until one is chosen."""
+    if not choices.companies:
+        return "Blocked until at least one company is chosen on the Customers step."
+    return None
+
+
+def write_needs(finding: Finding) -> tuple[tuple[str, str], str] | None:
+    """The security-role right a repair of ``finding`` writes with (docs/connectwise/REFERENCE.md §2, PRODUCT.md's
+    guard table): a missing agreement is created (Add), an existing one edited (Edit)."""
+    if not finding.repairable:
+        return None
+    return ("Finance", "Agreements"), "addLevel" if finding.data.get("create") else "editLevel"
+
+
 def build_plan(ctx: RunContext, outcome: StepOutcome) -> list[PlannedOperation]:
     """One PATCH per repairable setting (with the value before), and one create per chosen company without a
     fitting agreement (an annual customer without a one-time agreement; with the partner's defaults, any motion:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .context import RunContext
 
 
 class Status(StrEnum):
@@ -63,3 +67,55 @@ class StepOutcome:
         else:
             status = Status.PASS
         return cls(key=key, status=status, findings=findings, summary=summary, facts=facts)
+
+
+# -------------------------------------------------------------------------------------------------- the seams
+class ConnectWiseApi(Protocol):
+    """What the checks and repairs ask of a ConnectWise client (``connectwise.client.ConnectWiseClient``; tests may
+    pass a fake with these methods). Paths are relative to ``.../apis/3.0/``; errors are
+    ``connectwise.errors.ConnectWiseError`` subclasses."""
+
+    def discover(self) -> Any: ...
+
+    def system_info(self) -> dict[str, Any]: ...
+
+    def get(self, path: str, **params: Any) -> Any: ...
+
+    def list(self, path: str, **params: Any) -> list[dict]: ...
+
+    def count(self, path: str, conditions: str | None = None, **params: Any) -> int: ...
+
+    def create(self, path: str, body: dict) -> dict: ...
+
+    def patch(self, path: str, operations: list[dict]) -> dict: ...
+
+    def map_concurrent(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list: ...
+
+
+WriteNeed = tuple[tuple[str, str], str]  # ((module, function), "addLevel" | "editLevel") of the security role
+
+
+class StepModule(Protocol):
+    """A step module ``connectwise.checks.<key>``, listed once in ``registry.STEPS``.
+
+    ``needs(choices)``: the keys of ``context.RESOURCES`` its check reads (prefetched once per run);
+    ``check(ctx)``: the outcome (reads only; a failed read may raise, the runner reports it). A step that is
+    blocked by the partner's choices (not only by its required steps) also defines
+    ``blocked_reason(choices) -> str | None``.
+    """
+
+    KEY: str
+
+    def needs(self, choices: Any) -> frozenset[str]: ...
+
+    def check(self, ctx: RunContext) -> StepOutcome: ...
+
+
+class RepairableStep(StepModule, Protocol):
+    """A step whose findings can be repaired: ``build_plan(ctx, outcome, **options)`` turns its repairable findings
+    into ``operations.PlannedOperation``s; ``write_needs(finding)`` names the security-role right each repair's
+    write needs (``runner.limit_repairs_to_role`` offers only what the role allows), None when it needs none."""
+
+    def build_plan(self, ctx: RunContext, outcome: StepOutcome, **options: Any) -> list: ...
+
+    def write_needs(self, finding: Finding) -> WriteNeed | None: ...

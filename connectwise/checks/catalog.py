@@ -110,6 +110,16 @@ def check(ctx: RunContext) -> StepOutcome:
     )
 
 
+def write_needs(finding: Finding) -> tuple[tuple[str, str], str] | None:
+    """The security-role right a repair of ``finding`` writes with (docs/connectwise/REFERENCE.md §2, PRODUCT.md's
+    guard table): a missing product is added (Add), a wrong one edited (Edit)."""
+    if not finding.repairable:
+        return None
+    return ("Procurement", "Product Catalog"), "addLevel" if finding.code.endswith(
+        "_missing"
+    ) else "editLevel"
+
+
 def build_plan(
     ctx: RunContext, outcome: StepOutcome, start: int = 1, table_ids: dict | None = None
 ) -> list[PlannedOperation]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from connectwise.errors import ConnectWiseError
 
 if TYPE_CHECKING:
+    from .base import ConnectWiseApi
     from .choices import ConnectionInfo, TenantChoices
 
 PAGE_SIZE = 1000  # docs/connectwise/REFERENCE.md §4: the hard maximum
@@ -178,7 +179,7 @@ class ResourceError(Exception):
 
 @dataclass
 class RunContext:
-    client: Any  # ConnectWiseClient (or a test double with the same methods)
+    client: ConnectWiseApi | None  # ConnectWiseClient (or a test double with the same methods)
     choices: TenantChoices
     connection: ConnectionInfo | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))

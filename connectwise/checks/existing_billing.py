@@ -258,6 +258,14 @@ def _other_agreement(cname, company_id, agreement, target, adds, cutover) -> Fin
 # -- repair: end the flagged additions at the cutover -------------------------------------------------------
 
 
+def write_needs(finding: Finding) -> tuple[tuple[str, str], str] | None:
+    """The security-role right a repair of ``finding`` writes with (docs/connectwise/REFERENCE.md §2, PRODUCT.md's
+    guard table): PATCH cancelledDate on an agreement's additions (Edit)."""
+    if not finding.repairable:
+        return None
+    return ("Finance", "Agreements"), "editLevel"
+
+
 def build_plan(
     ctx: RunContext, outcome: StepOutcome, addition_ids: list[int] | set[int] | None = None
 ) -> list[PlannedOperation]:

@@ -22,6 +22,7 @@ from typing import Any
 from connectwise.errors import BadRequest
 
 from . import catalog, setup_tables
+from .base import ConnectWiseApi
 from .context import ResourceError, RunContext
 from .operations import (
     NOT_REPAIRABLE,
@@ -55,7 +56,7 @@ class UnresolvedReference(ValueError):
 
 
 def build_plan(
-    client: Any, choices: Any, step_key: str, options: dict[str, Any] | None = None
+    client: ConnectWiseApi, choices: Any, step_key: str, options: dict[str, Any] | None = None
 ) -> list[PlannedOperation]:
     """The writes that would fix ``step_key``'s repairable findings, after re-checking the step. ``options`` are
     passed to the step's ``build_plan`` as keywords (existing_billing: ``addition_ids``, the additions to end).
@@ -74,7 +75,7 @@ class PlanReport:
 
 
 def build_plan_report(
-    client: Any, choices: Any, step_key: str, options: dict[str, Any] | None = None
+    client: ConnectWiseApi, choices: Any, step_key: str, options: dict[str, Any] | None = None
 ) -> PlanReport:
     """Like ``build_plan`` (``options`` too), and also why each not-repaired finding of the step is left out."""
     get_step(step_key)
@@ -106,7 +107,9 @@ def combined_steps(choices: Any) -> tuple[str, ...]:
     return COMBINED_STEPS
 
 
-def build_combined_report(client: Any, choices: Any, steps: tuple[str, ...] | None = None) -> PlanReport:
+def build_combined_report(
+    client: ConnectWiseApi, choices: Any, steps: tuple[str, ...] | None = None
+) -> PlanReport:
     """One plan across the repairable steps (``combined_steps``), in dependency order (setup tables, catalog,
     agreements, then existing_billing when a cutover was chosen): every
     operation carries its ``step``; ``skipped`` rows carry their ``step`` too. One ConnectWise read per resource
@@ -149,7 +152,9 @@ def build_combined_report(client: Any, choices: Any, steps: tuple[str, ...] | No
     return PlanReport(ops, skipped)
 
 
-def apply_operation(client: Any, op: PlannedOperation, created_ids: dict | None = None) -> AppliedResult:
+def apply_operation(
+    client: ConnectWiseApi, op: PlannedOperation, created_ids: dict | None = None
+) -> AppliedResult:
     """Apply one operation idempotently; see the module docstring."""
     created_ids = created_ids or {}
     body = resolve_refs(op.body, created_ids)
@@ -162,7 +167,7 @@ def apply_operation(client: Any, op: PlannedOperation, created_ids: dict | None 
     raise ValueError(f"plans only create (POST) and update (PATCH), not {op.method}")
 
 
-def _find(client: Any, lookup: dict | None, created_ids: dict) -> dict | None:
+def _find(client: ConnectWiseApi, lookup: dict | None, created_ids: dict) -> dict | None:
     if not lookup:
         return None
     rows = client.list(
@@ -171,7 +176,9 @@ def _find(client: Any, lookup: dict | None, created_ids: dict) -> dict | None:
     return rows[0] if rows else None
 
 
-def _create(client: Any, path: str, body: dict, lookup: dict | None, created_ids: dict) -> AppliedResult:
+def _create(
+    client: ConnectWiseApi, path: str, body: dict, lookup: dict | None, created_ids: dict
+) -> AppliedResult:
     existing = _find(client, lookup, created_ids)
     if existing is not None:
         return AppliedResult("already", existing)
@@ -185,7 +192,7 @@ def _create(client: Any, path: str, body: dict, lookup: dict | None, created_ids
     return AppliedResult("done", record)
 
 
-def _patch(client: Any, path: str, operations: list[dict]) -> AppliedResult:
+def _patch(client: ConnectWiseApi, path: str, operations: list[dict]) -> AppliedResult:
     current = client.get(path)
     if isinstance(current, dict) and all(_has_value(current, o) for o in operations):
         return AppliedResult("already", current)

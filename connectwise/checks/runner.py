@@ -12,11 +12,10 @@ import logging
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
 
 from connectwise.errors import ConnectWiseError
 
-from .base import OK_STATUSES, Finding, Status, StepOutcome
+from .base import OK_STATUSES, ConnectWiseApi, Status, StepOutcome
 from .choices import MOTIONS, ChosenCompany, ConnectionInfo, TenantChoices
 from .context import ReadHints, ResourceError, RunContext
 from .failures import read_error, resource_for_path
@@ -26,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def run_steps(
-    client: Any,
+    client: ConnectWiseApi | None,
     choices: TenantChoices,
     steps: list[str] | None = None,
     on_progress: Callable[[str, int], None] | None = None,
@@ -68,7 +67,7 @@ def _gc_paused():
 
 
 def _run_steps(
-    client: Any,
+    client: ConnectWiseApi | None,
     choices: TenantChoices,
     wanted: set[str],
     on_progress: Callable[[str, int], None] | None,
@@ -132,25 +131,6 @@ def evaluate(key: str, ctx: RunContext) -> StepOutcome:
         return read_error(key, exc, resource_for_path(exc.path or ""), exc.path or "")
 
 
-# Which security level a repair's write needs (docs/connectwise/REFERENCE.md §2 / PRODUCT.md's guard table), by finding.
-_TABLE_SETUP = ("System", "Table Setup")
-_CATALOG = ("Procurement", "Product Catalog")
-_AGREEMENTS = ("Finance", "Agreements")
-
-
-def _write_needs(finding: Finding) -> tuple[tuple[str, str], str] | None:
-    code = finding.code
-    if code.startswith("tables."):
-        return _TABLE_SETUP, "addLevel" if code.endswith("_missing") else "editLevel"
-    if code.startswith("catalog."):
-        return _CATALOG, "addLevel" if code.endswith("_missing") else "editLevel"
-    if code.startswith("agreements."):
-        return _AGREEMENTS, "addLevel" if finding.data.get("create") else "editLevel"
-    if code.startswith("billing."):
-        return _AGREEMENTS, "editLevel"  # PATCH cancelledDate on an agreement's additions
-    return None
-
-
 def limit_repairs_to_role(outcome: StepOutcome, ctx: RunContext) -> StepOutcome:
     """A finding is offered as "we can fix this" only when the API member's role allows the write: a plan that
     is bound to fail with 403 would be approved for nothing. When the role cannot be read, we cannot know, and
@@ -164,9 +144,10 @@ def limit_repairs_to_role(outcome: StepOutcome, ctx: RunContext) -> StepOutcome:
         ): r
         for r in ctx.get("my_security") or []
     }
+    write_needs = getattr(step_module(outcome.key), "write_needs", None)  # RepairableStep hook
     changed = []
     for f in outcome.findings:
-        need = _write_needs(f) if f.repairable else None
+        need = write_needs(f) if write_needs is not None and f.repairable else None
         if need is not None:
             (module, function), level = need
             row = levels.get((module.lower(), function.lower()), {})
@@ -208,9 +189,8 @@ def _blocked_reason(key: str, outcomes: dict[str, StepOutcome], choices: TenantC
         status = outcomes[required].status if required in outcomes else None
         if status not in OK_STATUSES:
             return f"Blocked until the {STEP_TITLES[required]} step passes."
-    if key == "agreements" and not choices.companies:
-        return "Blocked until at least one company is chosen on the Customers step."
-    return None
+    blocked_by_choices = getattr(step_module(key), "blocked_reason", None)  # StepModule's optional hook
+    return blocked_by_choices(choices) if blocked_by_choices is not None else None
 
 
 def _needs(needed: set[str], outcomes: dict[str, StepOutcome], choices: TenantChoices) -> set[str]:

@@ -204,6 +204,14 @@ def _inactive(table: Table, record: dict) -> Finding:
 # -- repairs -----------------------------------------------------------------------------------------------
 
 
+def write_needs(finding: Finding) -> tuple[tuple[str, str], str] | None:
+    """The security-role right a repair of ``finding`` writes with (docs/connectwise/REFERENCE.md §2, PRODUCT.md's
+    guard table): a missing table entry is added (Add), a wrong one edited (Edit)."""
+    if not finding.repairable:
+        return None
+    return ("System", "Table Setup"), "addLevel" if finding.code.endswith("_missing") else "editLevel"
+
+
 def build_plan(ctx: RunContext, outcome: StepOutcome, start: int = 1) -> list[PlannedOperation]:
     """Creates and reactivations in table order; a subcategory created with a category created by this plan
     refers to it by placeholder. ``start`` is the seq of the first operation (when another plan embeds this)."""
