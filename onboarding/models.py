@@ -22,6 +22,13 @@ from connectwise.checks.registry import STEP_KEYS
 from . import crypto
 
 
+def stale_cutoff(now=None):
+    """The stale rule's one threshold: a connected tenant whose last check is older than ``STALE_AFTER_HOURS`` (or
+    that was never checked) is stale (PRODUCT.md "Monitoring"). Used by ``Tenant.is_stale`` (a row) and
+    ``monitoring.stale_q`` (a query)."""
+    return (now or timezone.now()) - timedelta(hours=settings.STALE_AFTER_HOURS)
+
+
 class User(AbstractUser):
     """A person. Partner admins and members reach tenants through Membership; support staff see every tenant."""
 
@@ -122,10 +129,11 @@ class Tenant(models.Model):
         return None
 
     def is_stale(self, now=None) -> bool:
-        now = now or timezone.now()
-        if self.last_checked_at is None:
-            return hasattr(self, "connection")
-        return self.last_checked_at < now - timedelta(hours=settings.STALE_AFTER_HOURS)
+        """The stale rule for one row: connected and not verified since ``stale_cutoff`` (never verified counts).
+        ``monitoring.stale_q`` is the same rule as a query."""
+        if not hasattr(self, "connection"):
+            return False
+        return self.last_checked_at is None or self.last_checked_at < stale_cutoff(now)
 
     def agreement_defaults_rows(self) -> list[dict]:
         """The defaults for new agreements, one row per motion that has them (summary and agreements pages)."""

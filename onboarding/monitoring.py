@@ -5,9 +5,8 @@ length costs one query and the overview (summary cards and funnel) one aggregate
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db.models import (
     BooleanField,
     Case,
@@ -21,20 +20,15 @@ from django.db.models import (
     Value,
     When,
 )
-from django.utils import timezone
 
 from connectwise.checks.base import OK_STATUSES
 from connectwise.checks.registry import READINESS_KEYS as STEP_KEYS  # the advisory step is not in the funnel
 
-from .models import Connection, DriftAlert, Tenant
+from .models import Connection, DriftAlert, Tenant, stale_cutoff
 
 OK = sorted(str(s) for s in OK_STATUSES)
 # Never checked first, then the longest unchecked: the same on SQLite and PostgreSQL (which differ by default).
 F_LAST_CHECKED_NULLS_FIRST = F("last_checked_at").asc(nulls_first=True)
-
-
-def stale_cutoff(now: datetime | None = None) -> datetime:
-    return (now or timezone.now()) - timedelta(hours=settings.STALE_AFTER_HOURS)
 
 
 def connected_q() -> Q:
@@ -42,7 +36,8 @@ def connected_q() -> Q:
 
 
 def stale_q(now: datetime | None = None) -> Q:
-    """Connected and not verified for STALE_AFTER_HOURS (never verified counts), like Tenant.is_stale."""
+    """The stale rule (``models.stale_cutoff``) as a query: connected and not verified since the cutoff (never
+    verified counts); ``Tenant.is_stale`` is the same rule for one row."""
     cutoff = stale_cutoff(now)
     return connected_q() & (Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=cutoff))
 

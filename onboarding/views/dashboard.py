@@ -457,8 +457,7 @@ def tenant_detail(request, slug):
             "tenant": tenant,
             "connection": connection,
             "shared_with": shared_companies([tenant.pk]).get(tenant.pk, []),
-            "stale": connection is not None
-            and (tenant.last_checked_at is None or tenant.last_checked_at < monitoring.stale_cutoff(now)),
+            "stale": tenant.is_stale(now),
             "steps": STEPS,
             "step_titles": STEP_TITLES,
             "history": history,
