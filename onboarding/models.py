@@ -1,6 +1,8 @@
 """Tenants, their ConnectWise connection and choices, check runs, repair plans and the audit trail.
 
-Behaviour lives here (``run.finish``, ``plan.approve``); views and tasks orchestrate. State changes that can race
+Rows and small row-level rules (``Tenant.is_stale``, ``stale_cutoff``); the services change state: ``runs.finish``
+(a run's results and the tenant's readiness), ``repairs.approve`` / ``repairs.apply`` (plans), called by views,
+tasks and commands. State changes that can race
 use ``filter(pk=..., status=old).update(status=new)`` and treat 0 rows as "someone else did it".
 """
 
@@ -62,7 +64,7 @@ class Tenant(models.Model):
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
 
-    # Latest known state, updated when a run finishes (see CheckRun.finish).
+    # Latest known state, updated when a run finishes (see runs.finish).
     step_statuses = models.JSONField(
         default=dict, blank=True, help_text="step key -> status of the latest result"
     )
