@@ -9,8 +9,10 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path, reverse, reverse_lazy
@@ -21,7 +23,9 @@ from .. import ratelimits
 from ..access import get_tenant
 from ..forms import AcceptInvitationForm, InviteForm, SignupForm
 from ..health import healthz as check
+from ..mail import SIGNUP_MAX_AGE, SIGNUP_SALT, invitation_url, signup_confirm_url  # noqa: F401 (signup_confirm_url: tests)
 from ..models import AuditEvent, Invitation, Membership, Tenant
+from ..tasks import send_invitation, send_password_reset, send_signup_mail
 from ..throttle import ThrottledAuthenticationForm
 
 AUTH_BACKEND = "onboarding.auth.EmailBackend"
@@ -56,18 +60,6 @@ class LoginView(auth_views.LoginView):
 # Sign up -----------------------------------------------------------------------------------------------------
 
 
-SIGNUP_SALT = "onboarding.signup-confirm"
-SIGNUP_MAX_AGE = 3 * 24 * 3600  # seconds a confirmation link works
-
-
-def signup_confirm_url(user) -> str:
-    """The path of the link that confirms a new account's address (signed with SECRET_KEY, valid three days)."""
-    from django.core import signing  # noqa: PLC0415
-
-    token = signing.dumps({"u": user.pk, "e": user.email.lower()}, salt=SIGNUP_SALT)
-    return reverse("signup_confirm", args=[token])
-
-
 def signup(request):
     """A new partner organisation and its first admin. The answer is the same whether or not the address has an
     account ("check your inbox"): a new address gets a link that confirms it and starts the wizard; the owner of
@@ -89,10 +81,6 @@ def signup(request):
 
 
 def _create_or_notify(data: dict) -> None:
-    from django.db.models import Q  # noqa: PLC0415
-
-    from ..tasks import send_signup_mail  # noqa: PLC0415
-
     User = get_user_model()
     email = data["email"]
     existing = User.objects.filter(Q(email__iexact=email) | Q(username__iexact=email)).order_by("id").first()
@@ -141,8 +129,6 @@ def signup_sent(request):
 def signup_confirm(request, token):
     """The link from the sign-up e-mail: GET shows a button (mail scanners open links), POST activates the account,
     signs in and starts the wizard."""
-    from django.core import signing  # noqa: PLC0415
-
     try:
         data = signing.loads(token, salt=SIGNUP_SALT, max_age=SIGNUP_MAX_AGE)
         user = get_user_model().objects.filter(pk=int(data["u"]), email__iexact=str(data["e"])).first()
@@ -169,8 +155,6 @@ def signup_confirm(request, token):
 
 def _enqueue_invitation(invitation: Invitation) -> None:
     """Send the invitation e-mail from the worker once the invitation row is committed (onboarding.mail)."""
-    from ..tasks import send_invitation  # noqa: PLC0415
-
     transaction.on_commit(lambda: send_invitation.delay(invitation.pk))
 
 
@@ -211,8 +195,6 @@ def team(request, slug):
         i for i in tenant.invitations.filter(accepted_at__isnull=True).order_by("-created_at") if i.is_valid()
     ]
     if access.can_change:
-        from ..mail import invitation_url  # noqa: PLC0415
-
         for i in pending:  # only admins see a failed invitation's link, to pass it on another way
             i.link = invitation_url(i) if i.mail_status == "failed" else ""
     return render(
@@ -420,8 +402,6 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
     reset link ever sits in a broker message)."""
 
     def save(self, *args, **kwargs) -> None:
-        from ..tasks import send_password_reset  # noqa: PLC0415
-
         for user in self.get_users(self.cleaned_data["email"]):
             transaction.on_commit(lambda pk=user.pk: send_password_reset.delay(pk))
 
