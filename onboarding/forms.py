@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 
 from connectwise.checks import agreement_defaults
+from connectwise.checks.choices import MOTION_LABELS
 from connectwise.client import CLOUD_HOSTS
 
 from .connections import ConnectionRefused, save_connection
@@ -419,7 +420,7 @@ class AgreementDefaultsForm(forms.Form):
     latest agreements check read that the API member's role allows (``Tenant.agreement_types``); a motion left
     without a type has no defaults, so no agreement is created for it."""
 
-    MOTIONS = (("monthly", "Seat Based Monthly"), ("azure", "Azure Plan"), ("annual", "Seat Based Annual"))
+    MOTIONS = tuple(MOTION_LABELS.items())  # (motion, label): connectwise.checks.choices
 
     def __init__(self, *args, tenant, **kwargs):
         super().__init__(*args, **kwargs)

@@ -19,6 +19,7 @@ from connectwise.query import cond
 
 from . import agreement_defaults, codes
 from .base import Finding, Severity, Status, StepOutcome
+from .choices import MOTION_LABELS
 from .context import RESOURCES, ResourceError, RunContext, ref_id, ref_name, same_name
 from .failures import read_error
 from .operations import PlannedOperation, not_repairable, ops_from_patch_findings, skip_repair
@@ -26,7 +27,6 @@ from .role import agreement_type_allowed, allowed_items, inquire_my_note
 
 KEY = "agreements"
 
-MOTION_LABELS = {"monthly": "Seat Based Monthly", "azure": "Azure Plan", "annual": "Seat Based Annual"}
 RECURRING_MOTIONS = ("monthly", "azure")
 ANNUAL = "annual"
 MONTHLY_OPTION = "Monthly"

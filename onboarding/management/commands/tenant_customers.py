@@ -10,6 +10,7 @@ import io
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from connectwise.checks.choices import MOTIONS as CHOSEN_MOTIONS
 from connectwise.checks.customers import inactive_reason
 from connectwise.errors import ConnectWiseError
 from connectwise.query import split_in
@@ -20,7 +21,7 @@ from ...hosts import decide
 from ...models import CompanyChoice
 from ._common import get_tenant
 
-MOTIONS = {"monthly": "monthly", "azure": "azure", "annual": "annual"}
+MOTIONS = {motion: motion for motion in CHOSEN_MOTIONS}  # connectwise.checks.choices.MOTIONS
 
 
 class Command(BaseCommand):
