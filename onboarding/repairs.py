@@ -20,7 +20,7 @@ from connectwise.checks import plans as cw_plans
 from connectwise.errors import ConnectWiseError
 
 from .cw import choices_for, client_for
-from .delivery import redelivered
+from .delivery import claim_lease, redelivered
 from .hosts import decide
 from .models import AuditEvent, CheckRun, RepairOperation, RepairPlan, Tenant
 from .runs import start_run
@@ -137,25 +137,19 @@ def claim_for_apply(plan_id: int, *, redelivered: bool = False, now=None) -> Rep
     runs.claim) or the task's hard time limit has passed since it started; the resume is a compare-and-swap on
     started_at, so exactly one delivery applies the plan. Finished operations are skipped.
     """
-    now = now or timezone.now()
-    if RepairPlan.objects.filter(pk=plan_id, status=RepairPlan.Status.APPROVED).update(
-        status=RepairPlan.Status.APPLYING, started_at=now
-    ):
-        return RepairPlan.objects.select_related("tenant").get(pk=plan_id)
-    applying = (
-        RepairPlan.objects.filter(pk=plan_id, status=RepairPlan.Status.APPLYING).values("started_at").first()
+    claimed = claim_lease(
+        RepairPlan,
+        plan_id,
+        ready=RepairPlan.Status.APPROVED,
+        busy=RepairPlan.Status.APPLYING,
+        lease_seconds=settings.PLAN_APPLY_TIME_LIMIT + 30,  # the task's hard time limit
+        redelivered=redelivered,
+        now=now or timezone.now(),
     )
-    if applying is None:
+    if claimed is None:
         return None
-    started = applying["started_at"]
-    lease = timedelta(seconds=settings.PLAN_APPLY_TIME_LIMIT + 30)  # the task's hard time limit
-    if not redelivered and started is not None and started > now - lease:
-        return None
-    if not RepairPlan.objects.filter(
-        pk=plan_id, status=RepairPlan.Status.APPLYING, started_at=started
-    ).update(started_at=now):
-        return None
-    log.warning("plan %s: resuming a plan whose worker stopped", plan_id)
+    if claimed == "taken_over":
+        log.warning("plan %s: resuming a plan whose worker stopped", plan_id)
     return RepairPlan.objects.select_related("tenant").get(pk=plan_id)
 
 

@@ -29,7 +29,7 @@ from . import webhooks
 from .alerts import notify_stale, send_drift_alerts
 from .billing import existing_billing_due, scheduled_steps
 from .cw import choices_for, client_for, connection_info
-from .delivery import redelivered
+from .delivery import claim_lease, redelivered
 from .hosts import decide
 from .models import AuditEvent, CheckRun, CompanyDirectory, DriftAlert, StepResult, Tenant
 
@@ -82,23 +82,20 @@ def claim(run_id: int, *, redelivered: bool = False, now=None) -> CheckRun | Non
     started (Celery would have killed it). Without this, a redelivered task skipped the run and it stayed
     "running" until the watchdog. The takeover is a compare-and-swap on started_at: one delivery wins.
     """
-    now = now or timezone.now()
-    if CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.QUEUED).update(
-        status=CheckRun.Status.RUNNING, started_at=now
-    ):
-        return CheckRun.objects.select_related("tenant").get(pk=run_id)
-    running = CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.RUNNING).values("started_at").first()
-    if running is None:
+    claimed = claim_lease(
+        CheckRun,
+        run_id,
+        ready=CheckRun.Status.QUEUED,
+        busy=CheckRun.Status.RUNNING,
+        lease_seconds=settings.CHECK_RUN_TIME_LIMIT + 30,  # the task's hard time limit
+        redelivered=redelivered,
+        now=now or timezone.now(),
+        takeover={"progress": {}},
+    )
+    if claimed is None:
         return None
-    started = running["started_at"]
-    lease = timedelta(seconds=settings.CHECK_RUN_TIME_LIMIT + 30)  # the task's hard time limit
-    if not redelivered and started is not None and started > now - lease:
-        return None  # its worker may still be on it
-    if not CheckRun.objects.filter(pk=run_id, status=CheckRun.Status.RUNNING, started_at=started).update(
-        started_at=now, progress={}
-    ):
-        return None
-    log.warning("run %s: taking over a run whose worker stopped", run_id)
+    if claimed == "taken_over":
+        log.warning("run %s: taking over a run whose worker stopped", run_id)
     return CheckRun.objects.select_related("tenant").get(pk=run_id)
 
 
