@@ -14,7 +14,7 @@ from connectwise.query import cond
 from . import codes, setup_tables
 from .base import Finding, Severity, StepOutcome
 from .context import RunContext
-from .operations import PlannedOperation
+from .operations import PlannedOperation, patch_operation
 
 KEY = "catalog"
 PATH = "procurement/catalog"
@@ -127,14 +127,10 @@ def build_plan(
     (when a combined plan embeds this one) and ``table_ids`` the setup-table ids (or placeholders) an earlier part
     of that plan provides; without them the table creates the product needs are planned here first."""
     ops = [
-        PlannedOperation(
-            method="PATCH",
+        patch_operation(
+            f,
+            f"Activate the product {f.subject.removeprefix('Product ')}: Inactive on -> off",
             path=f"{PATH}/{f.record['id']}",
-            body=f.data["patch"],
-            finding_code=f.code,
-            subject=f.subject,
-            description=f"Activate the product {f.subject.removeprefix('Product ')}: Inactive on -> off",
-            before=f.data["before"],
         )
         for f in outcome.findings
         if f.code == codes.CATALOG_MISC_INACTIVE and f.repairable

@@ -79,28 +79,33 @@ def patch_description(field_label: str, what: str, before: str, after: str) -> s
     return f'Set "{field_label}" on {what}: {before} -> {after}'
 
 
+def patch_operation(finding: Any, description: str, path: str | None = None) -> PlannedOperation:
+    """The PATCH that repairs ``finding`` (its ``data["patch"]`` operations on its record, ``data["before"]`` kept
+    for the approval page). ``path`` defaults to the finding's record (``record["path"]/record["id"]``). The one
+    place a patch finding becomes an operation."""
+    return PlannedOperation(
+        method=PATCH,
+        path=path or f"{finding.record['path']}/{finding.record['id']}",
+        body=finding.data["patch"],
+        finding_code=finding.code,
+        subject=finding.subject,
+        description=description,
+        before=finding.data.get("before"),
+    )
+
+
 def ops_from_patch_findings(outcome: Any, *, what=None) -> list[PlannedOperation]:
     """A PATCH per repairable finding whose ``data`` carries ``patch`` (and ``before``)."""
     ops = []
     for f in outcome.findings:
         if not f.repairable or not f.data.get("patch") or not f.record:
             continue
-        path = f"{f.record['path']}/{f.record['id']}"
         label = what(f) if what else f.subject
-        ops.append(
-            PlannedOperation(
-                method=PATCH,
-                path=path,
-                body=f.data["patch"],
-                finding_code=f.code,
-                subject=f.subject,
-                description=patch_description(
-                    f.data.get("field_label", "Inactive"),
-                    label,
-                    f.data.get("before_label", "on"),
-                    f.data.get("after_label", "off"),
-                ),
-                before=f.data.get("before"),
-            )
+        description = patch_description(
+            f.data.get("field_label", "Inactive"),
+            label,
+            f.data.get("before_label", "on"),
+            f.data.get("after_label", "off"),
         )
+        ops.append(patch_operation(f, description))
     return ops

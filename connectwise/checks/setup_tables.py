@@ -16,7 +16,7 @@ from connectwise.query import cond
 from . import codes
 from .base import Finding, Severity, StepOutcome
 from .context import RunContext, ref_id, same_name
-from .operations import PlannedOperation, ref, text_ref
+from .operations import PlannedOperation, patch_operation, ref, text_ref
 
 KEY = "setup_tables"
 MISC = "Miscellaneous"
@@ -262,15 +262,11 @@ def plan_with_ids(
         elif table.inactive_code in by_code:
             f = by_code[table.inactive_code]
             ops.append(
-                PlannedOperation(
-                    method="PATCH",
-                    path=f"{table.path}/{f.record['id']}",
-                    body=f.data["patch"],
-                    finding_code=f.code,
-                    subject=f.subject,
-                    description=f'Activate the {WHAT[table.kind]} "{records[table.kind].get("name")}" '
+                patch_operation(
+                    f,
+                    f'Activate the {WHAT[table.kind]} "{records[table.kind].get("name")}" '
                     f"(id {f.record['id']}): Inactive on -> off",
-                    before=f.data["before"],
+                    path=f"{table.path}/{f.record['id']}",
                 )
             )
     return ops, ids
