@@ -9,7 +9,7 @@ resolves it when the step passes again), so "once per drift" is "once per row": 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -124,8 +124,6 @@ def undelivered_alerts():
 def undelivered_tenants(now: datetime | None = None) -> list[int]:
     """Tenants with an undelivered drift alert whose last attempt is older than MAIL_RETRY_AFTER seconds: the
     watchdog enqueues their e-mail again (the task's own retries have run out by then)."""
-    from datetime import timedelta  # noqa: PLC0415
-
     cutoff = (now or timezone.now()) - timedelta(seconds=settings.MAIL_RETRY_AFTER)
     return sorted(
         set(undelivered_alerts().filter(mail_failed_at__lt=cutoff).values_list("tenant_id", flat=True))

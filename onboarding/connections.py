@@ -7,6 +7,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from .hosts import SiteDecision, decide
+from .inputs import control_characters
 from .models import AuditEvent, Connection, Tenant
 
 
@@ -23,8 +24,6 @@ def validate(
         raise ConnectionRefused("Enter the API member's public key.")
     if not existing and not private_key:
         raise ConnectionRefused("Enter the API member's private key.")
-    from .inputs import control_characters  # noqa: PLC0415
-
     # The same limits for the web form and tenant_connect: these values go into ConnectWise's URL path and
     # Authorization header, where a line break or a control character is never valid. The key itself is never
     # quoted in the message.

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 from django import forms
 from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
 
 INT32_MAX = 2**31 - 1
 BIGINT_MAX = 2**63 - 1
@@ -146,8 +147,6 @@ def safe_next(request, default: str) -> str:
     """The ``next`` form field when it is a path on this site without control characters (a line break in a
     Location header is a 500, and ``//host`` or ``https://host`` would send the person elsewhere), else
     ``default``."""
-    from django.utils.http import url_has_allowed_host_and_scheme  # noqa: PLC0415
-
     target = request.POST.get("next") or ""
     if (
         target.startswith("/")

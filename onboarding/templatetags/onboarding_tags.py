@@ -6,6 +6,8 @@ from django import template
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from connectwise.labels import field_label, value_label
+
 register = template.Library()
 
 
@@ -50,8 +52,6 @@ def cw_fields(value) -> str:
     """A record's fields as ConnectWise's screens name and show them (connectwise.labels): ``{"inactiveFlag":
     true, "billingCycle": {"id": 2, "name": "Quarterly"}}`` -> "Inactive: Yes · Billing Cycle: Quarterly". Values
     that are not a mapping fall back to ``as_json``."""
-    from connectwise.labels import field_label, value_label  # noqa: PLC0415
-
     if not isinstance(value, dict):
         return as_json(value)
     parts = []

@@ -8,6 +8,7 @@ the pages poll stored rows with htmx and still make sense after a reload.
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -190,8 +191,6 @@ def _before_of(before: Any, field: str) -> Any:
 
 def _target_names(op: RepairOperation) -> dict:
     """Names for the ids a change writes, from the plan's description (``... to "Monthly" (id 1)``)."""
-    import re  # noqa: PLC0415
-
     return {int(i): n for n, i in re.findall(r'"([^"]+)" \(id (\d+)[,)]', op.description or "")}
 
 

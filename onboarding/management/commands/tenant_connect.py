@@ -7,9 +7,12 @@ import getpass
 import os
 import sys
 
+from django import forms
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_slug
 
 from ...connections import ConnectionRefused, save_connection
+from ...inputs import validate_name
 from ...models import Tenant
 
 
@@ -59,11 +62,6 @@ class Command(BaseCommand):
 def _checked_slug_and_name(slug: str, name: str | None) -> tuple[str, str | None]:
     """The same rules as sign-up: a slug of letters, digits and hyphens (at most 60), a name without control
     characters (at most 200). Raises ``CommandError`` before anything is saved."""
-    from django import forms  # noqa: PLC0415
-    from django.core.validators import validate_slug  # noqa: PLC0415
-
-    from ...inputs import validate_name  # noqa: PLC0415
-
     try:
         validate_slug(slug)
     except forms.ValidationError:
