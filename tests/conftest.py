@@ -8,6 +8,18 @@ import pytest
 PASSWORD = "correct-horse-battery-9"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_cache():
+    """Start every test session with an empty cache: rate-limit counters (sign-up, password reset, invitations)
+    left by an earlier run on this machine, in the file cache under var/ or in CI's Redis database, must not
+    refuse this run's sign-ups. Runs before the e2e worker starts, so clearing the shared Redis database loses
+    nothing of this session."""
+    from django.core.cache import caches
+
+    for cache in caches.all(initialized_only=False):
+        cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def _fast_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
