@@ -1,8 +1,8 @@
 """The steps in wizard order (six required, one advisory).
 
 Adding a step is one module in this package (a ``base.StepModule``; a ``base.RepairableStep`` when it repairs),
-one ``StepInfo`` line here (and its name in the import below) and one test file ``tests/checks/test_<key>.py``;
-``tests/checks/test_registry_contract.py`` enforces it. Nothing else names a step's rules.
+one ``StepInfo`` line here (and its name in the import below) and one test file ``tests/connectwise/checks/test_<key>.py``;
+``tests/connectwise/checks/test_registry_contract.py`` enforces it. Nothing else names a step's rules.
 """
 
 from __future__ import annotations

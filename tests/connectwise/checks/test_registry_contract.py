@@ -11,7 +11,7 @@ import pytest
 from connectwise.checks import registry, runner
 from connectwise.checks.base import RepairableStep, StepModule
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHECKS = ROOT / "connectwise" / "checks"
 
 
@@ -40,11 +40,8 @@ def test_each_step_is_one_module_that_keeps_the_protocol(info):
 
 @pytest.mark.parametrize("info", registry.STEPS, ids=lambda info: info.key)
 def test_each_step_has_its_test_file(info):
-    candidates = [
-        ROOT / "tests" / "checks" / f"test_{info.key}.py",
-        ROOT / "tests" / "connectwise" / "checks" / f"test_{info.key}.py",
-    ]
-    assert any(p.exists() for p in candidates), f"no test file for step {info.key}: {candidates[0]}"
+    path = ROOT / "tests" / "connectwise" / "checks" / f"test_{info.key}.py"
+    assert path.exists(), f"no test file for step {info.key}: {path}"
 
 
 def test_every_step_module_in_the_package_is_registered():

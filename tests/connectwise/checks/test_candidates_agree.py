@@ -17,7 +17,7 @@ from connectwise.client import ConnectWiseClient, Credentials
 from connectwise.sandbox import SandboxApp, load_scenario, sandbox_transport
 
 SCENARIOS = sorted(
-    (Path(__file__).resolve().parents[2] / "connectwise" / "sandbox" / "scenarios").glob("*.json")
+    (Path(__file__).resolve().parents[3] / "connectwise" / "sandbox" / "scenarios").glob("*.json")
 )
 SITE = ConnectionInfo("api-na.myconnectwise.net", "api-na.myconnectwise.net")
 

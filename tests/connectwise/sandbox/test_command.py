@@ -37,7 +37,7 @@ def test_it_serves_prints_the_companies_and_stops_cleanly_on_ctrl_c():
 
     from .conftest import SCENARIOS
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     process = subprocess.Popen(
         [
             sys.executable,

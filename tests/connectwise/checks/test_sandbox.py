@@ -14,7 +14,7 @@ from connectwise.checks.runner import ChosenCompany, ConnectionInfo, TenantChoic
 from connectwise.client import ConnectWiseClient, Credentials
 from connectwise.sandbox import SandboxApp, load_scenario, sandbox_transport
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "connectwise" / "sandbox" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[3] / "connectwise" / "sandbox" / "scenarios"
 SITE = ConnectionInfo("api-na.myconnectwise.net", "api-na.myconnectwise.net")
 
 HEALTHY_CHOICES = TenantChoices(

@@ -19,7 +19,7 @@ from connectwise.checks.runner import ChosenCompany, ConnectionInfo, TenantChoic
 from connectwise.client import ConnectWiseClient, Credentials
 from connectwise.sandbox import SandboxApp, load_scenario, parse_scenario, sandbox_transport
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "connectwise" / "sandbox" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[3] / "connectwise" / "sandbox" / "scenarios"
 SITE = ConnectionInfo("api-na.myconnectwise.net", "api-na.myconnectwise.net")
 CHOICES = TenantChoices([ChosenCompany(i) for i in range(1, 7)])
 CUTOVER = date(2026, 12, 31)

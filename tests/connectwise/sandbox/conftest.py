@@ -9,7 +9,7 @@ import pytest
 
 from connectwise.sandbox import SandboxApp, load_scenario, sandbox_transport
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "connectwise" / "sandbox" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[3] / "connectwise" / "sandbox" / "scenarios"
 CLIENT_ID = "0f0f0f0f-0000-1111-2222-333344445555"
 API = "/v4_6_release/apis/3.0/"
 KEYS = {
