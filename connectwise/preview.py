@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from connectwise.checks import agreements, existing_billing
+from connectwise.checks import agreement_facts, agreement_targets, agreements, existing_billing
 from connectwise.checks.context import RunContext, ref_name
 from connectwise.checks.names import normalize_company_name
 
@@ -219,8 +219,8 @@ def preview_sync(
     first_day = cutover + timedelta(days=1)
     companies = {c["id"]: c for c in ctx.get("companies") if not c.get("deletedFlag")}
     chosen = {c.cw_company_id for c in ctx.choices.companies}
-    targets = {t.company_id: t for t in agreements.select_targets(ctx)} if chosen else {}
-    cycles = agreements.cycles_by_id(ctx)
+    targets = {t.company_id: t for t in agreement_targets.select_targets(ctx)} if chosen else {}
+    cycles = agreement_facts.cycles_by_id(ctx)
     product = misc_product(ctx)
     by_name: dict[str, int] = {}
     for cid, c in companies.items():
@@ -262,7 +262,7 @@ def preview_sync(
             row.reason = f"{row.company} has no target agreement: {how} (see the Agreements step)."
             continue
         row.agreement_id, row.agreement = agreement["id"], agreement.get("name") or ""
-        one_time = bool(agreements.one_time_signals(agreement, cycles))
+        one_time = bool(agreement_facts.one_time_signals(agreement, cycles))
         if sub.term == "annual" and not one_time:
             row.cause = ANNUAL_ON_RECURRING
             row.reason = (
@@ -292,9 +292,9 @@ def preview_sync(
             "proration": _proration(sub.term, agreement, effective),
         }
         row.reason = f'A new addition on "{row.agreement}" from {effective.isoformat()}.'
-        for a in agreements.agreements_by_company(ctx).get(cid, []):
+        for a in agreement_facts.agreements_by_company(ctx).get(cid, []):
             if a["id"] == agreement["id"] or (
-                agreements.is_active(a, ctx.now) and not agreements.is_child(a)
+                agreement_facts.is_active(a, ctx.now) and not agreement_facts.is_child(a)
             ):
                 wanted_agreements[a["id"]] = cid
 
@@ -322,7 +322,7 @@ def _collisions(ctx: RunContext, rows: list[PreviewRow], wanted: dict[int, int],
     read = existing_billing.read_additions(ctx, list(wanted))
     names = {
         a["id"]: a.get("name") or ""
-        for rows_ in agreements.agreements_by_company(ctx).values()
+        for rows_ in agreement_facts.agreements_by_company(ctx).values()
         for a in rows_
     }
     by_company: dict[int, list[tuple[int, dict]]] = {}

@@ -87,7 +87,7 @@ def sandbox_companies() -> list[SandboxCompany]:
 def sandbox_change_for(finding: dict) -> dict | None:
     """The sandbox role change that makes what a finding's click path describes (``POST /_sandbox/security``
     body without company and member), or None when the finding is not fixed in the role. Sources: the codes'
-    fix texts in connectwise/checks/security_role.py and agreements.py."""
+    fix texts in connectwise/checks/security_role.py, agreement_findings.py and agreement_mapping.py."""
     data = finding.get("data") or {}
     code = finding.get("code")
     if code == codes.ROLE_INSUFFICIENT_LEVEL and not data.get("probed"):

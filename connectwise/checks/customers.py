@@ -12,16 +12,16 @@ import re
 from functools import lru_cache
 
 from . import codes
-from .agreements import (
+from .agreement_facts import (
     agreements_by_company,
     cycles_by_id,
-    fitting_motions,
     is_active,
     is_pending,
     not_started_reasons,
     one_time_signals,
 )
-from .agreements import describe as describe_agreement
+from .agreement_facts import describe as describe_agreement
+from .agreement_targets import fitting_motions
 from .base import Finding, Severity, StepOutcome
 from .context import RunContext, ref_id, ref_name
 from .names import normalize_company_name
@@ -53,7 +53,7 @@ FIX_COMPANY = "In ConnectWise go to Companies > Companies > search {name} > open
 def needs(choices) -> frozenset[str]:
     # my_security: an Inquire level "My" is the likely cause of a company or agreement the run cannot see;
     # billing_cycles: the directory says which agreements bill one time by the cycle's billingOptions, not its
-    # name, and which motions each agreement fits (agreements.candidates_for)
+    # name, and which motions each agreement fits (agreement_targets.candidates_for)
     return frozenset({"companies", "company_statuses", "agreements", "my_security", "billing_cycles"})
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from connectwise.client import replace_operation
 from connectwise.errors import ConnectWiseError
 
-from . import agreements, codes
+from . import agreement_facts, agreement_targets, agreements, codes
 from .base import Finding, Severity, Status, StepOutcome
 from .context import AGREEMENTS as AGREEMENTS_ROLE
 from .context import PAGE_SIZE, Resource, RunContext, ref_name
@@ -78,7 +78,7 @@ def is_seat_addition(addition: dict) -> bool:
 
 def bills_after(addition: dict, cutover: date) -> bool:
     """Still billing after the cutover: no ``cancelledDate``, or one later than the cutover day."""
-    cancelled = agreements.parse_dt(addition.get("cancelledDate"))
+    cancelled = agreement_facts.parse_dt(addition.get("cancelledDate"))
     return cancelled is None or cancelled.date() > cutover
 
 
@@ -127,13 +127,15 @@ def check(ctx: RunContext) -> StepOutcome:
             facts=_facts(cutover),
         )
     companies = {c["id"]: c for c in ctx.get("companies")}
-    by_company = agreements.agreements_by_company(ctx)
-    targets = {t.company_id: t for t in agreements.select_targets(ctx)}
+    by_company = agreement_facts.agreements_by_company(ctx)
+    targets = {t.company_id: t for t in agreement_targets.select_targets(ctx)}
     plan: dict[int, list[tuple[dict, bool]]] = {}  # company id -> [(agreement, is the target)]
     for company_id, target in targets.items():
         target_id = (target.agreement or {}).get("id")
         for a in by_company.get(company_id, []):
-            if a["id"] == target_id or (agreements.is_active(a, ctx.now) and not agreements.is_child(a)):
+            if a["id"] == target_id or (
+                agreement_facts.is_active(a, ctx.now) and not agreement_facts.is_child(a)
+            ):
                 plan.setdefault(company_id, []).append((a, a["id"] == target_id))
     try:
         rows = read_additions(ctx, [a["id"] for read in plan.values() for a, _ in read])
@@ -224,7 +226,7 @@ def _existing(cname, company_id, agreement, adds, cutover) -> Finding:
     return Finding(
         codes.BILLING_EXISTING_ADDITIONS,
         Severity.WARNING,
-        subject=f"{agreements.describe(agreement)} of {cname}",
+        subject=f"{agreement_facts.describe(agreement)} of {cname}",
         explanation=(
             f"{cname}'s target agreement already bills {len(adds)} seat addition(s) that run past the cutover on "
             f"{cutover.isoformat()}: {_listing(adds)}. When the sync adds its own seats, these customers are "
@@ -238,11 +240,11 @@ def _existing(cname, company_id, agreement, adds, cutover) -> Finding:
 
 
 def _other_agreement(cname, company_id, agreement, target, adds, cutover) -> Finding:
-    where = agreements.describe(target) if target else "no target agreement yet"
+    where = agreement_facts.describe(target) if target else "no target agreement yet"
     return Finding(
         codes.BILLING_ADDITION_ON_OTHER_AGREEMENT,
         Severity.WARNING,
-        subject=f"{agreements.describe(agreement)} of {cname}",
+        subject=f"{agreement_facts.describe(agreement)} of {cname}",
         explanation=(
             f"{cname} also bills {len(adds)} seat addition(s) on another active agreement, not on the one the sync "
             f"writes to ({where}): {_listing(adds)}. After the first sync the customer would pay for these seats "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from connectwise.errors import ConnectWiseError, Forbidden, NotFound
 
-from . import agreements, codes
+from . import agreement_targets, codes
 from .base import Finding, Severity, StepOutcome
 from .context import RESOURCES, ResourceError, RunContext
 from .role import (
@@ -248,7 +248,7 @@ def _compare_customize(ctx: RunContext, allowed: dict[str, set[str]], facts: dic
             if item_key(item) not in have:
                 findings.append(_missing_item(customize, item))
 
-    types = agreements.target_type_names(ctx)
+    types = agreement_targets.target_type_names(ctx)
     unread = ctx.error_of("agreements") if types is None else None
     if unread is not None and not isinstance(unread, Forbidden | NotFound):
         # The agreements could not be read for a passing reason: which agreement types the role must allow is
@@ -262,7 +262,7 @@ def _compare_customize(ctx: RunContext, allowed: dict[str, set[str]], facts: dic
     have_agreements = allowed.get(customize_key(AGREEMENTS_CUSTOMIZE), set())
     # Types the role hides (ConnectWise does not show their agreements to the member) that a chosen company's
     # motion needs: the company has no visible agreement for it, or only another type's (issue 17).
-    hidden = agreements.hidden_types_needed(ctx)
+    hidden = agreement_targets.hidden_types_needed(ctx)
     facts["agreement_types_hidden_needed"] = sorted(hidden)
     if types or hidden:
         for name in sorted(set(types or ()) | set(hidden)):

@@ -236,7 +236,7 @@ def _looks_one_time(agreement: dict) -> bool:
 
 def agreement_candidates(agreements: list[dict], motion: str) -> list[dict]:
     """The agreements that could take the motion's seats, by the agreements check's own rule
-    (``connectwise.checks.agreements.candidates_for``) applied to the directory's summary of each agreement:
+    (``connectwise.checks.agreement_targets.candidates_for``) applied to the directory's summary of each agreement:
     active top-level ones; annual takes the one-time ones (or the only one); monthly and Azure Plan take the
     recurring ones, narrowed by type name (Azure Plan to a type naming Azure, monthly to one that does not)."""
     fitting = [a for a in agreements if a.get("active") and not a.get("child")]

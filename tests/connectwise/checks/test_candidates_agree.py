@@ -1,6 +1,6 @@
 """Issue 13 item 1: the agreements page and the agreements check use one candidate rule. On every shipped scenario,
 the candidates the page shows (``agreements.directory_candidates`` over the customers step's stored directory rows)
-are exactly the ones the check picks from (``agreements.candidates_for``), for every company and every motion."""
+are exactly the ones the check picks from (``agreement_targets.candidates_for``), for every company and every motion."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectwise.checks import agreements
+from connectwise.checks import agreement_facts, agreement_targets, agreements
 from connectwise.checks.choices import MOTIONS, ChosenCompany, ConnectionInfo, TenantChoices
 from connectwise.checks.context import RunContext
 from connectwise.checks.runner import run_steps
@@ -43,12 +43,12 @@ def test_the_page_and_the_check_offer_the_same_candidates(path):
         directory = customers.facts["directory"]
         ctx = RunContext(client, TenantChoices([ChosenCompany(row["id"]) for row in directory]))
         ctx.prefetch(set(agreements.needs(ctx.choices)))
-        by_company = agreements.agreements_by_company(ctx)
+        by_company = agreement_facts.agreements_by_company(ctx)
         compared = 0
         for row in directory:
             for motion in MOTIONS:
                 page = agreements.directory_candidates(row["agreements"], motion)
-                check = agreements.candidates_for(by_company.get(row["id"], []), motion, ctx)
+                check = agreement_targets.candidates_for(by_company.get(row["id"], []), motion, ctx)
                 assert page is not None, f"{path.stem}: company {row['id']} stored without fits"
                 assert sorted(a["id"] for a in page) == sorted(a["id"] for a in check), (
                     f"{path.stem}: company {row['id']} ({row['name']}), motion {motion}"

@@ -1,0 +1,203 @@
+"""Which agreement of a chosen company takes the seats of its billing motion: the one candidate rule.
+
+``candidates_for`` is the rule (the check uses it, and the agreements page through ``fitting_motions`` /
+``directory_candidates``); ``select_targets`` applies it, with the partner's explicit choice first, to every chosen
+company; the hidden-type helpers say which agreement types the role's Access Allowed list hides from the API
+member, so a company's agreement may be invisible to us (issue 17).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .agreement_facts import (
+    ANNUAL,
+    agreements_by_company,
+    cycles_by_id,
+    is_active,
+    is_child,
+    is_pending,
+    one_time_signals,
+    type_is_one_time,
+)
+from .choices import MOTION_LABELS
+from .context import RunContext, ref_id, ref_name
+from .role import agreement_type_allowed, allowed_items
+
+
+@dataclass
+class Target:
+    company_id: int
+    motion: str
+    how: str  # "explicit", "auto", "none", "ambiguous", "explicit_missing", "hidden"
+    agreement: dict | None = None
+    candidates: list[dict] = field(default_factory=list)
+    requested_id: int | None = None
+    fell_back: bool = False  # auto target of another type than the motion prefers (agreements.type_fallback)
+    hidden_types: list[dict] = field(default_factory=list)  # types the motion may need that the role hides
+
+
+def candidates_for(agreements: list[dict], motion: str, ctx: RunContext) -> list[dict]:
+    """The agreements that could take the motion's seats, among the company's active top-level ones.
+
+    Monthly/Azure: the recurring ones (a one-time agreement never takes monthly seats), narrowed by type name
+    when that leaves at least one: Azure Plan seats go to an agreement whose type names Azure, monthly seats to one whose
+    type does not (a customer with an "O365" and an "Azure Plan" agreement is not ambiguous). Annual: the
+    one-time ones; when there is none, a single active agreement is still the target (and gets
+    annual_not_one_time), several are no target at all (not_mapped: none of them is one-time).
+    When no active agreement fits, the ones that fit but have not started yet (``is_pending``) are the
+    candidates: the target is then reported as ``agreements.not_started`` with its date, as the sync would see it.
+    """
+    return fit_motion(agreements, motion, ctx)[0]
+
+
+def fit_motion(agreements: list[dict], motion: str, ctx: RunContext) -> tuple[list[dict], bool]:
+    """``(candidates, fell_back)``: ``fell_back`` is True when the motion's preferred type (an Azure type for
+    Azure Plan, a non-Azure one for monthly) had no agreement and the candidates are of another type."""
+    found, fell_back = _fit([a for a in agreements if is_active(a, ctx.now) and not is_child(a)], motion, ctx)
+    if not found:
+        pending = [a for a in agreements if not is_child(a) and is_pending(a, ctx.now)]
+        found, fell_back = _fit(pending, motion, ctx)
+    return found, fell_back
+
+
+def _fit(fitting: list[dict], motion: str, ctx: RunContext) -> tuple[list[dict], bool]:
+    cycles = cycles_by_id(ctx) if ctx.error_of("billing_cycles") is None else {}
+    one_time, recurring = [], []
+    for a in fitting:
+        (one_time if one_time_signals(a, cycles) else recurring).append(a)
+    if motion == ANNUAL:
+        if one_time:
+            return one_time, False
+        # A single recurring agreement is still the target (annual_not_one_time says what is wrong with it).
+        return (fitting, True) if len(fitting) == 1 else ([], False)
+    azure, other = [], []
+    for a in recurring:
+        (azure if is_azure_type(ref_name(a, "type")) else other).append(a)
+    preferred = azure if motion == "azure" else other
+    if preferred:
+        return preferred, False
+    return recurring, bool(recurring)
+
+
+def is_azure_type(type_name: str | None) -> bool:
+    """Name heuristic (no ConnectWise flag tells an Azure Plan type from an Office 365 one): it only orders the
+    candidates and, when it decides a target, the step says so in a warning (``agreements.type_fallback``)."""
+    return "azure" in (type_name or "").casefold()
+
+
+def fitting_motions(agreements: list[dict], ctx: RunContext) -> dict[int, list[str]]:
+    """agreement id -> the billing motions (keys of MOTION_LABELS) for which ``candidates_for`` counts it among
+    the company's candidates. The customers step stores this with each agreement of the company list (``fits``),
+    so the agreements page shows exactly the check's rule (``directory_candidates``)."""
+    out: dict[int, list[str]] = {}
+    for motion in MOTION_LABELS:
+        for a in candidates_for(agreements, motion, ctx):
+            out.setdefault(a["id"], []).append(motion)
+    return out
+
+
+def directory_candidates(rows: list[dict], motion: str) -> list[dict] | None:
+    """The candidates for ``motion`` among a company's stored agreement summaries (the company list's
+    ``agreements``: ``{id, name, ..., fits: [motions]}``), as ``candidates_for`` chose them when the customers step
+    ran. None when the list was stored before ``fits`` was kept (the page then says to check again)."""
+    if any("fits" not in r for r in rows):
+        return None
+    return [r for r in rows if motion in r["fits"]]
+
+
+def select_targets(ctx: RunContext) -> list[Target]:
+    """The target agreement of every chosen company (needs the agreements read; raises ResourceError)."""
+
+    def build() -> list[Target]:
+        by_company = agreements_by_company(ctx)
+        by_id = ctx.remember("agreements_by_id", lambda: {a["id"]: a for a in ctx.get("agreements")})
+        targets = []
+        for chosen in ctx.choices.companies:
+            cid = chosen.cw_company_id
+            motion = chosen.motion if chosen.motion in MOTION_LABELS else "monthly"
+            found, fell_back = fit_motion(by_company.get(cid, []), motion, ctx)
+            hidden = hidden_types_for(ctx, motion)
+            if chosen.agreement_id:
+                agreement = by_id.get(chosen.agreement_id)
+                if agreement is None or ref_id(agreement, "company") != cid:
+                    target = Target(cid, motion, "explicit_missing", None, found, chosen.agreement_id)
+                    target.hidden_types = hidden
+                    targets.append(target)
+                else:
+                    targets.append(Target(cid, motion, "explicit", agreement, found, chosen.agreement_id))
+            elif hidden and (not found or fell_back):
+                # The role's Access Allowed list hides agreement types this motion may need: the company's
+                # agreement of that type is invisible to us, so another type's agreement is no safe target.
+                targets.append(Target(cid, motion, "hidden", None, found, hidden_types=hidden))
+            elif len(found) == 1:
+                targets.append(Target(cid, motion, "auto", found[0], found, fell_back=fell_back))
+            elif not found:
+                targets.append(Target(cid, motion, "none", None, found))
+            else:
+                targets.append(Target(cid, motion, "ambiguous", None, found))
+        return targets
+
+    return ctx.remember("targets", build)
+
+
+def target_type_names(ctx: RunContext) -> set[str] | None:
+    """Agreement types of the chosen companies' targets; None when the agreements could not be read."""
+    if not ctx.choices.companies:
+        return set()
+    if ctx.error_of("agreements") is not None:
+        return None
+    return {
+        ref_name(t.agreement, "type")
+        for t in select_targets(ctx)
+        if t.agreement and ref_name(t.agreement, "type")
+    }
+
+
+def hidden_types(ctx: RunContext) -> list[dict]:
+    """Active agreement types that the role's Agreements Access Allowed list lacks (empty when the list or the
+    types are unreadable). ConnectWise does not show the member agreements of these types (issue 17; the
+    sandbox does the same), so a company's agreement of such a type is invisible to every read we make."""
+    allowed = allowed_items(ctx)
+    if allowed is None or ctx.error_of("agreement_types") is not None:
+        return []
+    return ctx.remember(
+        "hidden_agreement_types",
+        lambda: [
+            t
+            for t in ctx.get("agreement_types")
+            if not t.get("inactiveFlag") and t.get("name") and not agreement_type_allowed(allowed, t["name"])
+        ],
+    )
+
+
+def hidden_types_for(ctx: RunContext, motion: str) -> list[dict]:
+    """The hidden types that could hold the motion's agreement: one-time types for annual seats, Azure-named types
+    for Azure Plan, the others for monthly."""
+    return ctx.remember(f"hidden_agreement_types:{motion}", lambda: _hidden_types_for(ctx, motion))
+
+
+def _hidden_types_for(ctx: RunContext, motion: str) -> list[dict]:
+    hidden = hidden_types(ctx)
+    if not hidden:
+        return []
+    if motion == ANNUAL:
+        fitting = [t for t in hidden if type_is_one_time(t)]
+    elif motion == "azure":
+        fitting = [t for t in hidden if is_azure_type(t.get("name")) and not type_is_one_time(t)]
+    else:
+        fitting = [t for t in hidden if not is_azure_type(t.get("name")) and not type_is_one_time(t)]
+    return fitting
+
+
+def hidden_types_needed(ctx: RunContext) -> dict[str, list[int]]:
+    """Hidden type name -> the chosen companies whose motion may need it (their target is missing, or would be
+    another type's agreement). Empty when the agreements could not be read."""
+    if not ctx.choices.companies or ctx.error_of("agreements") is not None:
+        return {}
+    out: dict[str, list[int]] = {}
+    for t in select_targets(ctx):
+        if t.how in ("hidden", "explicit_missing"):
+            for agreement_type in t.hidden_types:
+                out.setdefault(agreement_type["name"], []).append(t.company_id)
+    return out
