@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model, password_validation
 
 from connectwise.checks import agreement_defaults
 from connectwise.checks.choices import MOTION_LABELS
-from connectwise.client import CLOUD_HOSTS
+from connectwise.sites import CLOUD_HOSTS
 
 from .connections import ConnectionRefused, save_connection
 from .hosts import decide

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 
-from connectwise.client import CLOUD_HOSTS, api_host_for
+from connectwise.sites import CLOUD_HOSTS, api_host_for
 
 from . import netguard
 from .models import ApprovedHost

@@ -25,7 +25,7 @@ import httpcore
 import httpx
 from django.conf import settings
 
-from connectwise.client import shared_ssl_context
+from connectwise.transport import shared_ssl_context
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -220,7 +220,7 @@ def _ssl_context_with(cafile: str) -> ssl.SSLContext:
 def partner_ssl_context() -> ssl.SSLContext:
     """The certificate-verifying context for partner hosts: the public CAs, plus the operator's own
     (``CONNECTWISE_CA_FILE``, for on-premise servers whose certificate a company CA issued). Built once per
-    process and file, like ``connectwise.client.shared_ssl_context``."""
+    process and file, like ``connectwise.transport.shared_ssl_context``."""
 
     if settings.CONNECTWISE_CA_FILE:
         return _ssl_context_with(settings.CONNECTWISE_CA_FILE)

@@ -32,8 +32,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES, STEPS
-from connectwise.client import CLOUD_HOSTS
 from connectwise.errors import detail_text
+from connectwise.sites import CLOUD_HOSTS
 
 from .. import monitoring
 from ..access import require_support

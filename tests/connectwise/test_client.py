@@ -13,18 +13,11 @@ import pytest
 import respx
 
 from connectwise import errors
-from connectwise.client import (
-    ACCEPT,
-    CLOUD_HOSTS,
-    DEFAULT_TIMEOUT,
-    CallStats,
-    ConnectWiseClient,
-    Credentials,
-    api_host_for,
-    parse_retry_after,
-    path_template,
-)
+from connectwise.callstats import CallStats, path_template
+from connectwise.client import ConnectWiseClient, Credentials
 from connectwise.query import cond
+from connectwise.sites import CLOUD_HOSTS, api_host_for
+from connectwise.transport import ACCEPT, DEFAULT_TIMEOUT, parse_retry_after
 
 ORIGIN = "https://api-na.myconnectwise.net"
 BASE = f"{ORIGIN}/v4_6_release/apis/3.0/"

@@ -169,7 +169,7 @@ ODD_SPELLINGS = [
 @pytest.mark.parametrize(("label", "site"), ODD_SPELLINGS, ids=[p[0] for p in ODD_SPELLINGS])
 def test_odd_spellings_of_private_addresses_are_refused_even_when_approved(approve, monkeypatch, label, site):
     calls = fake_resolver(monkeypatch, {})  # no DNS is needed to see through any of them
-    from connectwise.client import api_host_for
+    from connectwise.sites import api_host_for
 
     host, _ = api_host_for(site)
     approve(host)
