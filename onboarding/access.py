@@ -51,6 +51,22 @@ def get_run(access: TenantAccess, run_uuid) -> CheckRun:
     return run
 
 
+def get_run_access(request, slug: str, run_uuid) -> tuple[TenantAccess, CheckRun]:
+    """The run and the caller's access to its tenant for a progress poll, in two indexed queries: the run joined
+    with its tenant (by slug and uuid; the connection and its encrypted key are not loaded) and the membership.
+    Same rules as ``get_tenant``: not a member (or no such run): 404."""
+    user = request.user
+    if not user.is_authenticated:
+        raise Http404
+    run = CheckRun.objects.select_related("tenant").filter(tenant__slug=slug, uuid=run_uuid).first()
+    if run is None:
+        raise Http404
+    role = run.tenant.role_of(user)
+    if role is None:
+        raise Http404
+    return TenantAccess(run.tenant, role), run
+
+
 def get_plan(access: TenantAccess, plan_uuid) -> RepairPlan:
     plan = RepairPlan.objects.filter(tenant=access.tenant, uuid=plan_uuid).first()
     if plan is None:

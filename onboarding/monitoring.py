@@ -1,12 +1,15 @@
 """What "stale", "drift" and "readiness" mean in queries, in one place for the dashboard, its exports and the
 monitoring e-mails. Everything here reads the denormalised Tenant columns only (see runs.finish), so a list of any
-length costs one query and the overview (summary cards and funnel) one aggregate.
+length costs one query and the overview (summary cards and funnel) one aggregate, which the dashboard shares
+between requests for a few seconds (``cached_overview``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import (
     BooleanField,
     Case,
@@ -20,6 +23,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.utils import timezone
 
 from connectwise.checks.base import OK_STATUSES
 from connectwise.checks.registry import READINESS_KEYS as STEP_KEYS  # the advisory step is not in the funnel
@@ -27,6 +31,7 @@ from connectwise.checks.registry import READINESS_KEYS as STEP_KEYS  # the advis
 from .models import Connection, DriftAlert, Tenant, stale_cutoff
 
 OK = sorted(str(s) for s in OK_STATUSES)
+OVERVIEW_CACHE_KEY = "monitoring:overview:v1"
 # Never checked first, then the longest unchecked: the same on SQLite and PostgreSQL (which differ by default).
 F_LAST_CHECKED_NULLS_FIRST = F("last_checked_at").asc(nulls_first=True)
 
@@ -117,3 +122,19 @@ def overview(qs: QuerySet[Tenant] | None = None, now: datetime | None = None) ->
         "passing": {k: row[f"passing__{k}"] for k in STEP_KEYS},
         "through": {k: row[f"through__{k}"] for k in STEP_KEYS},
     }
+
+
+def cached_overview(now: datetime | None = None) -> dict:
+    """``overview()`` of every tenant, aggregated at most once per ``settings.DASHBOARD_COUNTS_SECONDS`` and shared
+    by every web process through the cache (the dashboard list's costliest query: a scan of every tenant with
+    twenty filtered counts). The dict carries ``counted_at`` (an aware datetime). With 0 seconds it counts on
+    every request. The list and its filters never come from here: they are always current."""
+    seconds = settings.DASHBOARD_COUNTS_SECONDS
+    now = now or timezone.now()
+    if seconds <= 0:
+        return {**overview(now=now), "counted_at": now}
+    counts = cache.get(OVERVIEW_CACHE_KEY)
+    if counts is None:
+        counts = {**overview(now=now), "counted_at": now}
+        cache.set(OVERVIEW_CACHE_KEY, counts, seconds)
+    return counts

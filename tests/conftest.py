@@ -24,6 +24,9 @@ def _fresh_cache():
 def _fast_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    # The dashboard's summary counts are shared for a few seconds when deployed; in tests every request counts
+    # afresh so that no test sees another's tenants (tests/onboarding/test_dashboard_queries.py tests the cache).
+    settings.DASHBOARD_COUNTS_SECONDS = 0
 
 
 def _user(django_user_model, email, **extra):

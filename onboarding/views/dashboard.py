@@ -229,7 +229,7 @@ def dashboard(request):
     shared = shared_companies(t.pk for t in page.object_list)
     for t in page.object_list:
         t.shared_with = shared.get(t.pk, [])
-    overview = monitoring.overview(now=now)
+    overview = monitoring.cached_overview(now=now)
     querystring = flt.querystring()
     return render(
         request,

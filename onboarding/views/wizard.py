@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES, STEPS, get_step
 
 from .. import demo
-from ..access import TenantAccess, get_run, get_tenant
+from ..access import TenantAccess, get_run_access, get_tenant
 from ..connections import ConnectionRefused
 from ..forms import ConnectionForm, ReplaceKeyForm
 from ..inputs import safe_next
@@ -262,9 +262,9 @@ def run_check(request, slug):
 @login_required
 @require_GET
 def run_status(request, slug, run_uuid):
-    """htmx fragment: progress of a run; when it has finished, tells htmx to reload the page."""
-    access = get_tenant(request, slug)
-    run = get_run(access, run_uuid)
+    """htmx fragment: progress of a run; when it has finished, tells htmx to reload the page. Polled every
+    second by each watching partner: four indexed queries (session, user, run with tenant, membership)."""
+    access, run = get_run_access(request, slug, run_uuid)
     if not run.is_active:
         response = HttpResponse(status=204)
         response["HX-Refresh"] = "true"

@@ -79,3 +79,92 @@ def test_the_tenant_page_costs_the_same_queries_for_2_and_12_runs(client, suppor
     with CaptureQueriesContext(connection) as large:
         client.get(url)
     assert len(large) == len(small)
+
+
+@pytest.fixture
+def counts_cached(settings):
+    """The summary cards and funnel as deployed: computed at most once per DASHBOARD_COUNTS_SECONDS (the test
+    suite's default is 0, every request counts afresh, so that one test's counts never leak into the next)."""
+    from django.core.cache import cache
+
+    from onboarding import monitoring
+
+    settings.DASHBOARD_COUNTS_SECONDS = 30
+    cache.delete(monitoring.OVERVIEW_CACHE_KEY)
+    yield
+    cache.delete(monitoring.OVERVIEW_CACHE_KEY)
+
+
+def test_the_summary_counts_are_aggregated_once_per_interval_not_per_request(client, support, counts_cached):
+    from django.core.cache import cache
+
+    from onboarding import monitoring
+
+    client.force_login(support)
+    add_tenants(0, 5)
+    first = count_queries(client, "dashboard", {})
+    add_tenants(5, 5)
+    with CaptureQueriesContext(connection) as ctx:
+        again = client.get(reverse("dashboard"))
+    # The aggregate over every tenant is not run again within the interval: the cards show the cached counts...
+    assert len(ctx) == first - 1
+    assert not any('COUNT("onboarding_tenant"."id") AS "total"' in q["sql"] for q in ctx.captured_queries)
+    assert again.context["overview"]["total"] == 5
+    # ...while the list itself is never cached: the page counts the 10 tenants.
+    assert again.context["page"].paginator.count == 10
+    cache.delete(monitoring.OVERVIEW_CACHE_KEY)  # the interval has passed
+    assert client.get(reverse("dashboard")).context["overview"]["total"] == 10
+
+
+def test_without_an_interval_every_request_counts_afresh(client, support, settings):
+    settings.DASHBOARD_COUNTS_SECONDS = 0
+    client.force_login(support)
+    add_tenants(0, 3)
+    assert client.get(reverse("dashboard")).context["overview"]["total"] == 3
+    add_tenants(3, 2)
+    assert client.get(reverse("dashboard")).context["overview"]["total"] == 5
+
+
+@pytest.mark.parametrize("who", ["admin_a", "support"])
+def test_a_progress_poll_costs_four_indexed_queries(client, request, tenant_a, who):
+    """Session, user, the run with its tenant (by slug and uuid), the membership: whatever the tenant holds."""
+    from onboarding.models import CheckRun
+
+    user = request.getfixturevalue(who)
+    run = CheckRun.objects.create(
+        tenant=tenant_a,
+        status=CheckRun.Status.RUNNING,
+        progress={"done": 2, "total": 6, "current": "catalog"},
+    )
+    for h in range(5):
+        make_run(tenant_a, {k: "pass" for k in STEP_KEYS}, hours_ago=h + 1)
+    client.force_login(user)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(reverse("run_status", args=[tenant_a.slug, run.uuid]))
+    assert response.status_code == 200
+    assert b"Catalog" in response.content or b"catalog" in response.content.lower()
+    assert len(ctx) <= 4, [q["sql"][:120] for q in ctx.captured_queries]
+    # The encrypted key is never loaded for a progress poll.
+    assert not any("private_key_encrypted" in q["sql"] for q in ctx.captured_queries)
+
+
+@pytest.mark.parametrize("sort", ["name", "-name"])
+def test_the_list_pages_through_tenants_by_name_on_an_index_without_sorting_them_all(sort):
+    """The default list (by name, then pk) reads its 50 rows in index order instead of sorting every tenant."""
+    from django.db import transaction
+    from django.http import QueryDict
+    from django.utils import timezone
+
+    from onboarding.views.dashboard import TenantFilter
+
+    add_tenants(0, 30)
+    qs = TenantFilter.from_params(QueryDict(f"sort={sort}")).apply(timezone.now())[:50]
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Forbid sorting where the planner has a choice: without an index on (name, id) it has none.
+            cursor.execute("SET LOCAL enable_sort = off")
+            plan = qs.explain()
+        assert "Sort" not in plan, plan
+    else:
+        plan = qs.explain()
+        assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
