@@ -6,8 +6,9 @@ a scratch database (PostgreSQL when ``DATABASE_URL`` points at it, which is what
 users and the partner admins (sessions made here, no password), starts gunicorn (``--gunicorn-workers``, sync or
 ``--gunicorn-threads`` gthread, DEBUG off) on a loopback port, and runs locust headless for ``--duration`` seconds with the users of
 ``onboarding/bench/locustfile.py``: support users on the dashboard, its filters and search, tenant pages, filtered
-CSV exports and the JSON endpoint (0.5 to 1.5 s between clicks); partner admins polling their progress fragment
-once a second. Everything runs on this machine: locust and gunicorn share its cores.
+CSV exports and the JSON endpoint (``--support-wait`` 2 to 5 s between clicks); partner admins polling their
+progress fragment one second after each answer, as the page does. Everything runs on this machine: locust
+(FastHttpUser, its CPU seconds reported) and gunicorn share its cores.
 
 Reported per page: requests, failures, requests per second, and the p50/p95/p99 response time (locust's
 percentiles); targets: dashboard list p95 < 300 ms, progress fragment p95 < 50 ms.
@@ -19,6 +20,7 @@ import contextlib
 import csv
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -41,6 +43,7 @@ from . import scratch_database
 from .dashboard import build
 
 TARGETS_P95_MS = {"dashboard list": 300, "progress fragment": 50}
+RAMP_UP_S = 5  # users start over this many seconds; not counted in the figures
 
 
 def add_arguments(parser) -> None:
@@ -60,8 +63,13 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--gunicorn-threads",
         type=int,
-        default=1,
-        help="Threads per gunicorn worker (1: sync workers, as deployed; more: gthread workers).",
+        default=4,
+        help="Threads per gunicorn worker (4: gthread workers, as deployed; 1: sync workers).",
+    )
+    parser.add_argument(
+        "--support-wait",
+        default="2,5",
+        help="Seconds a support user reads a page before the next click, 'min,max' (2,5).",
     )
     parser.add_argument("--seed", type=int, default=1, help="Random seed of the generated data.")
 
@@ -74,6 +82,7 @@ def run(options: dict) -> dict:
         raise ValueError("--partner-admins cannot exceed --tenants")
     if options["duration"] < 1 or options["gunicorn_workers"] < 1 or options["gunicorn_threads"] < 1:
         raise ValueError("--duration, --gunicorn-workers and --gunicorn-threads must be at least 1")
+    support_wait = _wait_range(options.get("support_wait") or "2,5")
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     try:
@@ -87,9 +96,12 @@ def run(options: dict) -> dict:
             sessions_file.write_text(json.dumps(sessions))
             with _Gunicorn(workdir, options["gunicorn_workers"], options["gunicorn_threads"]) as web:
                 _warm_up(web.url, sessions)
-                pages, totals = _locust(
-                    web.url, workdir, sessions_file, support, partners, options["duration"]
+                load_before = _load()
+                server_cpu_before = _tree_cpu_seconds(web.proc.pid)
+                pages, totals, locust_cpu = _locust(
+                    web.url, workdir, sessions_file, support, partners, options["duration"], support_wait
                 )
+                server_cpu = _tree_cpu_seconds(web.proc.pid) - server_cpu_before
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     met = {
@@ -109,6 +121,15 @@ def run(options: dict) -> dict:
         "duration_s": options["duration"],
         "gunicorn_workers": options["gunicorn_workers"],
         "gunicorn_threads": options["gunicorn_threads"],
+        "support_wait_s": list(support_wait),
+        "partner_poll_s": 1,
+        "locust_cpu_s": locust_cpu,
+        "server_cpu_s": round(server_cpu, 1),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / totals["requests"], 1)
+        if totals and totals["requests"]
+        else None,
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
         "pages": pages,
         "total": totals,
         "targets_p95_ms": TARGETS_P95_MS,
@@ -119,12 +140,22 @@ def run(options: dict) -> dict:
 
 
 def print_table(result: dict, write=print) -> None:
+    wait = result.get("support_wait_s") or ["?", "?"]
     write(
         f"Load benchmark on {result['database']}: {result['tenants']:,} tenants, {result['support_users']} support "
-        f"users + {result['partner_admins']} partner admins for {result['duration_s']} s, gunicorn "
-        f"{result['gunicorn_workers']} workers x {result['gunicorn_threads']} threads, locust on the same machine (load {result['load']}; total "
-        f"{result['total_seconds']} s)"
+        f"users ({wait[0]}-{wait[1]} s between clicks) + {result['partner_admins']} partner admins (a poll "
+        f"{result.get('partner_poll_s', 1)} s after each answer) for {result['duration_s']} s; gunicorn "
+        f"{result['gunicorn_workers']} workers x {result['gunicorn_threads']} threads; locust (FastHttpUser) on the "
+        f"same {result.get('cpus')} cores used {result.get('locust_cpu_s')} CPU s; load average "
+        f"{result.get('load_before')} before, {result['load']} after; figures after a {RAMP_UP_S} s ramp-up; total "
+        f"{result['total_seconds']} s"
     )
+    if result.get("server_cpu_s") is not None:
+        seconds = result["duration_s"] + RAMP_UP_S
+        write(
+            f"gunicorn used {result['server_cpu_s']} CPU s in {seconds} s ({result['server_cpu_s'] / seconds:.2f} of "
+            f"a core; {result['server_cpu_ms_per_request']} ms per counted request), PostgreSQL apart"
+        )
     header = ("page", "requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms", "target p95")
     rows = [header]
     for row in [*result["pages"], {**result["total"], "page": "all"}]:
@@ -148,6 +179,32 @@ def print_table(result: dict, write=print) -> None:
 
 
 # -- parts -----------------------------------------------------------------------------------------------------
+
+
+def _wait_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"--support-wait must be 'min,max' seconds, not {text!r}") from None
+    if not 0 <= low <= high:
+        raise ValueError(f"--support-wait must be 'min,max' with 0 <= min <= max, not {text!r}")
+    return low, high
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its direct children (gunicorn's master and its
+    workers), from /proc; 0.0 where /proc is not there."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        # after the command name: state, ppid, ..., utime (14th field of the line), stime (15th)
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def _load() -> float | None:
@@ -289,19 +346,38 @@ def _warm_up(url: str, sessions: dict) -> None:
                 response.read()
 
 
-def _locust(url: str, workdir: Path, sessions_file: Path, support: int, partners: int, duration: int):
+def _locust(
+    url: str,
+    workdir: Path,
+    sessions_file: Path,
+    support: int,
+    partners: int,
+    duration: int,
+    support_wait: tuple[float, float],
+):
+    """Run locust headless; returns (pages, totals, locust's CPU seconds)."""
     users = support + partners
     prefix = workdir / "locust"
     cmd = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("locustfile.py")), "--headless"]
-    cmd += ["--host", url, "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{duration}s"]
+    # Users arrive over RAMP_UP_S seconds (not all in the same millisecond, which no real team does) and the
+    # statistics restart once all are running (--reset-stats): the figures are the steady state.
+    rate = max(1.0, users / RAMP_UP_S)
+    cmd += ["--host", url, "--users", str(users), "--spawn-rate", f"{rate:g}"]
+    cmd += ["--run-time", f"{duration + RAMP_UP_S}s", "--reset-stats"]
     cmd += ["--csv", str(prefix), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5"]
     env = {
         **os.environ,
         "LOAD_SESSIONS": str(sessions_file),
         "LOAD_SUPPORT_USERS": str(support),
         "LOAD_PARTNER_ADMINS": str(partners),
+        "LOAD_SUPPORT_WAIT": f"{support_wait[0]},{support_wait[1]}",
     }
-    done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=duration + 120)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=duration + RAMP_UP_S + 120
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    locust_cpu = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)
     stats_file = Path(f"{prefix}_stats.csv")
     if not stats_file.exists():
         raise RuntimeError(f"locust did not run: {done.stderr[-1500:]}")
@@ -332,7 +408,7 @@ def _locust(url: str, workdir: Path, sessions_file: Path, support: int, partners
         "progress fragment",
     ]
     pages.sort(key=lambda r: order.index(r["page"]) if r["page"] in order else len(order))
-    return pages, totals
+    return pages, totals, locust_cpu
 
 
 def _ms(value: str | None) -> int | None:

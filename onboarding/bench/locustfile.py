@@ -1,10 +1,14 @@
 """The users of ``manage.py benchmark load`` (a locust file; the benchmark starts locust with it).
 
-Support staff browse the dashboard, its filters, tenant pages and exports with a second or two between clicks;
-partner admins poll their running check's progress fragment once a second, as the step page's htmx does. Each
+Support staff browse the dashboard, its filters, tenant pages and exports, reading each page a few seconds
+before the next click (``LOAD_SUPPORT_WAIT``: "min,max" seconds, default "2,5"); partner admins poll their running
+check's progress fragment one second after each answer, as the fragment's ``hx-trigger="load delay:1s"`` does. Each
 simulated user logs in with a session the benchmark created (``LOAD_SESSIONS``: a JSON file with
 ``{"support": [sessionid, ...], "partners": [{"session", "url"}, ...], "tenants": [slug, ...]}``), so no
 password is involved. Request names group the pages for the table (a URL per tenant would be its own row).
+
+Users are ``FastHttpUser`` (geventhttpclient): the load generator shares the 2 cores with the server it measures,
+and python-requests costs several times the CPU per request.
 """
 
 from __future__ import annotations
@@ -14,28 +18,29 @@ import json
 import os
 import random
 
-from locust import HttpUser, between, constant, task
+from locust import FastHttpUser, between, constant, task
 
 with open(os.environ["LOAD_SESSIONS"]) as _fh:
     DATA = json.load(_fh)
 
 _support = itertools.cycle(DATA["support"])
 _partners = itertools.cycle(DATA["partners"])
+SUPPORT_WAIT = tuple(float(x) for x in os.environ.get("LOAD_SUPPORT_WAIT", "2,5").split(","))
 STEPS = ("connection", "security_role", "catalog", "setup_tables", "customers", "agreements")
 
 
-class SupportUser(HttpUser):
+class SupportUser(FastHttpUser):
     """20 of them (``fixed_count``): the distributor's support team."""
 
     fixed_count = int(os.environ.get("LOAD_SUPPORT_USERS", "20"))
-    wait_time = between(0.5, 1.5)
+    wait_time = between(*SUPPORT_WAIT)
 
     def on_start(self) -> None:
-        self.client.cookies.set("sessionid", next(_support))
+        self.headers = {"Cookie": f"sessionid={next(_support)}"}
         self.rng = random.Random()
 
     def _get(self, url: str, name: str) -> None:
-        with self.client.get(url, name=name, catch_response=True) as response:
+        with self.client.get(url, name=name, headers=self.headers, catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}")
 
@@ -72,7 +77,7 @@ class SupportUser(HttpUser):
         self._get(f"/support/api/tenants.json?page={self.rng.randint(1, 50)}", "json api page")
 
 
-class PartnerAdmin(HttpUser):
+class PartnerAdmin(FastHttpUser):
     """50 of them: each watches its own tenant's running check, polling the progress fragment every second."""
 
     fixed_count = int(os.environ.get("LOAD_PARTNER_ADMINS", "50"))
@@ -80,11 +85,13 @@ class PartnerAdmin(HttpUser):
 
     def on_start(self) -> None:
         partner = next(_partners)
-        self.client.cookies.set("sessionid", partner["session"])
+        self.headers = {"Cookie": f"sessionid={partner['session']}", "HX-Request": "true"}
         self.url = partner["url"]
 
     @task
     def progress(self) -> None:
-        with self.client.get(self.url, name="progress fragment", catch_response=True) as response:
+        with self.client.get(
+            self.url, name="progress fragment", headers=self.headers, catch_response=True
+        ) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}")
