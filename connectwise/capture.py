@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from .checks.context import RESOURCES, _fetch
+from .checks.context import RESOURCES, fetch_resource
 from .checks.names import LEGAL_SUFFIXES, normalize_company_name
 from .errors import ConnectWiseError, Forbidden
 from .query import split_in
@@ -80,7 +80,7 @@ def capture(
     for key in RECORD_RESOURCES:
         resource = RESOURCES[key]
         try:
-            rows = _fetch(client, replace(resource, fields=None))
+            rows = fetch_resource(client, replace(resource, fields=None))
         except Forbidden:
             refused.append(resource.path)
             if on_read:
@@ -221,8 +221,8 @@ def _capture_role(client: Any, refused: list[str]) -> dict[str, Any]:
     marked so (the checks then probe, ``role.unreadable``) and given Inquire All on the module functions whose
     reads worked and None on those refused: an approximation, said in the scenario's description."""
     try:
-        rows = _fetch(client, RESOURCES["my_security"])
-        items = _fetch(client, RESOURCES["customize_items"])
+        rows = fetch_resource(client, RESOURCES["my_security"])
+        items = fetch_resource(client, RESOURCES["customize_items"])
     except Forbidden:
         return _unreadable_role(refused)
     except ConnectWiseError as exc:

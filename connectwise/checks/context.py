@@ -300,7 +300,7 @@ class RunContext:
         resource = RESOURCES[key]
         expected = self.hints.counts.get(key) if self.hints is not None else None
         try:
-            data = _fetch(self.client, resource, expected)
+            data = fetch_resource(self.client, resource, expected)
             result: tuple[Any, ConnectWiseError | None] = (data, None)
         except ConnectWiseError as exc:
             result = (None, exc)
@@ -319,7 +319,7 @@ def _last_count(client: Any, resource: Resource) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _fetch(client: Any, resource: Resource, expected_count: int | None = None) -> list[dict]:
+def fetch_resource(client: Any, resource: Resource, expected_count: int | None = None) -> list[dict]:
     """Large collections through list() (``expected_count``: the last run's count, to start the pages it
     predicts with ``/count``). Small ones (setup tables, statuses, cycles, the misc items) with one GET of a
     full page, which saves the /count call; a page that comes back full is read again through list() so nothing

@@ -16,12 +16,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .conditions import parse_datetime
-from .guard import _own_rows, _owned
-from .listing import _filter, _order, _project
+from .guard import is_owned, own_rows
+from .listing import filter_rows, order_rows, project_record
 from .resources import ADDITIONS
 from .resources import ADDITIONS_PATH as PATH
-from .wire import ApiError, Response, _bad_request, _invalid, _not_allowed, _not_found, _record_id
-from .writes import _apply_defaults, _apply_patch, _check_body, _validate
+from .wire import ApiError, Response, bad_request, invalid_error, not_allowed, not_found, parse_record_id
+from .writes import apply_defaults, apply_patch, check_body, validate_record
 
 if TYPE_CHECKING:
     from .app import SandboxApp
@@ -39,7 +39,7 @@ def route(app: SandboxApp, request: Request, lower: list[str]) -> Response | Non
     if len(lower) < 4 or lower[3] != "additions":
         return None
     tenant = request.tenant
-    parent_id = _record_id(lower[2], None)
+    parent_id = parse_record_id(lower[2], None)
     method = request.method
     level = app._guard(
         request, ADDITIONS, method if method in ("GET", "POST", "PUT", "PATCH", "DELETE") else "GET"
@@ -51,20 +51,20 @@ def route(app: SandboxApp, request: Request, lower: list[str]) -> Response | Non
     tail = lower[4:]
     if not tail:
         if method == "GET":
-            rows = _own_rows(request, level, _view(request, tenant, table, parent_id))
+            rows = own_rows(request, level, _view(request, tenant, table, parent_id))
             return app._list(request, table.known_fields, rows, ADDITIONS, filtered=True)
         if method == "POST":
             app._guard_agreement_type(request, parent)
             return _create(request, table, parent_id)
-        raise _not_allowed("GET, POST")
+        raise not_allowed("GET, POST")
     if tail == ["count"]:
         if method != "GET":
-            raise _not_allowed("GET")
+            raise not_allowed("GET")
         return Response(
-            200, {"count": len(_own_rows(request, level, _view(request, tenant, table, parent_id)))}
+            200, {"count": len(own_rows(request, level, _view(request, tenant, table, parent_id)))}
         )
     if len(tail) == 1:
-        return _one(app, request, table, parent, _record_id(tail[0], ADDITIONS), level)
+        return _one(app, request, table, parent, parse_record_id(tail[0], ADDITIONS), level)
     raise ApiError(404, "NotFound", f"No resource at {request.rest}.")
 
 
@@ -74,8 +74,8 @@ def _view(request: Request, tenant, table, parent_id: int) -> list[dict]:
 
     def compute(rows: list[dict]) -> list[dict]:
         rows = [r for r in rows if r.get("agreementId") == parent_id]
-        rows = _filter(request, table.known_fields, rows, ADDITIONS)
-        return _order(rows, order, table.known_fields, ADDITIONS) if order else rows
+        rows = filter_rows(request, table.known_fields, rows, ADDITIONS)
+        return order_rows(rows, order, table.known_fields, ADDITIONS) if order else rows
 
     return table.view(key, compute, tenant.lock)
 
@@ -83,15 +83,15 @@ def _view(request: Request, tenant, table, parent_id: int) -> list[dict]:
 def _create(request: Request, table, parent_id: int) -> Response:
     body = request.body_json()
     if not isinstance(body, dict):
-        raise _bad_request("Addition must be a JSON object.")
-    body = _check_body(ADDITIONS, "POST", body)
+        raise bad_request("Addition must be a JSON object.")
+    body = check_body(ADDITIONS, "POST", body)
     tenant = request.tenant
     with tenant.lock:
         record: dict[str, Any] = {k: v for k, v in body.items() if k not in ("id", "_info")}
         record["agreementId"] = parent_id  # the path decides the agreement
-        _validate(tenant, ADDITIONS, record, creating=True)
+        validate_record(tenant, ADDITIONS, record, creating=True)
         _check_dates(record)
-        _apply_defaults(tenant, ADDITIONS, record)
+        apply_defaults(tenant, ADDITIONS, record)
         # who entered it: what makes it one of the member's "my" records (docs/connectwise/REFERENCE.md §2)
         record["_info"] = {
             "enteredBy": (request.member or {}).get("identifier", ""),
@@ -106,10 +106,10 @@ def _one(app: SandboxApp, request: Request, table, parent: dict, addition_id: in
     method = request.method
     current = table.rows.get(addition_id)
     if current is None or current.get("agreementId") != parent["id"]:
-        raise _not_found(ADDITIONS, addition_id)
-    if level == "My" and not _owned(request, current):
+        raise not_found(ADDITIONS, addition_id)
+    if level == "My" and not is_owned(request, current):
         if method == "GET":
-            raise _not_found(ADDITIONS, addition_id)  # not one of "my" records: invisible (as app._route)
+            raise not_found(ADDITIONS, addition_id)  # not one of "my" records: invisible (as app._route)
         raise ApiError(
             403,
             "Forbidden",
@@ -117,9 +117,9 @@ def _one(app: SandboxApp, request: Request, table, parent: dict, addition_id: in
             "record is not yours.",
         )
     if method == "GET":
-        return Response(200, _project(current, request.query.get("fields"), table.known_fields))
+        return Response(200, project_record(current, request.query.get("fields"), table.known_fields))
     if method not in ("PUT", "PATCH", "DELETE"):
-        raise _not_allowed("GET, PUT, PATCH, DELETE")
+        raise not_allowed("GET, PUT, PATCH, DELETE")
     app._guard_agreement_type(request, parent)
     if method == "DELETE":
         with tenant.lock:
@@ -127,19 +127,19 @@ def _one(app: SandboxApp, request: Request, table, parent: dict, addition_id: in
         return Response(204)
     body = request.body_json()
     if method == "PATCH" or isinstance(body, dict):
-        body = _check_body(ADDITIONS, method, body)
+        body = check_body(ADDITIONS, method, body)
     with tenant.lock:
         current = table.rows.get(addition_id)
         if current is None:
-            raise _not_found(ADDITIONS, addition_id)
+            raise not_found(ADDITIONS, addition_id)
         if method == "PATCH":
-            record = _apply_patch(tenant, ADDITIONS, current, body)
-            _validate(tenant, ADDITIONS, record, creating=False)
+            record = apply_patch(tenant, ADDITIONS, current, body)
+            validate_record(tenant, ADDITIONS, record, creating=False)
         else:
             if not isinstance(body, dict):
-                raise _bad_request("Addition must be a JSON object.")
+                raise bad_request("Addition must be a JSON object.")
             record = {k: v for k, v in body.items() if k not in ("id", "_info")}
-            _validate(tenant, ADDITIONS, record, creating=True)
+            validate_record(tenant, ADDITIONS, record, creating=True)
             record["id"] = addition_id
         _check_dates(record)
         record["agreementId"] = parent["id"]  # an addition never moves to another agreement
@@ -155,7 +155,7 @@ def _check_dates(record: dict) -> None:
         if value is None:
             continue
         if not isinstance(value, str) or parse_datetime(value) is None:
-            raise _invalid(
+            raise invalid_error(
                 ADDITIONS,
                 [
                     {

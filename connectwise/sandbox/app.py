@@ -33,8 +33,8 @@ from . import additions
 from .auth import AuthMixin
 from .control import ControlMixin
 from .faults import FaultsMixin
-from .guard import _LEVEL_FOR_METHOD, _LEVEL_LABEL, GuardMixin, _own_rows, _owned, access_allowed_rows
-from .listing import ListingMixin, _match_resource, _project, _table_view
+from .guard import LEVEL_FOR_METHOD, LEVEL_LABEL, GuardMixin, access_allowed_rows, is_owned, own_rows
+from .listing import ListingMixin, match_resource, project_record, table_view
 from .resources import (
     LEVEL_FIELDS,
 )
@@ -42,17 +42,17 @@ from .scenario import Scenario, ScenarioError, parse_faults, parse_roles
 from .store import Tenant
 from .system import SystemMixin
 from .wire import (
-    _JSON,
     API_VERSION,
     GZIP_MIN_BYTES,
+    JSON_CONTENT_TYPE,
     ApiError,
     Request,
     Response,
     SandboxReset,
-    _not_allowed,
-    _not_found,
-    _record_id,
-    _trickle,
+    not_allowed,
+    not_found,
+    parse_record_id,
+    trickle,
 )
 from .writes import WritesMixin
 
@@ -278,7 +278,7 @@ class SandboxApp(AuthMixin, FaultsMixin, GuardMixin, ListingMixin, WritesMixin, 
             body = self._gzip(body)
             encoding = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
         headers = {
-            "Content-Type": _JSON,
+            "Content-Type": JSON_CONTENT_TYPE,
             **encoding,
             "Content-Length": str(len(body)),
             "x-cw-request-id": str(uuid.uuid4()),
@@ -291,7 +291,7 @@ class SandboxApp(AuthMixin, FaultsMixin, GuardMixin, ListingMixin, WritesMixin, 
         status = f"{response.status} {HTTPStatus(response.status).phrase}"
         start_response(status, list(headers.items()))
         if slow_ms and body:
-            return _trickle(body, slow_ms / 1000.0, self.sleep)
+            return trickle(body, slow_ms / 1000.0, self.sleep)
         return [body]
 
     # ------------------------------------------------------------------------------------------------ API
@@ -341,7 +341,7 @@ class SandboxApp(AuthMixin, FaultsMixin, GuardMixin, ListingMixin, WritesMixin, 
             return self._system(request, parts, lower)
         if (nested := additions.route(self, request, lower)) is not None:
             return nested
-        spec, tail = _match_resource(lower)
+        spec, tail = match_resource(lower)
         if spec is None:
             raise ApiError(404, "NotFound", f"No resource at {rest}.")
         tenant = request.tenant
@@ -350,40 +350,40 @@ class SandboxApp(AuthMixin, FaultsMixin, GuardMixin, ListingMixin, WritesMixin, 
         if not tail:
             if method == "GET":
                 level = self._guard(request, spec, "GET")
-                rows = access_allowed_rows(request, spec, _table_view(request, tenant, table), table)
-                rows = _own_rows(request, level, rows)
+                rows = access_allowed_rows(request, spec, table_view(request, tenant, table), table)
+                rows = own_rows(request, level, rows)
                 return self._list(request, table.known_fields, rows, spec, filtered=True)
             if method == "POST":
                 self._guard(request, spec, "POST")
                 return self._create(request, table)
-            raise _not_allowed("GET, POST")
+            raise not_allowed("GET, POST")
         if tail == ["count"]:
             if method != "GET":
-                raise _not_allowed("GET")
+                raise not_allowed("GET")
             level = self._guard(request, spec, "GET")
-            rows = access_allowed_rows(request, spec, _table_view(request, tenant, table), table)
-            return Response(200, {"count": len(_own_rows(request, level, rows))})
+            rows = access_allowed_rows(request, spec, table_view(request, tenant, table), table)
+            return Response(200, {"count": len(own_rows(request, level, rows))})
         if len(tail) == 1:
-            record_id = _record_id(tail[0], spec)
-            level = self._guard(request, spec, method if method in _LEVEL_FOR_METHOD else "GET")
+            record_id = parse_record_id(tail[0], spec)
+            level = self._guard(request, spec, method if method in LEVEL_FOR_METHOD else "GET")
             current = table.rows.get(record_id)
-            if level == "My" and current is not None and not _owned(request, current):
+            if level == "My" and current is not None and not is_owned(request, current):
                 if method == "GET":
-                    raise _not_found(spec, record_id)  # not one of "my" records: invisible (assumption)
+                    raise not_found(spec, record_id)  # not one of "my" records: invisible (assumption)
                 raise ApiError(
                     403,
                     "Forbidden",
                     f"You do not have permission to perform this action: {spec.guard[0]} > {spec.guard[1]} "
-                    f"{_LEVEL_LABEL[_LEVEL_FOR_METHOD[method]]} level is My and this record is not yours.",
+                    f"{LEVEL_LABEL[LEVEL_FOR_METHOD[method]]} level is My and this record is not yours.",
                 )
             if method == "GET":
                 record = current
                 if record is None or not access_allowed_rows(request, spec, [record]):
-                    raise _not_found(spec, record_id)
-                return Response(200, _project(record, request.query.get("fields"), table.known_fields))
+                    raise not_found(spec, record_id)
+                return Response(200, project_record(record, request.query.get("fields"), table.known_fields))
             if method in ("PUT", "PATCH"):
                 return self._update(request, table, record_id, patch=method == "PATCH")
             if method == "DELETE":
                 return self._delete(request, table, record_id)
-            raise _not_allowed("GET, PUT, PATCH, DELETE")
+            raise not_allowed("GET, PUT, PATCH, DELETE")
         raise ApiError(404, "NotFound", f"No resource at {rest}.")

@@ -10,7 +10,7 @@ import hmac
 from urllib.parse import unquote
 
 from .store import Tenant
-from .wire import _GUID, ApiError, Request, Response
+from .wire import GUID_RE, ApiError, Request, Response
 
 
 class AuthMixin:
@@ -75,7 +75,7 @@ class AuthMixin:
             raise ApiError(
                 401, "Unauthorized", "The clientId header is missing: every request needs clientId."
             )
-        if not _GUID.match(client_id) or (
+        if not GUID_RE.match(client_id) or (
             self.client_ids is not None and client_id.strip("{}").lower() not in self.client_ids
         ):
             raise ApiError(401, "Unauthorized", "The clientId is not valid or has been disabled.")

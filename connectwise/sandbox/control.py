@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from .scenario import ScenarioError
-from .wire import API_VERSION, ApiError, Request, Response, _bad_request, _only
+from .wire import API_VERSION, ApiError, Request, Response, bad_request, require_method
 
 
 class ControlMixin:
@@ -18,37 +18,37 @@ class ControlMixin:
         company = request.query.get("company")
         try:
             if sub == "":
-                _only(method, "GET")
+                require_method(method, "GET")
                 return Response(200, self.describe(request))
             if sub == "reset":
-                _only(method, "POST")
+                require_method(method, "POST")
                 return Response(200, {"reset": self.reset(company)})
             if sub == "faults":
                 if method == "GET":
                     return Response(200, {t.id: t.faults for t in self._select(company)})
-                _only(method, "POST")
+                require_method(method, "POST")
                 body = request.body_json()
                 if not isinstance(body, dict):
-                    raise _bad_request("Send the faults as a JSON object.")
+                    raise bad_request("Send the faults as a JSON object.")
                 company = body.get("company", company)
                 try:
                     ids = self.set_faults({k: v for k, v in body.items() if k != "company"}, company)
                 except ScenarioError as exc:
-                    raise _bad_request(str(exc)) from None
+                    raise bad_request(str(exc)) from None
                 return Response(
                     200, {"faults": self.tenant(ids[0]).faults if ids else None, "companies": ids}
                 )
             if sub == "concurrency":
                 if method == "GET":
                     return Response(200, self.concurrency())
-                _only(method, "DELETE")
+                require_method(method, "DELETE")
                 self.reset_concurrency()
                 return Response(204)
             if sub == "security":
-                _only(method, "POST")
+                require_method(method, "POST")
                 body = request.body_json()
                 if not isinstance(body, dict) or not body.get("company"):
-                    raise _bad_request(
+                    raise bad_request(
                         "Send {company, role or publicKey, setting?, customizeItem?} as a JSON object."
                     )
                 company = str(body["company"])
@@ -66,12 +66,12 @@ class ControlMixin:
                         customize_item=body.get("customizeItem"),
                     )
                 except ScenarioError as exc:
-                    raise _bad_request(str(exc)) from None
+                    raise bad_request(str(exc)) from None
                 return Response(200, {"company": self.tenant(company).id, "role": role})
             if sub == "requests":
                 if method == "GET":
                     return Response(200, self.request_counts(company))
-                _only(method, "DELETE")
+                require_method(method, "DELETE")
                 self.clear_requests(company)
                 return Response(204)
         except KeyError:

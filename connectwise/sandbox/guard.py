@@ -15,7 +15,7 @@ from .resources import (
 from .store import Table
 from .wire import ApiError, Request
 
-_LEVEL_FOR_METHOD = {
+LEVEL_FOR_METHOD = {
     "GET": "inquireLevel",
     "POST": "addLevel",
     "PUT": "editLevel",
@@ -24,7 +24,7 @@ _LEVEL_FOR_METHOD = {
 }
 
 
-_LEVEL_LABEL = {"inquireLevel": "Inquire", "addLevel": "Add", "editLevel": "Edit", "deleteLevel": "Delete"}
+LEVEL_LABEL = {"inquireLevel": "Inquire", "addLevel": "Add", "editLevel": "Edit", "deleteLevel": "Delete"}
 
 
 def access_allowed_rows(
@@ -62,7 +62,7 @@ def access_allowed_rows(
     return table.view(key, lambda _all: [r for r in rows if visible(r)], tenant.lock)
 
 
-def _owned(request: Request, record: dict) -> bool:
+def is_owned(request: Request, record: dict) -> bool:
     """One of the calling member's "my" records: its ``_info.enteredBy`` is the API member's identifier (the
     sandbox's ownership rule, docs/connectwise/REFERENCE.md §2; assumption, not confirmed)."""
     info = record.get("_info")
@@ -71,11 +71,11 @@ def _owned(request: Request, record: dict) -> bool:
     return bool(entered_by) and str(entered_by).casefold() == identifier.casefold()
 
 
-def _own_rows(request: Request, level: str, rows: list[dict]) -> list[dict]:
+def own_rows(request: Request, level: str, rows: list[dict]) -> list[dict]:
     """Inquire level "My" limits an answer to the member's own records; "All" answers every record."""
     if level != "My":
         return rows
-    return [r for r in rows if _owned(request, r)]
+    return [r for r in rows if is_owned(request, r)]
 
 
 class GuardMixin:
@@ -86,15 +86,15 @@ class GuardMixin:
         """403 where the role's level for the method is None; returns the level ("All" or "My")."""
         role = request.role
         tenant = request.tenant
-        level_field = _LEVEL_FOR_METHOD[method]
+        level_field = LEVEL_FOR_METHOD[method]
         module, function = spec.guard
         level = tenant.level(role, spec.guard, level_field)
-        if level == "None":  # "My" limits the records instead: see _own_rows
+        if level == "None":  # "My" limits the records instead: see own_rows
             raise ApiError(
                 403,
                 "Forbidden",
                 f"You do not have permission to perform this action: {module} > {function} "
-                f"{_LEVEL_LABEL[level_field]} level is None.",
+                f"{LEVEL_LABEL[level_field]} level is None.",
             )
         if spec.customize_item and not tenant.has_item(role, TABLE_SETUP_CUSTOMIZE, spec.customize_item):
             raise ApiError(
@@ -122,5 +122,5 @@ class GuardMixin:
                 403,
                 "Forbidden",
                 f"You do not have permission to perform this action: System > Security Roles "
-                f"{_LEVEL_LABEL[level_field]} level is None.",
+                f"{LEVEL_LABEL[level_field]} level is None.",
             )

@@ -18,11 +18,13 @@ from .resources import (
     ResourceSpec,
 )
 from .store import Table, Tenant
-from .wire import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Request, Response, _bad_request, _res
+from .wire import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Request, Response, bad_request, resource_name
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-def _match_resource(lower: list[str]) -> tuple[ResourceSpec | None, list[str]]:
+def match_resource(lower: list[str]) -> tuple[ResourceSpec | None, list[str]]:
+    """The resource a lower-cased API path names (the longest matching resource path) and the path segments after it;
+    ``(None, [])`` when none matches."""
     best: tuple[ResourceSpec | None, list[str]] = (None, [])
     best_len = 0
     for spec in RESOURCES.values():
@@ -41,7 +43,7 @@ def _snapshot(tenant: Tenant, table: Table) -> list[dict]:
         return list(table.rows.values())
 
 
-def _table_view(request: Request, tenant: Tenant, table: Table) -> list[dict]:
+def table_view(request: Request, tenant: Tenant, table: Table) -> list[dict]:
     """The table's rows that match the request's conditions, computed once per query and table version (the
     same list serves /count and every page of it)."""
     order = request.query.get("orderby") or ""
@@ -53,13 +55,13 @@ def _table_view(request: Request, tenant: Tenant, table: Table) -> list[dict]:
     )
 
     def compute(rows: list[dict]) -> list[dict]:
-        rows = _filter(request, table.known_fields, rows, table.spec)
-        return _order(rows, order, table.known_fields, table.spec) if order else rows
+        rows = filter_rows(request, table.known_fields, rows, table.spec)
+        return order_rows(rows, order, table.known_fields, table.spec) if order else rows
 
     return table.view(key, compute, tenant.lock)
 
 
-def _filter(
+def filter_rows(
     request: Request, known: Iterable[str], rows: list[dict], spec: ResourceSpec | None
 ) -> list[dict]:
     """The rows matching ``conditions``, ``childConditions`` and ``customFieldConditions`` (docs/connectwise/REFERENCE.md §4).
@@ -93,7 +95,7 @@ def _apply_conditions(
         else:
             predicate = _custom_field_predicate(text, spec)
     except ConditionError as exc:
-        raise _bad_request(f"{label}: {exc}", label, "InvalidConditions", _res(spec)) from None
+        raise bad_request(f"{label}: {exc}", label, "InvalidConditions", resource_name(spec)) from None
     return [r for r in rows if predicate(r)]
 
 
@@ -158,7 +160,9 @@ def _int_param(query: dict, key: str, default: int, spec: ResourceSpec | None) -
         return int(value)
     except ValueError:
         name = {"pagesize": "pageSize", "pageid": "pageId"}.get(key, key)
-        raise _bad_request(f"{name} must be a whole number.", name, "InvalidValue", _res(spec)) from None
+        raise bad_request(
+            f"{name} must be a whole number.", name, "InvalidValue", resource_name(spec)
+        ) from None
 
 
 def _id_key(record: dict) -> int:
@@ -180,7 +184,9 @@ def _sort_key(getter: Callable[[dict], Any]) -> Callable[[dict], tuple]:
     return key
 
 
-def _order(rows: list[dict], order: str, known: Iterable[str], spec: ResourceSpec | None) -> list[dict]:
+def order_rows(rows: list[dict], order: str, known: Iterable[str], spec: ResourceSpec | None) -> list[dict]:
+    """``rows`` sorted by an ``orderBy`` text (``"name asc, id desc"``, fields of ``known``, docs/connectwise/REFERENCE.md
+    §4); raises a 400 ApiError (InvalidValue / InvalidField) like ConnectWise."""
     canonical = {k.lower(): k for k in known}
     keys = []
     for item in order.split(","):
@@ -188,13 +194,15 @@ def _order(rows: list[dict], order: str, known: Iterable[str], spec: ResourceSpe
         if not words:
             continue
         if len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
-            raise _bad_request(
-                f"orderBy: cannot read {item.strip()!r}.", "orderBy", "InvalidValue", _res(spec)
+            raise bad_request(
+                f"orderBy: cannot read {item.strip()!r}.", "orderBy", "InvalidValue", resource_name(spec)
             )
         parts = words[0].split("/")
         head = canonical.get(parts[0].lower())
         if head is None:
-            raise _bad_request(f"orderBy: Unknown field '{words[0]}'.", "orderBy", "InvalidField", _res(spec))
+            raise bad_request(
+                f"orderBy: Unknown field '{words[0]}'.", "orderBy", "InvalidField", resource_name(spec)
+            )
         parts[0] = head
         keys.append((_sort_key(_path_getter(parts)), len(words) == 2 and words[1].lower() == "desc"))
     if [(w.split()[0].lower(), w.split()[1:]) for w in order.split(",") if w.strip()] in (
@@ -256,7 +264,8 @@ def _projector(fields: str, known: Iterable[str]) -> Callable[[dict], dict]:
     return lambda record: pick(record, tree)
 
 
-def _project(record: dict, fields: str | None, known: Iterable[str]) -> dict:
+def project_record(record: dict, fields: str | None, known: Iterable[str]) -> dict:
+    """``record`` cut down to the ``fields`` parameter (``"id,name,company/id"``), or whole without one."""
     return _projector(fields, known)(record) if fields else record
 
 
@@ -287,11 +296,14 @@ class ListingMixin:
         query = request.query
         page_size = _int_param(query, "pagesize", DEFAULT_PAGE_SIZE, spec)
         if page_size < 1 or page_size > MAX_PAGE_SIZE:
-            raise _bad_request(
-                f"pageSize must be between 1 and {MAX_PAGE_SIZE}.", "pageSize", "OutOfRange", _res(spec)
+            raise bad_request(
+                f"pageSize must be between 1 and {MAX_PAGE_SIZE}.",
+                "pageSize",
+                "OutOfRange",
+                resource_name(spec),
             )
         if not filtered:
-            rows = _filter(request, known, rows, spec)
+            rows = filter_rows(request, known, rows, spec)
         forward = (request.header("pagination-type") or "").lower() == "forward-only"
         links: list[tuple[str, str]] = []
         if forward:
@@ -304,10 +316,10 @@ class ListingMixin:
         else:
             page = _int_param(query, "page", 1, spec)
             if page < 1:
-                raise _bad_request("page must be 1 or more.", "page", "OutOfRange", _res(spec))
+                raise bad_request("page must be 1 or more.", "page", "OutOfRange", resource_name(spec))
             order = query.get("orderby")
             if order and not filtered:  # a table view is already ordered
-                rows = _order(rows, order, known, spec)
+                rows = order_rows(rows, order, known, spec)
             last = max(1, -(-len(rows) // page_size))
             start = (page - 1) * page_size
             page_rows = rows[start : start + page_size]
@@ -333,5 +345,5 @@ class ListingMixin:
     def _list_or_count(self, request: Request, rows: list[dict], count: bool) -> Response:
         known = set().union(*(r.keys() for r in rows)) if rows else {"id"}
         if count:
-            return Response(200, {"count": len(_filter(request, known, rows, None))})
+            return Response(200, {"count": len(filter_rows(request, known, rows, None))})
         return self._list(request, known, rows, None)

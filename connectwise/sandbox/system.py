@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .store import Tenant
-from .wire import ApiError, Request, Response, _bad_request, _not_allowed, _only, _record_id
+from .wire import ApiError, Request, Response, bad_request, not_allowed, parse_record_id, require_method
 
 
 def _role_ref(tenant: Tenant, name: str) -> dict:
@@ -19,7 +19,7 @@ class SystemMixin:
         tenant, role, method = request.tenant, request.role, request.method
         sub = lower[1:]
         if sub == ["info"]:
-            _only(method, "GET")
+            require_method(method, "GET")
             c = tenant.company
             return Response(
                 200,
@@ -37,7 +37,7 @@ class SystemMixin:
             ["customizeitems"],
             ["customizeitems", "count"],
         ):
-            _only(method, "GET")
+            require_method(method, "GET")
             if not (tenant.company.get("mySecurityReadable", True) and role.get("mySecurityReadable", True)):
                 raise ApiError(403, "Forbidden", "You do not have permission to view security settings.")
             if "customizeitems" in sub:
@@ -67,11 +67,11 @@ class SystemMixin:
                 }
                 for m in tenant.scenario.api_members
             ]
-            _only(method, "GET")
+            require_method(method, "GET")
             if sub[1:] in ([], ["count"]):
                 return self._list_or_count(request, members, sub[1:] == ["count"])
             if len(sub) == 2:
-                member_id = _record_id(sub[1], None)
+                member_id = parse_record_id(sub[1], None)
                 found = next((m for m in members if m["id"] == member_id), None)
                 if found is None:
                     raise ApiError(404, "NotFound", f"Member with id {member_id} not found.")
@@ -94,10 +94,10 @@ class SystemMixin:
                 body = request.body_json()
                 name = body.get("name") if isinstance(body, dict) else None
                 if not isinstance(name, str) or not name.strip():
-                    raise _bad_request("name is required.", "name", "MissingRequiredField", "securityRole")
+                    raise bad_request("name is required.", "name", "MissingRequiredField", "securityRole")
                 with tenant.lock:
                     if any(r["name"].casefold() == name.strip().casefold() for r in tenant.roles):
-                        raise _bad_request(
+                        raise bad_request(
                             f"A security role named {name!r} already exists.",
                             "name",
                             "ObjectExists",
@@ -114,8 +114,8 @@ class SystemMixin:
                     tenant.next_role_id += 1
                     tenant.roles.append(role)
                 return Response(201, public(role))
-            raise _not_allowed("GET, POST")
-        role_id = _record_id(sub[0], None)
+            raise not_allowed("GET, POST")
+        role_id = parse_record_id(sub[0], None)
         with tenant.lock:
             role = next((r for r in tenant.roles if r["id"] == role_id), None)
         if role is None:
@@ -130,7 +130,7 @@ class SystemMixin:
                         m["securityRole"].casefold() == role["name"].casefold()
                         for m in tenant.scenario.api_members
                     ):
-                        raise _bad_request(
+                        raise bad_request(
                             "The security role is assigned to members and cannot be deleted.",
                             "id",
                             "InUse",
@@ -139,9 +139,9 @@ class SystemMixin:
                     tenant.roles = [r for r in tenant.roles if r["id"] != role_id]
                 return Response(204)
             # docs/connectwise/REFERENCE.md §2: roles are GET, POST, DELETE only; their settings cannot be changed over the API.
-            raise _not_allowed("GET, DELETE")
+            raise not_allowed("GET, DELETE")
         if sub[1:] in (["settings"], ["settings", "count"]):
-            _only(method, "GET")
+            require_method(method, "GET")
             rows = [
                 {"id": i + 1, "securityRole": {"id": role["id"], "name": role["name"]}, **row}
                 for i, row in enumerate(tenant.security_rows(role))

@@ -24,10 +24,12 @@ DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 1000  # docs/connectwise/REFERENCE.md §4: "a hard limit of 1,000 records"
 
 
-_GUID = re.compile(r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$")
+GUID_RE = re.compile(
+    r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$"
+)
 
 
-_JSON = "application/json; charset=utf-8"
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 class SandboxReset(Exception):  # noqa: N818 - a signal, not an error
@@ -53,9 +55,10 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def _bad_request(
+def bad_request(
     message: str, field: str | None = None, code: str = "InvalidObject", resource: str = ""
 ) -> ApiError:
+    """A 400 InvalidObject with ``message``; with ``field``, one nested error naming it (``code``, ``resource``)."""
     errors = (
         [{"code": code, "message": message, "resource": resource, "field": field or ""}] if field else None
     )
@@ -89,11 +92,11 @@ class Request:
             length = 0
         raw = self.environ["wsgi.input"].read(length) if length > 0 else b""
         if not raw.strip():
-            raise _bad_request("The request body is empty: send a JSON body.")
+            raise bad_request("The request body is empty: send a JSON body.")
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            raise _bad_request("The request body is not valid JSON.") from None
+            raise bad_request("The request body is not valid JSON.") from None
 
     def host(self) -> str:
         host = self.environ.get("HTTP_HOST")
@@ -130,11 +133,13 @@ class Response:
         return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _res(spec: ResourceSpec | None) -> str:
+def resource_name(spec: ResourceSpec | None) -> str:
+    """The ``resource`` name errors carry (``""`` outside a known resource)."""
     return spec.resource if spec else ""
 
 
-def _record_id(text: str, spec: ResourceSpec | None) -> int:
+def parse_record_id(text: str, spec: ResourceSpec | None) -> int:
+    """The record id in a path segment; a non-number is a 404 like ConnectWise answers."""
     try:
         value = int(text)
     except ValueError:
@@ -143,11 +148,13 @@ def _record_id(text: str, spec: ResourceSpec | None) -> int:
     return value
 
 
-def _not_found(spec: ResourceSpec, record_id: int) -> ApiError:
+def not_found(spec: ResourceSpec, record_id: int) -> ApiError:
+    """The 404 of a record that does not exist."""
     return ApiError(404, "NotFound", f"{spec.label} with id {record_id} not found.")
 
 
-def _not_allowed(allow: str) -> ApiError:
+def not_allowed(allow: str) -> ApiError:
+    """The 405 of a method the resource does not support, with its ``Allow`` header."""
     return ApiError(
         405,
         "MethodNotAllowed",
@@ -156,12 +163,13 @@ def _not_allowed(allow: str) -> ApiError:
     )
 
 
-def _only(method: str, allowed: str) -> None:
+def require_method(method: str, allowed: str) -> None:
+    """Raise the 405 unless ``method`` is the one ``allowed``."""
     if method != allowed:
-        raise _not_allowed(allowed)
+        raise not_allowed(allowed)
 
 
-def _trickle(body: bytes, seconds: float, sleep: Callable[[float], None]) -> Iterator[bytes]:
+def trickle(body: bytes, seconds: float, sleep: Callable[[float], None]) -> Iterator[bytes]:
     """A slow body: four chunks with pauses in between (the headers went out at once)."""
     step = max(1, -(-len(body) // 4))
     chunks = [body[i : i + step] for i in range(0, len(body), step)]
@@ -172,11 +180,12 @@ def _trickle(body: bytes, seconds: float, sleep: Callable[[float], None]) -> Ite
 
 
 # ----------------------------------------------------------------------------------------- write validation
-def _field_error(spec: ResourceSpec, code: str, field: str, message: str) -> dict:
+def field_error(spec: ResourceSpec, code: str, field: str, message: str) -> dict:
+    """One entry of an InvalidObject's ``errors`` list, about ``field``."""
     return {"code": code, "message": message, "resource": spec.resource, "field": field}
 
 
-def _invalid(spec: ResourceSpec, errors: list[dict]) -> ApiError:
-    # The shape ConnectWise answers (e.g. christaylorcodes/ConnectWiseManageAPI#30): a top-level InvalidObject
-    # with the specific problems nested.
+def invalid_error(spec: ResourceSpec, errors: list[dict]) -> ApiError:
+    """The 400 of an invalid write: the shape ConnectWise answers (e.g. christaylorcodes/ConnectWiseManageAPI#30),
+    a top-level InvalidObject with the specific problems (``field_error``) nested."""
     return ApiError(400, "InvalidObject", f"{spec.resource} object is invalid", errors)

@@ -16,10 +16,10 @@ from .resources import (
     get_path,
 )
 from .store import Table, Tenant
-from .wire import ApiError, Request, Response, _bad_request, _field_error, _invalid, _not_found
+from .wire import ApiError, Request, Response, bad_request, field_error, invalid_error, not_found
 
 
-def _check_body(spec: ResourceSpec, method: str, body: Any) -> Any:
+def check_body(spec: ResourceSpec, method: str, body: Any) -> Any:
     """The request body against the contract (the SPEC schema of the resource), before anything is applied.
 
     A JSON value of the wrong type fails where ConnectWise's JSON reader fails, with its top-level shape and no
@@ -35,7 +35,7 @@ def _check_body(spec: ResourceSpec, method: str, body: Any) -> Any:
         unknown = {p.path[0] for p in problems if p.kind == "additionalProperties" and len(p.path) == 1}
         body = {k: v for k, v in body.items() if k not in unknown}
     errors = [
-        _field_error(
+        field_error(
             spec,
             "InvalidField",
             ".".join(str(x) for x in problem.path if not isinstance(x, int)) or "body",
@@ -45,7 +45,7 @@ def _check_body(spec: ResourceSpec, method: str, body: Any) -> Any:
         if problem.kind in ("maxLength", "enum", "minimum", "maximum", "format")
     ]
     if errors:
-        raise _invalid(spec, errors)
+        raise invalid_error(spec, errors)
     return body
 
 
@@ -58,19 +58,19 @@ def _conversion_message(problem: contract.Problem) -> str:
     return f"Error converting value {value} to type '{problem.expected}'. Path '{where}'."
 
 
-def _validate(tenant: Tenant, spec: ResourceSpec, record: dict, creating: bool) -> None:
+def validate_record(tenant: Tenant, spec: ResourceSpec, record: dict, creating: bool) -> None:
     """Required fields (on create and PUT), enum values, and references resolved with their names filled in."""
     errors: list[dict] = []
     if creating:
         for req in spec.required:
             if get_path(record, req) in (None, ""):
                 field = req.split("/")[0]
-                errors.append(_field_error(spec, "MissingRequiredField", field, f"{field} is required."))
+                errors.append(field_error(spec, "MissingRequiredField", field, f"{field} is required."))
     for field, allowed in spec.enums.items():
         value = record.get(field)
         if value is not None and value not in allowed:
             errors.append(
-                _field_error(spec, "InvalidField", field, f"{field} must be one of {', '.join(allowed)}.")
+                field_error(spec, "InvalidField", field, f"{field} must be one of {', '.join(allowed)}.")
             )
     for field, ref in spec.refs.items():
         value = record.get(field)
@@ -82,18 +82,18 @@ def _validate(tenant: Tenant, spec: ResourceSpec, record: dict, creating: bool) 
             or isinstance(value.get("id"), bool)
         ):
             errors.append(
-                _field_error(spec, "InvalidField", field, f'{field} must be a reference like {{"id": 1}}.')
+                field_error(spec, "InvalidField", field, f'{field} must be a reference like {{"id": 1}}.')
             )
             continue
         target = tenant.tables[ref.target].rows.get(value["id"])
         if target is None:
             errors.append(
-                _field_error(spec, "InvalidField", field, f"{field} with id {value['id']} was not found.")
+                field_error(spec, "InvalidField", field, f"{field} with id {value['id']} was not found.")
             )
             continue
         record[field] = _reference(target, ref.copy)
     if errors:
-        raise _invalid(spec, errors)
+        raise invalid_error(spec, errors)
 
 
 def _check_agreement_contact(tenant: Tenant, spec: ResourceSpec, record: dict) -> None:
@@ -102,10 +102,10 @@ def _check_agreement_contact(tenant: Tenant, spec: ResourceSpec, record: dict) -
     contact = tenant.tables["company/contacts"].rows.get(get_path(record, "contact/id")) or {}
     owner = get_path(contact, "company/id")
     if owner is not None and owner != get_path(record, "company/id"):
-        raise _invalid(
+        raise invalid_error(
             spec,
             [
-                _field_error(
+                field_error(
                     spec,
                     "InvalidField",
                     "contact",
@@ -126,7 +126,9 @@ def _reference(target: dict, copy_fields: tuple[str, ...]) -> dict:
     return ref
 
 
-def _apply_defaults(tenant: Tenant, spec: ResourceSpec, record: dict) -> None:
+def apply_defaults(tenant: Tenant, spec: ResourceSpec, record: dict) -> None:
+    """Fill what ConnectWise fills on create: an agreement's billing set-up from its type and its start date, a
+    catalog item's category from its subcategory."""
     if spec.path == "finance/agreements":
         # A new agreement takes its billing set-up from its type, as the ConnectWise screen does.
         agreement_type = tenant.tables["finance/agreements/types"].rows.get(get_path(record, "type/id")) or {}
@@ -162,10 +164,10 @@ def _check_unique(table: Table, record: dict, own_id: int | None) -> None:
     for other in table.rows.values():
         if other["id"] != own_id and _unique_key(spec, other) == key:
             field = spec.unique[-1].split("/")[0]
-            raise _invalid(
+            raise invalid_error(
                 spec,
                 [
-                    _field_error(
+                    field_error(
                         spec,
                         "ObjectExists",
                         field,
@@ -175,30 +177,30 @@ def _check_unique(table: Table, record: dict, own_id: int | None) -> None:
             )
 
 
-def _apply_patch(tenant: Tenant, spec: ResourceSpec, current: dict, ops: Any) -> dict:
+def apply_patch(tenant: Tenant, spec: ResourceSpec, current: dict, ops: Any) -> dict:
     """docs/connectwise/REFERENCE.md §5: a JSON array of ``{"op", "path", "value"}``; a new dict is returned (copy-on-write)."""
     if isinstance(ops, dict):
         ops = [ops]
     if not isinstance(ops, list) or not ops:
-        raise _bad_request('PATCH takes a JSON array of operations like [{"op": "replace", ...}].')
+        raise bad_request('PATCH takes a JSON array of operations like [{"op": "replace", ...}].')
     record = dict(current)
     known = {f.lower(): f for f in set(spec.fields) | set(current)}
     for i, op in enumerate(ops):
         if not isinstance(op, dict):
-            raise _bad_request(f"Operation {i} must be an object.")
+            raise bad_request(f"Operation {i} must be an object.")
         kind = str(op.get("op", "")).lower()
         path = str(op.get("path", "")).strip("/")
         if kind not in ("replace", "add", "remove"):
-            raise _bad_request(
+            raise bad_request(
                 f"Operation {i}: op must be replace, add or remove.", "op", "InvalidField", spec.resource
             )
         parts = [p for p in path.split("/") if p]
         if not parts or parts[0].lower() not in known:
-            raise _invalid(spec, [_field_error(spec, "InvalidField", path, f"Unknown field '{path}'.")])
+            raise invalid_error(spec, [field_error(spec, "InvalidField", path, f"Unknown field '{path}'.")])
         parts[0] = known[parts[0].lower()]
         if parts[0] in ("id", "_info"):
-            raise _invalid(
-                spec, [_field_error(spec, "InvalidField", parts[0], f"{parts[0]} cannot be changed.")]
+            raise invalid_error(
+                spec, [field_error(spec, "InvalidField", parts[0], f"{parts[0]} cannot be changed.")]
             )
         field = parts[0]
         if kind == "remove":
@@ -208,7 +210,7 @@ def _apply_patch(tenant: Tenant, spec: ResourceSpec, current: dict, ops: Any) ->
                 record[field] = {k: v for k, v in record[field].items() if k != parts[1]}
             continue
         if "value" not in op:
-            raise _bad_request(
+            raise bad_request(
                 f"Operation {i}: value is required.", "value", "MissingRequiredField", spec.resource
             )
         value = op["value"]
@@ -231,13 +233,13 @@ class WritesMixin:
         spec = table.spec
         body = request.body_json()
         if not isinstance(body, dict):
-            raise _bad_request(f"{spec.label} must be a JSON object.")
-        body = _check_body(spec, "POST", body)
+            raise bad_request(f"{spec.label} must be a JSON object.")
+        body = check_body(spec, "POST", body)
         tenant = request.tenant
         with tenant.lock:
             record = {k: v for k, v in body.items() if k not in ("id", "_info")}
-            _validate(tenant, spec, record, creating=True)
-            _apply_defaults(tenant, spec, record)
+            validate_record(tenant, spec, record, creating=True)
+            apply_defaults(tenant, spec, record)
             if spec is RESOURCES["finance/agreements"]:
                 _check_agreement_contact(tenant, spec, record)
                 self._guard_agreement_type(request, record)
@@ -254,21 +256,21 @@ class WritesMixin:
         spec = table.spec
         body = request.body_json()
         if patch or isinstance(body, dict):
-            body = _check_body(spec, "PATCH" if patch else "PUT", body)
+            body = check_body(spec, "PATCH" if patch else "PUT", body)
         tenant = request.tenant
         with tenant.lock:
             current = table.rows.get(record_id)
             if current is None:
-                raise _not_found(spec, record_id)
+                raise not_found(spec, record_id)
             if patch:
-                record = _apply_patch(tenant, spec, current, body)
-                _validate(tenant, spec, record, creating=False)
+                record = apply_patch(tenant, spec, current, body)
+                validate_record(tenant, spec, record, creating=False)
             else:
                 if not isinstance(body, dict):
-                    raise _bad_request(f"{spec.label} must be a JSON object.")
+                    raise bad_request(f"{spec.label} must be a JSON object.")
                 record = {k: v for k, v in body.items() if k not in ("id", "_info")}
-                _validate(tenant, spec, record, creating=True)
-                _apply_defaults(tenant, spec, record)
+                validate_record(tenant, spec, record, creating=True)
+                apply_defaults(tenant, spec, record)
                 record["id"] = record_id
             if spec is RESOURCES["finance/agreements"]:
                 self._guard_agreement_type(request, current)
@@ -282,7 +284,7 @@ class WritesMixin:
         with tenant.lock:
             current = table.rows.get(record_id)
             if current is None:
-                raise _not_found(table.spec, record_id)
+                raise not_found(table.spec, record_id)
             if table.spec is RESOURCES["finance/agreements"]:
                 self._guard_agreement_type(request, current)
             table.delete(record_id)
