@@ -11,7 +11,8 @@ from urllib.parse import unquote
 
 from connectwise import contract
 
-from .conditions import ConditionError, compile_conditions, fields_of, parse_datetime
+from .condition_eval import compile_conditions
+from .conditions import ConditionError, fields_of, parse_datetime
 from .conditions import parse as parse_conditions
 from .resources import (
     RESOURCES,
