@@ -6,7 +6,7 @@ Routes:
   ``company+public`` (password: the private key). Paths match case-insensitively, as ASP.NET routing does.
 - ``/_sandbox/...``: control endpoints for tests and benchmarks (never faulted, no auth).
 
-Faults (``latencyMs``, 429/500/503/reset/slow, see ``scenario.parse_faults``) apply to API requests only, and to
+Faults (``latencyMs``, 429/500/503/reset/slow, see ``scenario_faults.parse_faults``) apply to API requests only, and to
 discovery when ``includeDiscovery`` is set (latency always applies to discovery: it is a network call too).
 A connection reset raises ``SandboxReset``: the served mode closes the socket with an RST, ``sandbox_transport``
 turns it into ``httpx.ReadError``.
@@ -38,7 +38,10 @@ from .listing import ListingMixin, match_resource, project_record, table_view
 from .resources import (
     LEVEL_FIELDS,
 )
-from .scenario import Scenario, ScenarioError, parse_faults, parse_roles
+from .scenario import Scenario
+from .scenario_faults import parse_faults
+from .scenario_security import parse_roles
+from .scenario_values import ScenarioError
 from .store import Tenant
 from .system import SystemMixin
 from .wire import (

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from .scenario import ScenarioError
+from .scenario_values import ScenarioError
 from .wire import API_VERSION, ApiError, Request, Response, bad_request, require_method
 
 

@@ -1,4 +1,4 @@
-"""Injected faults and latency (``latencyMs``, 429/500/503/reset/slow: ``scenario.parse_faults``, PRODUCT.md)."""
+"""Injected faults and latency (``latencyMs``, 429/500/503/reset/slow: ``scenario_faults.parse_faults``, PRODUCT.md)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ from .resources import (
     norm_identifier,
     norm_text,
 )
-from .scenario import FAULT_KINDS, Scenario
+from .scenario import Scenario
+from .scenario_faults import FAULT_KINDS
 
 
 class Table:
