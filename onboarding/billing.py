@@ -20,7 +20,8 @@ from connectwise.checks.existing_billing import end_of_month
 from connectwise.checks.names import normalize_company_name
 from connectwise.checks.registry import READINESS_KEYS
 from connectwise.errors import ConnectWiseError
-from connectwise.preview import SubscriptionLine, parse_subscriptions, preview_sync
+from connectwise.preview import preview_sync
+from connectwise.subscriptions import SubscriptionLine, parse_subscriptions
 
 from .cw import choices_for, client_for
 from .hosts import decide
@@ -118,7 +119,7 @@ def create_preview(
     tenant: Tenant, text: str, *, source_name: str = "", actor=None, enqueue: bool = True
 ) -> SyncPreview:
     """Parse the subscription CSV and queue a preview (built after commit by the ``build_preview`` task). Raises
-    ``connectwise.preview.SubscriptionCsvError`` for a bad file: nothing is stored then."""
+    ``connectwise.subscriptions.SubscriptionCsvError`` for a bad file: nothing is stored then."""
     lines = parse_subscriptions(text)
     preview = SyncPreview.objects.create(
         tenant=tenant,

@@ -15,7 +15,8 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET
 
-from connectwise.preview import CAUSES, SubscriptionCsvError, collision_text, export_rows
+from connectwise.preview import CAUSES, collision_text, export_rows
+from connectwise.subscriptions import SubscriptionCsvError
 
 from .. import billing
 from ..access import TenantAccess, get_tenant

@@ -8,7 +8,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from connectwise.preview import SubscriptionCsvError, collision_text
+from connectwise.preview import collision_text
+from connectwise.subscriptions import SubscriptionCsvError
 
 from ... import billing
 from ...models import SyncPreview
