@@ -148,7 +148,7 @@ class SandboxApp(AuthMixin, FaultsMixin, GuardMixin, ListingMixin, WritesMixin, 
             role = json.loads(json.dumps(tenant.roles[index]))  # a new object: the role index is per object
             if setting is not None:
                 if not isinstance(setting, dict):
-                    raise ScenarioError("$.setting: must be an object")
+                    raise ScenarioError("$.setting", "must be an object")
                 key = (
                     str(setting.get("moduleName", "")).casefold(),
                     str(setting.get("moduleFunctionName", "")).casefold(),
@@ -170,7 +170,7 @@ class SandboxApp(AuthMixin, FaultsMixin, GuardMixin, ListingMixin, WritesMixin, 
                 row.update({k: v for k, v in setting.items() if k in LEVEL_FIELDS})
             if customize_item is not None:
                 if not isinstance(customize_item, dict):
-                    raise ScenarioError("$.customizeItem: must be an object")
+                    raise ScenarioError("$.customizeItem", "must be an object")
                 role["customizeItems"].append(
                     {k: customize_item.get(k) for k in ("customizeIdentifier", "itemIdentifier")}
                 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .conftest import make_client
 
 
@@ -114,6 +116,15 @@ def test_security_control_refuses_bad_input_with_the_field(control):
     assert unknown.status_code == 404
     no_role = control.post("/_sandbox/security", json={"company": "brokenco", "role": "Nobody"})
     assert no_role.status_code == 404
+
+
+@pytest.mark.parametrize("key", ["setting", "customizeItem"])
+def test_security_control_refuses_a_change_that_is_not_an_object_with_a_400_naming_it(control, key):
+    answer = control.post(
+        "/_sandbox/security", json={"company": "brokenco", "role": "Billing Sync", key: "All"}
+    )
+    assert answer.status_code == 400, answer.text
+    assert f"$.{key}: must be an object" in answer.json()["message"]
 
 
 def test_security_control_finds_the_role_by_the_members_public_key(control, broken):
