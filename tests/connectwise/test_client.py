@@ -13,10 +13,9 @@ import pytest
 import respx
 
 from connectwise import errors
-from connectwise.callstats import CallStats, path_template
+from connectwise.callstats import CallStats
 from connectwise.client import ConnectWiseClient, Credentials
 from connectwise.query import cond
-from connectwise.sites import CLOUD_HOSTS, api_host_for
 from connectwise.transport import ACCEPT, DEFAULT_TIMEOUT, parse_retry_after
 
 ORIGIN = "https://api-na.myconnectwise.net"
@@ -787,62 +786,3 @@ def test_stats_count_calls_per_endpoint_template(cw, mock):
     assert stats.elapsed_ms > 0
     assert stats.as_dict()["by_endpoint"]["POST procurement/categories"] == 2
     assert isinstance(stats, CallStats)
-
-
-def test_path_template():
-    assert path_template("finance/agreements/12/additions") == "finance/agreements/{id}/additions"
-    assert path_template("/system/securityRoles/3/settings?x=1") == "system/securityRoles/{id}/settings"
-
-
-# -- hosts and credentials ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("site", "expected"),
-    [
-        ("na.myconnectwise.net", ("api-na.myconnectwise.net", True)),
-        ("  https://EU.MyConnectWise.net./v4_6_release/services ", ("api-eu.myconnectwise.net", True)),
-        ("au.myconnectwise.net", ("api-au.myconnectwise.net", True)),
-        ("aus.myconnectwise.net", ("api-aus.myconnectwise.net", True)),
-        ("za.myconnectwise.net/", ("api-za.myconnectwise.net", True)),
-        ("staging.connectwisedev.com", ("api-staging.connectwisedev.com", True)),
-        ("api-na.myconnectwise.net", ("api-na.myconnectwise.net", False)),
-        ("cw.partner.example:8443", ("cw.partner.example:8443", False)),
-        ("xx.myconnectwise.net", ("xx.myconnectwise.net", False)),
-        ("", ("", False)),
-        ("   ", ("", False)),
-    ],
-)
-def test_api_host_for(site, expected):
-    assert api_host_for(site) == expected
-
-
-@pytest.mark.parametrize("site", ["user:pw@na.myconnectwise.net", "bad host!", "host:99999", "a..b"])
-def test_api_host_for_refuses_what_is_not_a_host(site):
-    with pytest.raises(ValueError):
-        api_host_for(site)
-
-
-def test_cloud_hosts_are_the_reference_list():
-    assert CLOUD_HOSTS == (
-        "api-na.myconnectwise.net",
-        "api-eu.myconnectwise.net",
-        "api-au.myconnectwise.net",
-        "api-aus.myconnectwise.net",
-        "api-za.myconnectwise.net",
-        "api-staging.connectwisedev.com",
-    )
-
-
-def test_credentials_normalise_the_origin_and_hide_the_key():
-    creds = Credentials("HTTP://127.0.0.1:8765/", "acme", "pub", CANARY, "g")
-    assert creds.origin == "http://127.0.0.1:8765"
-    assert CANARY not in repr(creds) and CANARY not in str(creds)
-
-
-@pytest.mark.parametrize(
-    "origin", ["ftp://x", "https://x/path", "https://u:p@x", "x.example", "https://x?q=1"]
-)
-def test_credentials_refuse_an_origin_that_is_not_one(origin):
-    with pytest.raises(ValueError):
-        Credentials(origin, "acme", "pub", CANARY, "g")
