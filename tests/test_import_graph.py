@@ -204,10 +204,8 @@ def test_the_private_import_check_sees_private_names_only():
     ]
 
 
-# Known and left to the owners of onboarding/views (issue 13): remove the line when the name is made public.
-KNOWN_PRIVATE_IMPORTS = {
-    "onboarding": ["onboarding.api.views: onboarding.views.step_pages._company_of_finding"],
-}
+# Known exceptions (none today): "importer: module._name" lines, each to be removed when the name is made public.
+KNOWN_PRIVATE_IMPORTS: dict[str, list[str]] = {}
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -22,6 +22,7 @@ from rest_framework import pagination, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from connectwise.checks.agreement_targets import directory_candidates
 from connectwise.checks.base import OK_STATUSES
 from connectwise.checks.registry import STEP_KEYS, STEP_TITLES
 
@@ -36,7 +37,7 @@ from ..models import (
     Tenant,
 )
 from ..runs import latest_results, start_run
-from ..views.step_pages import _company_of_finding
+from ..views.step_pages import company_of_finding
 from . import serializers as s
 from .models import IdempotencyKey
 from .problems import CONTENT_TYPE as PROBLEM_TYPE
@@ -229,33 +230,11 @@ class TenantDetail(ApiView):
         return Response(data)
 
 
-def _looks_one_time(agreement: dict) -> bool:
-    cycle = (agreement.get("billing_cycle") or "").casefold().replace("-", " ")
-    return "one time" in cycle or "onetime" in cycle.replace(" ", "")
-
-
-def agreement_candidates(agreements: list[dict], motion: str) -> list[dict]:
-    """The agreements that could take the motion's seats, by the agreements check's own rule
-    (``connectwise.checks.agreement_targets.candidates_for``) applied to the directory's summary of each agreement:
-    active top-level ones; annual takes the one-time ones (or the only one); monthly and Azure Plan take the
-    recurring ones, narrowed by type name (Azure Plan to a type naming Azure, monthly to one that does not)."""
-    fitting = [a for a in agreements if a.get("active") and not a.get("child")]
-    one_time = [a for a in fitting if _looks_one_time(a)]
-    if motion == CompanyChoice.Motion.ANNUAL:
-        return one_time or (fitting if len(fitting) == 1 else [])
-    recurring = [a for a in fitting if not _looks_one_time(a)]
-    azure = [a for a in recurring if "azure" in (a.get("type") or "").casefold()]
-    other = [a for a in recurring if a not in azure]
-    if motion == CompanyChoice.Motion.AZURE:
-        return azure or recurring
-    return other or recurring
-
-
 def _agreement_target(choice: CompanyChoice, agreements: list[dict]) -> tuple[dict | None, str]:
     if choice.agreement_id:
         explicit = next((a for a in agreements if a.get("id") == choice.agreement_id), None)
         return explicit or {"id": choice.agreement_id, "name": None}, "explicit"
-    candidates = agreement_candidates(agreements, choice.motion)
+    candidates = directory_candidates(agreements, choice.motion) or []
     if len(candidates) == 1:
         return candidates[0], "automatic"
     return None, "none"
@@ -305,7 +284,7 @@ class Mapping(ApiView):
                 continue
             checked_at[key] = (result.created_at, result.status)
             for f in result.findings:
-                cid = _company_of_finding(f, agreement_company)
+                cid = company_of_finding(f, agreement_company)
                 if cid is not None:
                     findings.setdefault(cid, []).append(f)
         rows = []

@@ -391,7 +391,9 @@ def motion_offers(agreements: list[dict], motion: str) -> list[dict]:
     return offers
 
 
-def _company_of_finding(f: dict, agreement_company: dict[int, int]) -> int | None:
+def company_of_finding(f: dict, agreement_company: dict[int, int]) -> int | None:
+    """The ConnectWise company id a stored finding (``{code, data, ...}``) is about: its ``data.company_id``, else
+    the company of its ``data.agreement_id`` in ``agreement_company`` (agreement id -> company id); None if neither."""
     data = f.get("data") or {}
     if data.get("company_id") is not None:
         return data["company_id"]
@@ -447,7 +449,7 @@ def context_agreements(request, access: TenantAccess, *, result: StepResult | No
     if result is not None and result.status not in ("blocked", "error"):
         checked_at = result.created_at
         for f in result.findings:
-            cid = _company_of_finding(f, agreement_company)
+            cid = company_of_finding(f, agreement_company)
             if cid is not None:
                 findings_by_company.setdefault(cid, []).append(f)
     rows = []

@@ -444,11 +444,15 @@ def test_run_detail_shows_findings_once_done(api, read_token):
 
 @pytest.mark.django_db
 def test_mapping_picks_the_target_by_the_checks_rule_for_o365_and_azure_plan(api, read_token):
-    """Like connectwise.checks.agreements.candidates_for: an O365 and an Azure Plan agreement are not ambiguous."""
+    """Like connectwise.checks.agreement_targets.candidates_for (whose answer the customers step stores as each
+    agreement's ``fits``): an O365 and an Azure Plan agreement are not ambiguous."""
     from onboarding.models import CompanyChoice
 
     tenant = make_tenant("acme")
-    both = [agreement(1, "Contoso - O365"), agreement(13, "Contoso - Azure Plan", type_="Azure Plan")]
+    both = [
+        agreement(1, "Contoso - O365", fits=["monthly"]),
+        agreement(13, "Contoso - Azure Plan", type_="Azure Plan", fits=["azure"]),
+    ]
     directory_row(tenant, 1, "Contoso", agreements=both)
     directory_row(tenant, 2, "Fabrikam", agreements=[*both, agreement(99, "Annual", cycle="One Time")])
     CompanyChoice.objects.create(tenant=tenant, cw_company_id=1, motion="monthly")
@@ -461,6 +465,27 @@ def test_mapping_picks_the_target_by_the_checks_rule_for_o365_and_azure_plan(api
     assert rows[2]["agreement_id"] == 13
     CompanyChoice.objects.filter(cw_company_id=2).update(motion="annual")
     assert api(read_token).get("/api/v1/tenants/acme/mapping/").json()["results"][1]["agreement_id"] == 99
+
+
+@pytest.mark.django_db
+def test_mapping_follows_the_checks_stored_classification_not_the_cycle_name(api, read_token):
+    """Issue 13 item 1 (one candidate rule): the API's target is what the check counted a candidate (the stored
+    ``fits``), never a guess from the billing cycle's name. A cycle named "One Time" that recurs (its
+    billingOptions are not NotRecurring) fits monthly; an agreement the check did not count fits nothing."""
+    from onboarding.models import CompanyChoice
+
+    tenant = make_tenant("acme")
+    directory_row(
+        tenant, 1, "Contoso", agreements=[agreement(5, "Seats", cycle="One Time", fits=["monthly"])]
+    )
+    directory_row(tenant, 2, "Fabrikam", agreements=[agreement(6, "Seats", fits=[])])
+    CompanyChoice.objects.create(tenant=tenant, cw_company_id=1, motion="monthly")
+    CompanyChoice.objects.create(tenant=tenant, cw_company_id=2, motion="monthly")
+    rows = {
+        r["company_id"]: r for r in api(read_token).get("/api/v1/tenants/acme/mapping/").json()["results"]
+    }
+    assert (rows[1]["agreement_id"], rows[1]["agreement_chosen"]) == (5, "automatic")
+    assert (rows[2]["agreement_id"], rows[2]["agreement_chosen"]) == (None, "none")
 
 
 @pytest.mark.django_db
