@@ -431,9 +431,15 @@ class StepResult(models.Model):
 
 
 class RepairPlan(models.Model):
-    """The exact API writes that fix a step's repairable findings, approved by a partner admin before applying."""
+    """The exact API writes that fix a step's repairable findings, approved by a partner admin before applying.
+
+    Life: building (the partner asked, the worker reads ConnectWise) -> draft, or build_failed with ``error``;
+    draft -> approved -> applying -> applied / failed; draft -> discarded. The transitions are in
+    ``onboarding.repairs`` (``request_plan``, ``build_plan``, ``approve``, ``apply``, ``close_stuck_builds``)."""
 
     class Status(models.TextChoices):
+        BUILDING = "building", "Being built"
+        BUILD_FAILED = "build_failed", "Could not be built"
         DRAFT = "draft", "Waiting for approval"
         APPROVED = "approved", "Approved"
         APPLYING = "applying", "Applying"
@@ -444,7 +450,7 @@ class RepairPlan(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="plans")
     step = models.CharField(max_length=40)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT, db_index=True)
     source_run = models.ForeignKey(CheckRun, null=True, on_delete=models.SET_NULL, related_name="+")
     verify_run = models.ForeignKey(
         CheckRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

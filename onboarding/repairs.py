@@ -1,5 +1,6 @@
-"""Repair plans: build (the exact API writes), approve (a partner admin), apply (one operation at a time, each
-result and an audit event stored), then re-verify. Applying is idempotent: operations already done are skipped,
+"""Repair plans: request and build (the exact API writes, in the worker; the plan row says "building", then
+"draft" or "build_failed"), approve (a partner admin), apply (one operation at a time, each result and an audit
+event stored), then re-verify. Applying is idempotent: operations already done are skipped,
 and apply_operation itself re-queries before a create and treats ObjectExists as done.
 """
 
@@ -12,6 +13,7 @@ from datetime import timedelta
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import ngettext
@@ -32,9 +34,47 @@ class PlanError(Exception):
     """A plan cannot be built, approved or applied; the message is for the partner admin."""
 
 
-def build_plan(tenant: Tenant, step: str, *, actor=None, options: dict | None = None) -> RepairPlan:
+# A plan still "building" this long after it was asked for is closed as build_failed by the watchdog
+# (close_stuck_builds): longer than the build task's soft time limit, so only a build whose worker is gone (or that
+# waited in the queue that long) is closed.
+BUILD_TIMEOUT = timedelta(seconds=settings.CHECK_RUN_TIME_LIMIT + 5 * 60)
+
+
+def request_plan(tenant: Tenant, step: str, *, actor=None, options: dict | None = None) -> RepairPlan:
+    """The partner asked for a plan of ``step`` (a step key or ``COMBINED``): store a plan in the "building" state
+    and enqueue ``build_plan_task`` after commit. A build of the same step still running is superseded
+    (discarded: its task finds the row no longer building and stops). ``options`` go to the step's plan builder
+    (existing_billing: ``addition_ids``). The pages poll the row, so the state survives a cache flush and any
+    number of web processes."""
+    with transaction.atomic():
+        RepairPlan.objects.filter(tenant=tenant, step=step, status=RepairPlan.Status.BUILDING).update(
+            status=RepairPlan.Status.DISCARDED, finished_at=timezone.now()
+        )
+        plan = RepairPlan.objects.create(
+            tenant=tenant,
+            step=step,
+            status=RepairPlan.Status.BUILDING,
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
+    tenant_id, actor_id, plan_id = tenant.pk, getattr(actor, "pk", None), plan.pk
+    transaction.on_commit(lambda: build_plan_task.delay(tenant_id, step, actor_id, options, plan_id=plan_id))
+    return plan
+
+
+def build_plan(
+    tenant: Tenant,
+    step: str,
+    *,
+    actor=None,
+    options: dict | None = None,
+    building: RepairPlan | None = None,
+) -> RepairPlan | None:
     """Ask ConnectWise what the step needs and store it as a draft plan (replacing older drafts of the step).
-    Called from the worker (views enqueue it), because it reads the partner's ConnectWise."""
+    Called from the worker (views enqueue it through ``request_plan``) and the CLI, because it reads the partner's
+    ConnectWise. With ``building`` (the plan ``request_plan`` stored) that row becomes the draft, and None is
+    returned when it is no longer building (superseded, or closed by the watchdog): nothing is stored then.
+
+    Raises ``PlanError`` (no connection, host refused) and the ConnectWise error of a failed read."""
     connection = getattr(tenant, "connection", None)
     if connection is None:
         raise PlanError("Save a ConnectWise connection first.")
@@ -49,10 +89,18 @@ def build_plan(tenant: Tenant, step: str, *, actor=None, options: dict | None = 
             report = cw_plans.build_plan_report(client, choices_for(tenant), step, options)
     operations = report.operations
     with transaction.atomic():
-        RepairPlan.objects.filter(tenant=tenant, step=step, status=RepairPlan.Status.DRAFT).update(
-            status=RepairPlan.Status.DISCARDED
-        )
-        plan = RepairPlan.objects.create(tenant=tenant, step=step, created_by=actor)
+        if building is None:
+            plan = RepairPlan.objects.create(tenant=tenant, step=step, created_by=actor)
+        elif RepairPlan.objects.filter(pk=building.pk, status=RepairPlan.Status.BUILDING).update(
+            status=RepairPlan.Status.DRAFT
+        ):
+            plan = building
+            plan.status = RepairPlan.Status.DRAFT
+        else:
+            return None
+        RepairPlan.objects.filter(tenant=tenant, step=step, status=RepairPlan.Status.DRAFT).exclude(
+            pk=plan.pk
+        ).update(status=RepairPlan.Status.DISCARDED)
         RepairOperation.objects.bulk_create(
             [
                 RepairOperation(
@@ -80,6 +128,72 @@ def build_plan(tenant: Tenant, step: str, *, actor=None, options: dict | None = 
         )
     plan.skipped = report.skipped  # not stored: the step's findings keep the reasons (``not_repairable``)
     return plan
+
+
+def fail_build(plan_id: int, error: str) -> bool:
+    """building -> build_failed with ``error`` (words for the partner admin, at most 2,000 characters). False when
+    the plan was no longer building (built, superseded or already closed)."""
+    return bool(
+        RepairPlan.objects.filter(pk=plan_id, status=RepairPlan.Status.BUILDING).update(
+            status=RepairPlan.Status.BUILD_FAILED, error=error[:2000], finished_at=timezone.now()
+        )
+    )
+
+
+def close_stuck_builds(now=None) -> int:
+    """Watchdog: plans still "building" ``BUILD_TIMEOUT`` after they were asked for become build_failed, with a
+    message that says so (their worker died, or the queue never reached them). Returns how many."""
+    now = now or timezone.now()
+    minutes = round(BUILD_TIMEOUT.total_seconds() / 60)
+    return RepairPlan.objects.filter(
+        status=RepairPlan.Status.BUILDING, created_at__lt=now - BUILD_TIMEOUT
+    ).update(
+        status=RepairPlan.Status.BUILD_FAILED,
+        error=(
+            f"Building the plan did not finish within {minutes} minutes: the background worker may be busy or "
+            "stopped. Nothing was changed in your ConnectWise; try again."
+        ),
+        finished_at=now,
+    )
+
+
+@shared_task(name="onboarding.build_plan", soft_time_limit=settings.CHECK_RUN_TIME_LIMIT)
+def build_plan_task(
+    tenant_id: int,
+    step: str,
+    actor_id: int | None = None,
+    options: dict | None = None,
+    plan_id: int | None = None,
+) -> str:
+    """The Celery task that builds the plan a partner asked for (``request_plan`` enqueues it with the id of the
+    "building" plan; a message without ``plan_id``, enqueued by a release before plans had that state, builds a
+    new draft). The registered name stays "onboarding.build_plan": messages may be in flight across a deploy.
+
+    Returns the plan's uuid; "error" (the plan is build_failed with the reason); "skipped" (the plan was no longer
+    building: superseded, closed by the watchdog, or this is a second delivery); "gone" (tenant deleted)."""
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return "gone"
+    building = None
+    if plan_id is not None:
+        building = RepairPlan.objects.filter(
+            pk=plan_id, tenant=tenant, status=RepairPlan.Status.BUILDING
+        ).first()
+        if building is None:
+            return "skipped"
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    try:
+        plan = build_plan(tenant, step, actor=actor, options=options, building=building)
+    except SoftTimeLimitExceeded:
+        error = "Building the plan took longer than its time limit."
+    except Exception as exc:
+        log.warning("building a %s plan for tenant %s failed: %s", step, tenant_id, type(exc).__name__)
+        error = str(exc)[:500]
+    else:
+        return str(plan.uuid) if plan is not None else "skipped"
+    if plan_id is not None:
+        fail_build(plan_id, error)
+    return "error"
 
 
 def _plan_message(step: str, changes: int, skipped: list[dict]) -> str:
@@ -330,8 +444,13 @@ def resume_stuck_plans(now=None) -> int:
 
 
 __all__ = [
+    "BUILD_TIMEOUT",
     "PlanError",
+    "request_plan",
     "build_plan",
+    "build_plan_task",
+    "fail_build",
+    "close_stuck_builds",
     "approve",
     "enqueue_apply",
     "claim_for_apply",

@@ -4,47 +4,26 @@ gone, calls one domain function and is safe to run twice.
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.cache import cache
 
 from . import alerts, mail, repairs, retention, runs
 from .alerts import send_drift_alerts
 from .billing import build_preview
 from .delivery import MAIL_RETRY
-from .models import Tenant
-from .repairs import apply_plan
+from .repairs import apply_plan, build_plan_task
 from .runs import run_checks
-
-log = logging.getLogger(__name__)
 
 PRUNE_MAX_RUNS_PER_TICK = 50_000
 
 
-@shared_task(name="onboarding.build_plan", soft_time_limit=settings.CHECK_RUN_TIME_LIMIT)
-def build_plan(tenant_id: int, step: str, actor_id: int | None = None, options: dict | None = None) -> str:
-    tenant = Tenant.objects.filter(pk=tenant_id).first()
-    if tenant is None:
-        return "gone"
-    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
-    try:
-        plan = repairs.build_plan(tenant, step, actor=actor, options=options)
-    except Exception as exc:
-        log.warning("building a %s plan for tenant %s failed: %s", step, tenant_id, type(exc).__name__)
-        cache.set(f"plan-error:{tenant_id}:{step}", str(exc)[:500], 600)
-        return "error"
-    return str(plan.uuid)
-
-
 @shared_task(name="onboarding.watchdog")
 def watchdog() -> int:
-    """Beat, every 2 minutes: close runs stuck past their time limit (``runs.close_stuck_runs``), resume plans
-    whose worker died mid-apply (``repairs.resume_stuck_plans``) and re-enqueue drift e-mails whose retries ran
+    """Beat, every 2 minutes: close runs stuck past their time limit (``runs.close_stuck_runs``), close plan builds
+    that never answered as build failed (``repairs.close_stuck_builds``), resume plans whose worker died mid-apply
+    (``repairs.resume_stuck_plans``) and re-enqueue drift e-mails whose retries ran
     out (never drop an alert). Returns how many runs were closed."""
     closed = runs.close_stuck_runs()
+    repairs.close_stuck_builds()
     repairs.resume_stuck_plans()
     for tenant_id in alerts.undelivered_tenants():
         send_drift_alerts.delay(tenant_id)  # the task's own retries ran out: try again, never drop the alert
@@ -84,7 +63,7 @@ def prune_history() -> int:
 
 __all__ = [
     "apply_plan",
-    "build_plan",
+    "build_plan_task",
     "build_preview",
     "prune_history",
     "run_checks",

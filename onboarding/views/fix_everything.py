@@ -16,7 +16,7 @@ from connectwise.checks.registry import STEP_TITLES
 from ..access import TenantAccess
 from ..forms import AgreementDefaultsForm
 from ..models import RepairPlan
-from .plans import building_since
+from .plans import is_building
 
 
 def fix_everything_context(access: TenantAccess, latest: dict) -> dict:
@@ -29,11 +29,11 @@ def fix_everything_context(access: TenantAccess, latest: dict) -> dict:
         count = sum(1 for f in (result.findings if result else []) if f.get("repairable"))
         if count:
             per_step.append({"key": key, "title": STEP_TITLES.get(key, key), "count": count})
-    plans = list(RepairPlan.objects.filter(tenant=tenant, step=COMBINED).order_by("-created_at")[:3])
+    plans = list(RepairPlan.objects.filter(tenant=tenant, step=COMBINED).order_by("-created_at", "-id")[:3])
     return {
         "fix_all_steps": per_step,
         "fix_all_count": sum(s["count"] for s in per_step),
-        "fix_all_building": building_since(tenant, COMBINED) is not None,
+        "fix_all_building": is_building(plans),
         "fix_all_draft": next((p for p in plans if p.status == RepairPlan.Status.DRAFT), None),
         "fix_all_active": next(
             (p for p in plans if p.status in (RepairPlan.Status.APPROVED, RepairPlan.Status.APPLYING)), None

@@ -1,27 +1,25 @@
 """The "Fix it for me" flow: build a repair plan in the background, show its exact changes, approve or discard it, and
 follow it being applied and re-verified.
 
-Views never call ConnectWise: building and applying are Celery tasks (onboarding.tasks.build_plan / apply_plan);
-the pages poll stored rows with htmx and still make sense after a reload.
+Views never call ConnectWise: building and applying are Celery tasks (onboarding.repairs.build_plan_task /
+apply_plan); the pages poll the plan's row (its status says building, build failed, draft, ...) with htmx and still
+make sense after a reload.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from connectwise.checks.plans import COMBINED, COMBINED_STEPS, unrepairable
@@ -31,18 +29,6 @@ from connectwise.labels import field_label, value_label
 from .. import repairs
 from ..access import TenantAccess, get_plan, get_tenant
 from ..models import AuditEvent, RepairOperation, RepairPlan, StepResult
-from ..tasks import build_plan
-
-BUILD_TIMEOUT = 15 * 60  # seconds a "building your plan…" marker lives without an answer from the worker
-
-
-def _building_key(tenant_id: int, step: str) -> str:
-    return f"plan-building:{tenant_id}:{step}"
-
-
-def _error_key(tenant_id: int, step: str) -> str:
-    # Written by onboarding.tasks.build_plan when building fails.
-    return f"plan-error:{tenant_id}:{step}"
 
 
 def _step_or_404(key: str) -> str:
@@ -56,16 +42,22 @@ def _step_url(slug: str, key: str) -> str:
     return reverse("tenant_home", args=[slug]) if key == COMBINED else reverse("step", args=[slug, key])
 
 
-def building_since(tenant, step: str) -> datetime | None:
-    """When a plan build was requested for the step and has not answered yet, else None."""
-    started = cache.get(_building_key(tenant.pk, step))
-    return datetime.fromtimestamp(started, tz=UTC) if started else None
+def is_building(plans: list[RepairPlan]) -> bool:
+    """Whether a step's plans (newest first) end in one the worker is still building: the page shows "Building
+    your plan…" and polls ``build_status``."""
+    return bool(plans) and plans[0].status == RepairPlan.Status.BUILDING
+
+
+# Plans that never had changes to show: not listed among a step's earlier plans.
+_UNBUILT = (RepairPlan.Status.BUILDING, RepairPlan.Status.BUILD_FAILED)
 
 
 def plan_context(access: TenantAccess, key: str, result: StepResult | None) -> dict:
     """What a step page shows about repairs: the offer, a build in progress, the draft waiting, earlier plans."""
     tenant = access.tenant
-    plans = list(RepairPlan.objects.filter(tenant=tenant, step=key).order_by("-created_at")[:6])
+    plans = list(RepairPlan.objects.filter(tenant=tenant, step=key).order_by("-created_at", "-id")[:7])
+    building = is_building(plans)
+    plans = [p for p in plans if p.status not in _UNBUILT]
     draft = next((p for p in plans if p.status == RepairPlan.Status.DRAFT), None)
     active = next(
         (p for p in plans if p.status in (RepairPlan.Status.APPROVED, RepairPlan.Status.APPLYING)), None
@@ -73,7 +65,7 @@ def plan_context(access: TenantAccess, key: str, result: StepResult | None) -> d
     repairable = [f for f in (result.findings if result else []) if f.get("repairable")]
     return {
         "repairable_count": len(repairable),
-        "plan_building": building_since(tenant, key) is not None,
+        "plan_building": building,
         "plan_draft": draft,
         "plan_active": active,
         "plans": [p for p in plans if p not in (draft, active)][:5],
@@ -90,10 +82,7 @@ def build(request, slug, key):
     if getattr(tenant, "connection", None) is None:
         messages.error(request, "Save your ConnectWise connection first.")
         return redirect(_step_url(slug, key))
-    cache.delete(_error_key(tenant.pk, key))
-    cache.set(_building_key(tenant.pk, key), time.time(), BUILD_TIMEOUT)
-    tenant_id, user_id = tenant.pk, request.user.pk
-    transaction.on_commit(lambda: build_plan.delay(tenant_id, key, user_id))
+    repairs.request_plan(tenant, key, actor=request.user)
     return redirect(f"{_step_url(slug, key)}#repair")
 
 
@@ -104,34 +93,22 @@ def build_status(request, slug, key):
     access = get_tenant(request, slug)
     tenant = access.tenant
     key = _step_or_404(key)
-    since = building_since(tenant, key)
-    error = cache.get(_error_key(tenant.pk, key))
-    draft = None
-    if since is not None:
-        # A second of slack: the worker's clock and ours are the same machine's, but timestamps are rounded.
-        draft = (
-            RepairPlan.objects.filter(
-                tenant=tenant,
-                step=key,
-                status=RepairPlan.Status.DRAFT,
-                created_at__gte=since - timedelta(seconds=1),
-            )
-            .order_by("-created_at")
-            .first()
-        )
-    if draft is not None:
-        cache.delete(_building_key(tenant.pk, key))
-        url = reverse("plan", args=[slug, draft.uuid])
+    plan = RepairPlan.objects.filter(tenant=tenant, step=key).order_by("-created_at", "-id").first()
+    status = plan.status if plan is not None else None
+    if status == RepairPlan.Status.DRAFT:
+        url = reverse("plan", args=[slug, plan.uuid])
         if request.htmx:
             response = HttpResponse(status=204)
             response["HX-Redirect"] = url
             return response
         return redirect(url)
-    state = "building"
+    error = plan.error if status == RepairPlan.Status.BUILD_FAILED else ""
     if error:
-        cache.delete(_building_key(tenant.pk, key))
         state = "error"
-    elif since is None:
+    elif status == RepairPlan.Status.BUILDING and plan.created_at >= timezone.now() - repairs.BUILD_TIMEOUT:
+        state = "building"
+    else:
+        # Nothing asked for, or a build past its timeout that the watchdog has not closed yet.
         state = "lost"
     return render(
         request,

@@ -8,11 +8,8 @@ imports those to render a step, and these posts import the wizard: one direction
 
 from __future__ import annotations
 
-import time
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.db import transaction
 from django.shortcuts import redirect
 from django.urls import path, reverse
@@ -20,14 +17,12 @@ from django.views.decorators.http import require_POST
 
 from connectwise.checks.names import normalize_company_name
 
-from .. import billing
+from .. import billing, repairs
 from ..access import get_tenant
 from ..forms import AgreementDefaultsForm, CustomerCsvForm
 from ..models import BillingCustomer, CheckRun
 from ..runs import latest_results, start_run
-from ..tasks import build_plan
 from . import billing as billing_views
-from . import plans as plan_views
 from .fix_everything import defaults_context
 from .step_pages import record_change
 from .wizard import render_step
@@ -84,11 +79,8 @@ def cutover_plan(request, slug):
         return redirect("step", slug=slug, key=billing.KEY)
     billing.set_cutover(tenant, form.cleaned_data["cutover"], actor=request.user)
     key = billing.KEY
-    cache.delete(plan_views._error_key(tenant.pk, key))
-    cache.set(plan_views._building_key(tenant.pk, key), time.time(), plan_views.BUILD_TIMEOUT)
-    tenant_id, user_id = tenant.pk, request.user.pk
     options = {"addition_ids": sorted(form.cleaned_data["addition"])}
-    transaction.on_commit(lambda: build_plan.delay(tenant_id, key, user_id, options))
+    repairs.request_plan(tenant, key, actor=request.user, options=options)
     messages.success(
         request,
         f"Cutover set to {form.cleaned_data['cutover']}. Building the plan to end "

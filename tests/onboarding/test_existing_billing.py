@@ -411,7 +411,7 @@ def test_the_step_page_offers_the_cutover_and_builds_a_plan_for_the_ticked_addit
     assert page.status_code == 200
     assert [a["id"] for a in page.context["flagged"]] == [1, 3, 4, 5]
     built = []
-    monkeypatch.setattr(tasks.build_plan, "delay", lambda *a: built.append(a))
+    monkeypatch.setattr(tasks.build_plan_task, "delay", lambda *a, **kw: built.append((a, kw)))
     from django.test import TestCase
 
     bad = client.post(
@@ -423,10 +423,17 @@ def test_the_step_page_offers_the_cutover_and_builds_a_plan_for_the_ticked_addit
             reverse("billing_cutover", args=[web_tenant.slug]), {"cutover": CUTOVER, "addition": ["1", "5"]}
         )
     assert ok.status_code == 302
-    assert built == [(web_tenant.pk, "existing_billing", admin_a.pk, {"addition_ids": [1, 5]})]
-    plan = __import__("onboarding.repairs", fromlist=["x"]).build_plan(
-        web_tenant, "existing_billing", actor=admin_a, options={"addition_ids": [1, 5]}
-    )
+    building = RepairPlan.objects.get(tenant=web_tenant, status=RepairPlan.Status.BUILDING)
+    assert built == [
+        (
+            (web_tenant.pk, "existing_billing", admin_a.pk, {"addition_ids": [1, 5]}),
+            {"plan_id": building.pk},
+        )
+    ]
+    (args, kwargs) = built[0]
+    assert tasks.build_plan_task.apply(args=args, kwargs=kwargs).get() == str(building.uuid)
+    plan = RepairPlan.objects.get(pk=building.pk)
+    assert plan.status == RepairPlan.Status.DRAFT
     assert sorted(op.path for op in plan.operations.all()) == [
         "finance/agreements/1/additions/1",
         "finance/agreements/16/additions/5",

@@ -29,7 +29,7 @@ TYPES = [
 
 @pytest.fixture
 def build_delay():
-    with mock.patch("onboarding.tasks.build_plan.delay") as delay:
+    with mock.patch("onboarding.tasks.build_plan_task.delay") as delay:
         yield delay
 
 
@@ -66,7 +66,8 @@ def test_fix_everything_enqueues_one_combined_plan_build(
     assert response.status_code == 302 and response["Location"].startswith(
         reverse("tenant_home", args=[tenant_a.slug])
     )
-    build_delay.assert_called_once_with(tenant_a.pk, COMBINED, admin_a.pk)
+    building = RepairPlan.objects.get(tenant=tenant_a, step=COMBINED, status=RepairPlan.Status.BUILDING)
+    build_delay.assert_called_once_with(tenant_a.pk, COMBINED, admin_a.pk, None, plan_id=building.pk)
 
 
 def test_outsiders_and_members_cannot_build_or_set_defaults(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
+from django.utils import timezone
 
+from connectwise.checks import plans as cw_plans
+from onboarding import repairs, tasks
 from onboarding.models import AuditEvent, CheckRun, RepairOperation, RepairPlan
 from tests.onboarding.wizard_helpers import (  # noqa: F401 (fixtures)
     clean_cache_fixture,
@@ -21,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def build_delay():
-    with mock.patch("onboarding.tasks.build_plan.delay") as delay:
+    with mock.patch("onboarding.tasks.build_plan_task.delay") as delay:
         yield delay
 
 
@@ -91,7 +95,9 @@ def test_fix_it_enqueues_the_build_and_shows_building(
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post(reverse("plan_build", args=[tenant_a.slug, "catalog"]))
     assert response.status_code == 302
-    build_delay.assert_called_once_with(tenant_a.pk, "catalog", admin_a.pk)
+    building = RepairPlan.objects.get(tenant=tenant_a, step="catalog")
+    assert building.status == RepairPlan.Status.BUILDING and building.created_by == admin_a
+    build_delay.assert_called_once_with(tenant_a.pk, "catalog", admin_a.pk, None, plan_id=building.pk)
     html = client.get(reverse("step", args=[tenant_a.slug, "catalog"])).content.decode()
     assert "Building your plan…" in html
     assert reverse("plan_build_status", args=[tenant_a.slug, "catalog"]) in html
@@ -108,27 +114,60 @@ def test_build_status_polls_then_redirects_to_the_new_plan(
     assert waiting.status_code == 200 and "Building your plan…" in waiting.content.decode()
     assert 'hx-trigger="load delay:1s"' in waiting.content.decode()
 
-    new = RepairPlan.objects.create(tenant=tenant_a, step="catalog", created_by=admin_a)  # the worker's plan
+    new = RepairPlan.objects.get(tenant=tenant_a, step="catalog", status=RepairPlan.Status.BUILDING)
+    RepairPlan.objects.filter(pk=new.pk).update(status=RepairPlan.Status.DRAFT)  # the worker built it
     done = client.get(url, HTTP_HX_REQUEST="true")
     assert done.status_code == 204
     assert done["HX-Redirect"] == reverse("plan", args=[tenant_a.slug, new.uuid])
-    # the marker is gone: the step page no longer says "building"
+    # built: the step page no longer says "building", and links to the draft
     assert (
         "Building your plan…"
         not in client.get(reverse("step", args=[tenant_a.slug, "catalog"])).content.decode()
     )
 
 
-def test_a_build_error_from_the_worker_is_shown(client, admin_a, tenant_a, connection_a, build_delay):
-    from onboarding import repairs
-    from onboarding.tasks import build_plan
-
+def test_a_build_in_progress_survives_a_cache_flush(
+    client, admin_a, tenant_a, connection_a, build_delay, django_capture_on_commit_callbacks
+):
+    """The building state is the plan's row, not a cache entry: a cache flush (or a second web process with its
+    own cache) between the request and the poll still shows "building", then the worker's plan."""
     client.force_login(admin_a)
-    client.post(reverse("plan_build", args=[tenant_a.slug, "catalog"]))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("plan_build", args=[tenant_a.slug, "catalog"]))
+    cache.clear()
+    url = reverse("plan_build_status", args=[tenant_a.slug, "catalog"])
+    waiting = client.get(url, HTTP_HX_REQUEST="true")
+    assert "Building your plan…" in waiting.content.decode()
+    assert (
+        "Building your plan…" in client.get(reverse("step", args=[tenant_a.slug, "catalog"])).content.decode()
+    )
+
+    (args, kwargs) = build_delay.call_args
+    report = cw_plans.PlanReport(operations=[], skipped=[])
+    with (
+        mock.patch("onboarding.repairs.client_for"),
+        mock.patch.object(cw_plans, "build_plan_report", return_value=report),
+    ):
+        uuid = tasks.build_plan_task.apply(args=args, kwargs=kwargs).get()
+    cache.clear()
+    done = client.get(url, HTTP_HX_REQUEST="true")
+    assert done.status_code == 204
+    assert done["HX-Redirect"] == reverse("plan", args=[tenant_a.slug, uuid])
+
+
+def test_a_build_error_from_the_worker_is_shown(
+    client, admin_a, tenant_a, connection_a, build_delay, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("plan_build", args=[tenant_a.slug, "catalog"]))
+    (args, kwargs) = build_delay.call_args
     with mock.patch.object(
         repairs, "build_plan", side_effect=repairs.PlanError("The catalog cannot be read.")
     ):
-        assert build_plan.apply(args=[tenant_a.pk, "catalog", admin_a.pk]).get() == "error"
+        assert tasks.build_plan_task.apply(args=args, kwargs=kwargs).get() == "error"
+    failed = RepairPlan.objects.get(tenant=tenant_a, step="catalog")
+    assert failed.status == RepairPlan.Status.BUILD_FAILED and failed.error == "The catalog cannot be read."
     response = client.get(
         reverse("plan_build_status", args=[tenant_a.slug, "catalog"]), HTTP_HX_REQUEST="true"
     )
@@ -145,6 +184,26 @@ def test_a_build_that_never_answers_stops_polling(client, admin_a, tenant_a):
     assert "hx-trigger" not in response.content.decode()
 
 
+def test_a_build_past_its_timeout_stops_polling_and_the_watchdog_says_why(
+    client, admin_a, tenant_a, connection_a, build_delay
+):
+    client.force_login(admin_a)
+    client.post(reverse("plan_build", args=[tenant_a.slug, "catalog"]))
+    RepairPlan.objects.filter(tenant=tenant_a).update(
+        created_at=timezone.now() - repairs.BUILD_TIMEOUT - timedelta(minutes=1)
+    )
+    url = reverse("plan_build_status", args=[tenant_a.slug, "catalog"])
+    late = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "taking longer than expected" in late and "hx-trigger" not in late
+    tasks.watchdog.apply().get()
+    closed = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "We could not build the plan." in closed and "did not finish within 15 minutes" in closed
+    assert "Try again" in closed
+    # a plan that was never built is not listed among the step's earlier plans
+    step_page = client.get(reverse("step", args=[tenant_a.slug, "catalog"])).content.decode()
+    assert "Earlier plans" not in step_page and "Building your plan…" not in step_page
+
+
 def test_fix_it_is_403_for_a_member_and_support_and_404_for_an_outsider(
     client, member_a, support, outsider_b, tenant_a, connection_a, build_delay
 ):
@@ -153,7 +212,7 @@ def test_fix_it_is_403_for_a_member_and_support_and_404_for_an_outsider(
         client.force_login(user)
         assert client.post(url).status_code == status
     assert not build_delay.called
-    assert cache.get(f"plan-building:{tenant_a.pk}:catalog") is None
+    assert not RepairPlan.objects.filter(tenant=tenant_a).exists()
 
 
 def test_build_status_is_404_for_an_outsider(client, outsider_b, tenant_a):

@@ -15,7 +15,7 @@ PRIVATE_KEY = "PRIVATEKEY-never-shown-7Q3Z"
 
 @pytest.fixture(autouse=True, name="clean_cache")
 def clean_cache_fixture():
-    """Plan-building markers, plan errors and login counters live in the cache: every test starts clean."""
+    """Login and rate-limit counters live in the cache: every test starts clean."""
     cache.clear()
     yield
     cache.clear()
