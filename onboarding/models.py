@@ -435,7 +435,7 @@ class RepairPlan(models.Model):
 
     Life: building (the partner asked, the worker reads ConnectWise) -> draft, or build_failed with ``error``;
     draft -> approved -> applying -> applied / failed; draft -> discarded. The transitions are in
-    ``onboarding.repairs`` (``request_plan``, ``build_plan``, ``approve``, ``apply``, ``close_stuck_builds``)."""
+    ``onboarding.repairs`` (``request_plan``, ``create_plan``, ``approve``, ``apply``, ``close_stuck_builds``)."""
 
     class Status(models.TextChoices):
         BUILDING = "building", "Being built"

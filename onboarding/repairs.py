@@ -61,7 +61,7 @@ def request_plan(tenant: Tenant, step: str, *, actor=None, options: dict | None 
     return plan
 
 
-def build_plan(
+def create_plan(
     tenant: Tenant,
     step: str,
     *,
@@ -183,7 +183,7 @@ def build_plan_task(
             return "skipped"
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
     try:
-        plan = build_plan(tenant, step, actor=actor, options=options, building=building)
+        plan = create_plan(tenant, step, actor=actor, options=options, building=building)
     except SoftTimeLimitExceeded:
         error = "Building the plan took longer than its time limit."
     except Exception as exc:
@@ -447,7 +447,7 @@ __all__ = [
     "BUILD_TIMEOUT",
     "PlanError",
     "request_plan",
-    "build_plan",
+    "create_plan",
     "build_plan_task",
     "fail_build",
     "close_stuck_builds",

@@ -274,7 +274,7 @@ def _repair(
         plan = None
         for _ in range(1 + options["reapply"]):
             try:
-                plan = repairs.build_plan(tenant, step, actor=None)
+                plan = repairs.create_plan(tenant, step, actor=None)
                 break
             except ConnectWiseError:
                 stats["plan_build_errors"] += 1

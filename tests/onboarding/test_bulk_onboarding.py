@@ -124,7 +124,7 @@ def test_faults_and_a_worker_killed_mid_apply_never_create_a_second_agreement(on
         },
     }
     tenant.save()
-    plan = repairs.build_plan(tenant, COMBINED)
+    plan = repairs.create_plan(tenant, COMBINED)
     assert plan.operations.count() == COMPANIES
     repairs.approve(plan, by="operator")
     # The worker dies right after ConnectWise answered the 50th create, before it recorded the result.
@@ -194,7 +194,7 @@ def test_the_200_create_plan_page_is_grouped_paged_and_fast(onboard, client, dja
         for i, m in enumerate(("monthly", "azure", "annual"), start=1)
     }
     tenant.save()
-    plan = repairs.build_plan(tenant, COMBINED)
+    plan = repairs.create_plan(tenant, COMBINED)
     admin = django_user_model.objects.create_user("a@onboard.example", "a@onboard.example", "pw-123456789!")
     tenant.memberships.create(user=admin, role="admin")
     client.force_login(admin)

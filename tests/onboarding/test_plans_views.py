@@ -163,7 +163,7 @@ def test_a_build_error_from_the_worker_is_shown(
         client.post(reverse("plan_build", args=[tenant_a.slug, "catalog"]))
     (args, kwargs) = build_delay.call_args
     with mock.patch.object(
-        repairs, "build_plan", side_effect=repairs.PlanError("The catalog cannot be read.")
+        repairs, "create_plan", side_effect=repairs.PlanError("The catalog cannot be read.")
     ):
         assert tasks.build_plan_task.apply(args=args, kwargs=kwargs).get() == "error"
     failed = RepairPlan.objects.get(tenant=tenant_a, step="catalog")

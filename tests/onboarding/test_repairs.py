@@ -96,7 +96,7 @@ def test_a_failed_build_keeps_its_reason_on_the_plan(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         plan = repairs.request_plan(tenant_a, "catalog", actor=admin_a)
-    with mock.patch.object(repairs, "build_plan", side_effect=RuntimeError("The catalog cannot be read.")):
+    with mock.patch.object(repairs, "create_plan", side_effect=RuntimeError("The catalog cannot be read.")):
         assert _run_delivery(build_delay) == "error"
     plan.refresh_from_db()
     assert plan.status == RepairPlan.Status.BUILD_FAILED and plan.error == "The catalog cannot be read."

@@ -119,7 +119,7 @@ def test_a_plan_approval_and_each_applied_operation_are_recorded_with_before_and
     conn.set_private_key(KEY)
     conn.save()
     tenant_a.refresh_from_db()
-    plan = repairs.build_plan(tenant_a, "setup_tables", actor=admin_a)
+    plan = repairs.create_plan(tenant_a, "setup_tables", actor=admin_a)
     operations = list(plan.operations.order_by("seq"))
     assert operations, "the broken scenario needs setup table repairs"
     assert repairs.approve(plan, by=admin_a)

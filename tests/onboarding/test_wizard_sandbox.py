@@ -87,7 +87,7 @@ def test_customers_agreements_and_a_repair_over_the_sandbox(client, admin_a, ten
     assert "agreements.prorate_off" in summary.content.decode()
 
     # "Fix it for me": the worker builds the plan, the page shows the exact changes.
-    plan = repairs.build_plan(tenant_a, "agreements", actor=admin_a)
+    plan = repairs.create_plan(tenant_a, "agreements", actor=admin_a)
     page = client.get(reverse("plan", args=[tenant_a.slug, plan.uuid]))
     changes = [c for r in page.context["rows"] for c in r["changes"]]
     assert {

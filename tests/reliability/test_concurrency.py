@@ -90,7 +90,7 @@ def test_approving_the_same_plan_twice_at_once_approves_once(tenant_a, admin_a):
 
 
 def test_applying_the_same_plan_twice_at_once_applies_each_operation_once(tenant_a, admin_a, bare_sandbox):
-    plan = repairs.build_plan(tenant_a, "setup_tables")
+    plan = repairs.create_plan(tenant_a, "setup_tables")
     creates = list(plan.operations.filter(method="POST").values_list("path", flat=True))
     assert len(creates) >= 3
     assert repairs.approve(plan, by=admin_a)

@@ -101,7 +101,7 @@ def test_a_redelivered_run_is_taken_over_and_finished_by_the_new_worker(rel_stac
 def test_a_plan_whose_worker_was_killed_mid_apply_is_resumed_without_duplicates(rel_stack):
     sandbox = rel_stack["sandbox"]
     tenant = _tenant(sandbox, "bareco", "barepub", "barepriv-0123456789")
-    plan = repairs.build_plan(tenant, "setup_tables")
+    plan = repairs.create_plan(tenant, "setup_tables")
     creates = list(plan.operations.filter(method="POST").values_list("path", flat=True))
     assert len(creates) >= 3  # category, subcategory, product type, unit of measure
     assert repairs.approve(plan, by="operator")
@@ -160,7 +160,7 @@ def test_a_combined_plan_whose_worker_was_killed_mid_apply_creates_each_agreemen
         }
     }
     tenant.save()
-    plan = repairs.build_plan(tenant, "all")
+    plan = repairs.create_plan(tenant, "all")
     steps = list(plan.operations.values_list("step", flat=True))
     assert steps == sorted(steps, key=["setup_tables", "catalog", "agreements"].index)
     assert steps.count("agreements") == 2

@@ -87,7 +87,7 @@ class Command(BaseCommand):
         applied = []
         for step in wanted:
             try:
-                plan = repairs.build_plan(tenant, step, actor=None)
+                plan = repairs.create_plan(tenant, step, actor=None)
             except (ConnectWiseError, repairs.PlanError) as exc:
                 raise CommandError(f"Could not build the {step} plan: {exc}") from None
             if not json:
