@@ -23,8 +23,7 @@ from connectwise.errors import ConnectWiseError
 from connectwise.preview import preview_sync
 from connectwise.subscriptions import SubscriptionLine, parse_subscriptions
 
-from .cw import choices_for, client_for
-from .hosts import decide
+from .cw import NotConnectable, choices_for, tenant_client
 from .models import AuditEvent, StepResult, SyncPreview, Tenant
 
 log = logging.getLogger(__name__)
@@ -143,32 +142,22 @@ def execute_preview(preview: SyncPreview) -> SyncPreview:
         preview.refresh_from_db()
         return preview
     tenant = preview.tenant
-    connection = getattr(tenant, "connection", None)
+    lines = [
+        SubscriptionLine(**{**line, "start": date.fromisoformat(line["start"])}) for line in preview.lines
+    ]
+    matches = {
+        normalize_company_name(b.name): b.cw_company_id
+        for b in tenant.billing_customers.filter(cw_company_id__isnull=False)
+    }
+    choices = choices_for(tenant)
     try:
-        if connection is None:
-            raise _Failed("Save a ConnectWise connection first.")
-        decision = decide(connection.site)
-        if not decision.allowed:
-            raise _Failed(decision.refused)
-        lines = [
-            SubscriptionLine(**{**line, "start": date.fromisoformat(line["start"])}) for line in preview.lines
-        ]
-        matches = {
-            normalize_company_name(b.name): b.cw_company_id
-            for b in tenant.billing_customers.filter(cw_company_id__isnull=False)
-        }
-        choices = choices_for(tenant)
-        with client_for(connection, decision) as client:
+        with tenant_client(tenant) as client:
             rows = preview_sync(RunContext(client, choices), lines, matches)
-    except _Failed as exc:
+    except NotConnectable as exc:
         return _finish(preview, error=str(exc))
     except ConnectWiseError as exc:
         return _finish(preview, error=f"ConnectWise did not answer a read the preview needs: {exc}")
     return _finish(preview, rows=[r.to_dict() for r in rows], cutover=choices.cutover or default_cutover())
-
-
-class _Failed(Exception):
-    pass
 
 
 def _finish(preview: SyncPreview, *, rows=None, error: str = "", cutover=None) -> SyncPreview:

@@ -21,6 +21,45 @@ from .netguard import GuardedTransport
 TRANSPORT_FACTORY: Callable[[], httpx.BaseTransport] | None = None
 
 
+class NotConnectable(Exception):
+    """No ConnectWise client can be built for the tenant; the message is for the partner admin."""
+
+
+class NoConnection(NotConnectable):
+    """The tenant has saved no ConnectWise connection."""
+
+    def __init__(self, message: str = "Save a ConnectWise connection first.") -> None:
+        super().__init__(message)
+
+
+class HostRefused(NotConnectable):
+    """The connection's host is not allowed (``hosts.decide``); the message is the refusal's reason."""
+
+
+def allowed_decision(connection: Connection) -> SiteDecision:
+    """``hosts.decide`` on the connection's site; raises ``HostRefused`` (with the reason) when it is refused."""
+    decision = decide(connection.site)
+    if not decision.allowed:
+        raise HostRefused(decision.refused or "This ConnectWise host is not allowed.")
+    return decision
+
+
+def connect(tenant: Tenant) -> tuple[Connection, SiteDecision]:
+    """The tenant's saved connection and the allowed decision on its host: the preamble of every ConnectWise
+    client. Raises ``NoConnection`` or ``HostRefused``. (A check run is the exception: it reports a refused host
+    as the connection step's finding, so ``runs.execute`` calls ``decide`` itself.)"""
+    connection = getattr(tenant, "connection", None)
+    if connection is None:
+        raise NoConnection()
+    return connection, allowed_decision(connection)
+
+
+def tenant_client(tenant: Tenant) -> ConnectWiseClient:
+    """A client for the tenant's ConnectWise (``connect`` + ``client_for``); use it as a context manager. Raises
+    ``NoConnection`` or ``HostRefused``."""
+    return client_for(*connect(tenant))
+
+
 def client_for(connection: Connection, decision: SiteDecision | None = None) -> ConnectWiseClient:
     """A client for the tenant's ConnectWise. Decrypts the private key here, in the worker, and nowhere else."""
     decision = decision or decide(connection.site)

@@ -21,9 +21,8 @@ from django.utils.translation import ngettext
 from connectwise.checks import plans as cw_plans
 from connectwise.errors import ConnectWiseError
 
-from .cw import choices_for, client_for
+from .cw import NotConnectable, choices_for, tenant_client
 from .delivery import claim_lease, redelivered
-from .hosts import decide
 from .models import AuditEvent, CheckRun, RepairOperation, RepairPlan, Tenant
 from .runs import start_run
 
@@ -75,13 +74,11 @@ def create_plan(
     returned when it is no longer building (superseded, or closed by the watchdog): nothing is stored then.
 
     Raises ``PlanError`` (no connection, host refused) and the ConnectWise error of a failed read."""
-    connection = getattr(tenant, "connection", None)
-    if connection is None:
-        raise PlanError("Save a ConnectWise connection first.")
-    decision = decide(connection.site)
-    if not decision.allowed:
-        raise PlanError(decision.refused)
-    with client_for(connection, decision) as client:
+    try:
+        client = tenant_client(tenant)
+    except NotConnectable as exc:
+        raise PlanError(str(exc)) from None
+    with client:
         if step == cw_plans.COMBINED:
             # "Fix everything that can be fixed" (issue 18): one plan across the repairable steps.
             report = cw_plans.build_combined_report(client, choices_for(tenant))
@@ -286,8 +283,6 @@ def reapply(plan: RepairPlan) -> bool:
 def apply(plan: RepairPlan, *, verify: bool = True, actor=None) -> RepairPlan:
     """Apply pending operations one at a time, recording each; then re-verify the step."""
     tenant = plan.tenant
-    connection = tenant.connection
-    decision = decide(connection.site)
     created_ids: dict[int, int] = {
         op.seq: op.result["id"]
         for op in plan.operations.filter(
@@ -296,7 +291,7 @@ def apply(plan: RepairPlan, *, verify: bool = True, actor=None) -> RepairPlan:
         if isinstance(op.result, dict) and "id" in op.result
     }
     failed = None
-    with client_for(connection, decision) as client:
+    with tenant_client(tenant) as client:
         for op in plan.operations.filter(status=RepairOperation.Status.PENDING).order_by("seq"):
             planned = cw_plans.PlannedOperation(
                 method=op.method,

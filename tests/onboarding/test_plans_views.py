@@ -145,7 +145,7 @@ def test_a_build_in_progress_survives_a_cache_flush(
     (args, kwargs) = build_delay.call_args
     report = cw_plans.PlanReport(operations=[], skipped=[])
     with (
-        mock.patch("onboarding.repairs.client_for"),
+        mock.patch("onboarding.repairs.tenant_client"),
         mock.patch.object(cw_plans, "build_plan_report", return_value=report),
     ):
         uuid = tasks.build_plan_task.apply(args=args, kwargs=kwargs).get()

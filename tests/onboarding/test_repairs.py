@@ -41,7 +41,7 @@ def build_delay():
 def connectwise_answers():
     """The worker's ConnectWise read, answered with ONE_PATCH (no HTTP)."""
     with (
-        mock.patch("onboarding.repairs.client_for"),
+        mock.patch("onboarding.repairs.tenant_client"),
         mock.patch.object(cw_plans, "build_plan_report", return_value=ONE_PATCH) as report,
     ):
         yield report

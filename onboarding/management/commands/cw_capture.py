@@ -21,9 +21,8 @@ from connectwise.capture import anonymize as anonymize_scenario
 from connectwise.sandbox.scenario import ScenarioError, parse_scenario
 
 from ...cw import client_for
-from ...hosts import decide
 from ...models import Connection
-from ._common import get_tenant
+from ._common import allowed_or_exit, get_tenant
 
 
 class Command(BaseCommand):
@@ -63,9 +62,7 @@ class Command(BaseCommand):
         if not target.parent.is_dir():
             raise CommandError(f"The folder {target.parent} does not exist.")
         connection = self._connection(slug, site, company, public_key)
-        decision = decide(connection.site)
-        if not decision.allowed:
-            raise CommandError(f"Connection refused: {decision.refused}")
+        decision = allowed_or_exit(connection)
 
         def progress(path: str, n: int) -> None:
             note = "refused (403): the role may not read it" if n < 0 else f"{n} record{'s' * (n != 1)}"

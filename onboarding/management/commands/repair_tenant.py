@@ -19,10 +19,9 @@ from connectwise.errors import ConnectWiseError
 
 from ... import billing, repairs
 from ...cw import choices_for, client_for
-from ...hosts import decide
 from ...models import CheckRun, RepairPlan
 from ...runs import RunInProgress, run_now
-from ._common import check_steps, get_tenant
+from ._common import check_steps, connect_or_exit, get_tenant
 from .verify_tenant import print_run
 
 # Order matters: the catalog's misc product needs the setup-table records that the setup_tables plan creates.
@@ -63,12 +62,7 @@ class Command(BaseCommand):
                 day = billing.parse_cutover(cutover)
             except billing.CutoverError as exc:
                 raise CommandError(str(exc)) from None
-        connection = getattr(tenant, "connection", None)
-        if connection is None:
-            raise CommandError(f"Tenant {slug} has no connection; run tenant_connect first.")
-        decision = decide(connection.site)
-        if not decision.allowed:
-            raise CommandError(f"Connection refused: {decision.refused}")
+        connection, decision = connect_or_exit(tenant)
         if defaults:
             defaults = self._load_defaults(tenant, connection, decision, defaults)
             if yes:

@@ -17,9 +17,8 @@ from connectwise.query import split_in
 
 from ... import mapping
 from ...cw import client_for
-from ...hosts import decide
 from ...models import CompanyChoice
-from ._common import get_tenant
+from ._common import connect_or_exit, get_tenant
 
 MOTIONS = {motion: motion for motion in CHOSEN_MOTIONS}  # connectwise.checks.choices.MOTIONS
 
@@ -34,12 +33,7 @@ class Command(BaseCommand):
     def handle(self, *args, slug, csv_path, **options):
         tenant = get_tenant(slug)
         rows = read_rows(csv_path)
-        connection = getattr(tenant, "connection", None)
-        if connection is None:
-            raise CommandError(f"Tenant {slug} has no connection; run tenant_connect first.")
-        decision = decide(connection.site)
-        if not decision.allowed:
-            raise CommandError(f"Connection refused: {decision.refused}")
+        connection, decision = connect_or_exit(tenant)
         try:
             with client_for(connection, decision) as client:
                 # deletedFlag and status as the customers check reads them (spec schema Company: deletedFlag,
