@@ -9,6 +9,7 @@ use ``filter(pk=..., status=old).update(status=new)`` and treat 0 rows as "someo
 from __future__ import annotations
 
 import uuid
+from dataclasses import fields
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from connectwise.checks.agreement_defaults import describe
+from connectwise.checks.operations import PlannedOperation
 from connectwise.checks.registry import STEP_KEYS
 
 from . import crypto
@@ -512,6 +514,23 @@ class RepairOperation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.seq}. {self.method} {self.path}"
+
+    @classmethod
+    def from_planned(cls, plan: RepairPlan, seq: int, op: PlannedOperation) -> RepairOperation:
+        """The row (unsaved) that stores a planned write as operation ``seq`` of ``plan``: every field of the
+        ``PlannedOperation``, its step defaulting to the plan's, subject and description cut to their columns."""
+        values = {name: getattr(op, name) for name in _PLANNED_FIELDS}
+        values.update(step=op.step or plan.step, subject=op.subject[:300], description=op.description[:300])
+        return cls(plan=plan, seq=seq, **values)
+
+    def as_planned(self) -> PlannedOperation:
+        """The stored write as the ``PlannedOperation`` that ``connectwise.checks.plans.apply_operation`` takes."""
+        return PlannedOperation(**{name: getattr(self, name) for name in _PLANNED_FIELDS})
+
+
+# The one list of what a stored operation copies from a planned one: all its fields (a new field of
+# PlannedOperation needs a column here; tests/onboarding/test_models.py holds the round trip).
+_PLANNED_FIELDS = tuple(f.name for f in fields(PlannedOperation))
 
 
 class AuditEventQuerySet(models.QuerySet):

@@ -99,22 +99,7 @@ def create_plan(
             pk=plan.pk
         ).update(status=RepairPlan.Status.DISCARDED)
         RepairOperation.objects.bulk_create(
-            [
-                RepairOperation(
-                    plan=plan,
-                    seq=i,
-                    step=op.step or step,
-                    method=op.method,
-                    path=op.path,
-                    body=op.body,
-                    finding_code=op.finding_code,
-                    subject=op.subject[:300],
-                    description=op.description[:300],
-                    before=op.before,
-                    lookup=op.lookup,
-                )
-                for i, op in enumerate(operations, start=1)
-            ]
+            [RepairOperation.from_planned(plan, seq, op) for seq, op in enumerate(operations, start=1)]
         )
         AuditEvent.record(
             AuditEvent.Kind.PLAN_CREATED,
@@ -293,18 +278,8 @@ def apply(plan: RepairPlan, *, verify: bool = True, actor=None) -> RepairPlan:
     failed = None
     with tenant_client(tenant) as client:
         for op in plan.operations.filter(status=RepairOperation.Status.PENDING).order_by("seq"):
-            planned = cw_plans.PlannedOperation(
-                method=op.method,
-                path=op.path,
-                body=op.body,
-                finding_code=op.finding_code,
-                subject=op.subject,
-                description=op.description,
-                before=op.before,
-                lookup=op.lookup,
-            )
             try:
-                result = cw_plans.apply_operation(client, planned, created_ids)
+                result = cw_plans.apply_operation(client, op.as_planned(), created_ids)
             except (ConnectWiseError, cw_plans.UnresolvedReference) as exc:
                 op.status = RepairOperation.Status.FAILED
                 op.error = str(exc)[:2000]
