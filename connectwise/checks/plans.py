@@ -10,7 +10,8 @@ already has the target values. So a plan applied twice, or resumed after a crash
 
 Placeholders: an operation's ``body`` (and its lookup ``conditions``) may refer to the id created by an earlier
 operation of the same plan: ``{"$ref": "2"}`` in a body, ``{$ref:2}`` in a conditions string, where 2 is that
-operation's ``seq``, its 1-based position in the plan. ``created_ids`` maps seq (str) -> id as they are applied.
+operation's ``seq``, its 1-based position in the plan (stored as a string; a number is read the same).
+``created_ids`` maps seq (int) -> the created record's id as operations are applied.
 """
 
 from __future__ import annotations
@@ -153,9 +154,11 @@ def build_combined_report(
 
 
 def apply_operation(
-    client: ConnectWiseApi, op: PlannedOperation, created_ids: dict | None = None
+    client: ConnectWiseApi, op: PlannedOperation, created_ids: dict[int, Any] | None = None
 ) -> AppliedResult:
-    """Apply one operation idempotently; see the module docstring."""
+    """Apply one operation idempotently; see the module docstring. ``created_ids``: seq -> id of the records the
+    plan's earlier operations created. Raises ``UnresolvedReference`` for a placeholder of an operation that has
+    not created its record, and the ConnectWise error of a failed write."""
     created_ids = created_ids or {}
     body = resolve_refs(op.body, created_ids)
     path = resolve_text(op.path, created_ids)
@@ -167,7 +170,7 @@ def apply_operation(
     raise ValueError(f"plans only create (POST) and update (PATCH), not {op.method}")
 
 
-def _find(client: ConnectWiseApi, lookup: dict | None, created_ids: dict) -> dict | None:
+def _find(client: ConnectWiseApi, lookup: dict | None, created_ids: dict[int, Any]) -> dict | None:
     if not lookup:
         return None
     rows = client.list(
@@ -177,7 +180,7 @@ def _find(client: ConnectWiseApi, lookup: dict | None, created_ids: dict) -> dic
 
 
 def _create(
-    client: ConnectWiseApi, path: str, body: dict, lookup: dict | None, created_ids: dict
+    client: ConnectWiseApi, path: str, body: dict, lookup: dict | None, created_ids: dict[int, Any]
 ) -> AppliedResult:
     existing = _find(client, lookup, created_ids)
     if existing is not None:
@@ -215,8 +218,8 @@ def _has_value(record: dict, operation: dict) -> bool:
     return value == target
 
 
-def resolve_refs(value: Any, created_ids: dict) -> Any:
-    """Replace ``{"$ref": seq}`` with the id created by operation ``seq``."""
+def resolve_refs(value: Any, created_ids: dict[int, Any]) -> Any:
+    """Replace ``{"$ref": seq}`` with the id created by operation ``seq`` (``created_ids``: seq -> id)."""
     if isinstance(value, dict):
         if set(value) == {"$ref"}:
             return _lookup_id(value["$ref"], created_ids)
@@ -229,22 +232,21 @@ def resolve_refs(value: Any, created_ids: dict) -> Any:
 _TEXT_REF = re.compile(r"\{\$ref:(\d+)\}")
 
 
-def resolve_text(text: str | None, created_ids: dict) -> str | None:
+def resolve_text(text: str | None, created_ids: dict[int, Any]) -> str | None:
+    """Replace ``{$ref:seq}`` in a conditions string or path with the id created by operation ``seq``."""
     if text is None:
         return None
     return _TEXT_REF.sub(lambda m: str(_lookup_id(m.group(1), created_ids)), text)
 
 
-def _lookup_id(seq: Any, created_ids: dict) -> Any:
-    for key in (str(seq), seq):
-        if key in created_ids and created_ids[key] is not None:
-            return created_ids[key]
+def _lookup_id(seq: Any, created_ids: dict[int, Any]) -> Any:
     try:
-        if int(seq) in created_ids and created_ids[int(seq)] is not None:
-            return created_ids[int(seq)]
+        created = created_ids.get(int(seq))
     except (TypeError, ValueError):
-        pass
-    raise UnresolvedReference(f"operation {seq} has not created its record yet: apply the plan in order")
+        created = None
+    if created is None:
+        raise UnresolvedReference(f"operation {seq} has not created its record yet: apply the plan in order")
+    return created
 
 
 __all__ = [

@@ -111,7 +111,7 @@ def exercised():
                 plans.extend(plan)
                 created: dict = {}
                 for seq, op in enumerate(plan, start=1):
-                    created[str(seq)] = apply_operation(client, op, created).id
+                    created[seq] = apply_operation(client, op, created).id
             # the single-record reads the product makes (the customers page and plan look-ups)
             # the contact look-up an annual agreement create makes (agreements._default_contacts)
             try:  # the least-privilege role may not read contacts: the 403 answer is checked too

@@ -187,7 +187,7 @@ def test_the_combined_plan_orders_steps_and_creates_each_table_record_once():
     }
     created: dict = {}
     for seq, op in enumerate(report.operations, start=1):
-        created[str(seq)] = apply_operation(client, op, created).id
+        created[seq] = apply_operation(client, op, created).id
     assert build_combined_report(client, choices).operations == []
 
 

@@ -96,8 +96,8 @@ def test_it_plans_the_missing_setup_tables_before_the_product():
     assert plan[3].body["unitOfMeasure"] == {"id": 1}
     created: dict = {}
     for seq, op in enumerate(plan, start=1):
-        created[str(seq)] = apply_operation(client, op, created).id
+        created[seq] = apply_operation(client, op, created).id
     product = client.records["procurement/catalog"][-1]
-    assert product["subcategory"] == {"id": created["2"]}
+    assert product["subcategory"] == {"id": created[2]}
     assert run_check("catalog", client).status == Status.PASS
     assert run_check("setup_tables", client).status == Status.PASS

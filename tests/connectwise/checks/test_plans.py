@@ -4,6 +4,7 @@ import pytest
 
 from connectwise.checks.plans import (
     PlannedOperation,
+    UnresolvedReference,
     apply_operation,
     build_plan,
     resolve_refs,
@@ -35,10 +36,15 @@ def test_unknown_steps_are_refused():
 
 
 def test_placeholders_resolve_from_created_ids():
+    # created_ids has one key type, the seq as an int; a stored placeholder names it as a string ("1", as
+    # operations.ref writes it) or a number, both read the same.
     body = {"name": "x", "category": {"id": {"$ref": "1"}}, "list": [{"$ref": 2}]}
-    assert resolve_refs(body, {"1": 7, "2": 8}) == {"name": "x", "category": {"id": 7}, "list": [8]}
-    assert resolve_refs(body, {1: 7, 2: 8})["category"] == {"id": 7}
-    assert resolve_text("category/id = {$ref:1}", {"1": 7}) == "category/id = 7"
+    assert resolve_refs(body, {1: 7, 2: 8}) == {"name": "x", "category": {"id": 7}, "list": [8]}
+    assert resolve_text("category/id = {$ref:1}", {1: 7}) == "category/id = 7"
+    with pytest.raises(UnresolvedReference):
+        resolve_refs(body, {1: 7})  # operation 2 has not created its record
+    with pytest.raises(UnresolvedReference):
+        resolve_refs({"$ref": "x"}, {1: 7})
 
 
 def test_an_operation_round_trips_through_a_dict():

@@ -82,7 +82,7 @@ def _apply(client, plan):
     statuses = []
     for seq, op in enumerate(plan, start=1):
         result = apply_operation(client, op, created)
-        created[str(seq)] = result.id
+        created[seq] = result.id
         statuses.append(result.status)
     return statuses
 

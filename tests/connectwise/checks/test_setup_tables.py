@@ -92,10 +92,10 @@ def test_it_plans_creates_in_order_with_a_category_placeholder():
     results = []
     for seq, op in enumerate(plan, start=1):
         result = apply_operation(client, op, created)
-        created[str(seq)] = result.id
+        created[seq] = result.id
         results.append(result.status)
     assert results == ["done", "done", "done"]
-    assert client.records["procurement/subcategories"][0]["category"] == {"id": created["1"]}
+    assert client.records["procurement/subcategories"][0]["category"] == {"id": created[1]}
     assert run_check("setup_tables", client).status == Status.PASS
 
     # applying the same plan again (a retry after a crash) writes nothing
