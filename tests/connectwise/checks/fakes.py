@@ -4,37 +4,19 @@ error classes, a call log to assert API cost, and a healthy tenant to break one 
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
-import re
 from types import SimpleNamespace
 from typing import Any
 
 from connectwise.errors import BadRequest, ErrorDetail, Forbidden, NotFound
-
-_TOKEN = re.compile(
-    r"""\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<str>"(?:\\.|[^"\\])*")|(?P<num>-?\d+(?:\.\d+)?)|"""
-    r"""(?P<word>[A-Za-z_][A-Za-z0-9_/]*)|(?P<op>!=|<=|>=|=|<|>)|(?P<comma>,))"""
-)
+from connectwise.sandbox.condition_eval import compile_conditions
 
 
-def _tokens(text: str) -> list[tuple[str, Any]]:
-    out, pos = [], 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
-        m = _TOKEN.match(text, pos)
-        if not m:
-            raise ValueError(f"fake cannot parse conditions at {text[pos:]!r}")
-        pos = m.end()
-        kind = m.lastgroup
-        value = m.group(kind)
-        if kind == "str":
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        elif kind == "num":
-            value = float(value) if "." in value else int(value)
-        out.append((kind, value))
-    return out
+@functools.lru_cache(maxsize=512)
+def _predicate(conditions: str):
+    return compile_conditions(conditions)
 
 
 def _field(record: dict, name: str) -> Any:
@@ -45,82 +27,9 @@ def _field(record: dict, name: str) -> Any:
 
 
 def matches(record: dict, conditions: str | None) -> bool:
-    """Evaluate the subset of ConnectWise conditions the checks use: comparisons, like, contains, in, and/or."""
-    if not conditions:
-        return True
-    tokens = _tokens(conditions)
-    pos = 0
-
-    def peek():
-        return tokens[pos] if pos < len(tokens) else (None, None)
-
-    def take():
-        nonlocal pos
-        pos += 1
-        return tokens[pos - 1]
-
-    def literal():
-        kind, value = take()
-        if kind == "word" and value in ("true", "false"):
-            return value == "true"
-        return value
-
-    def comparison() -> bool:
-        if peek()[0] == "lp":
-            take()
-            result = disjunction()
-            take()
-            return result
-        _, name = take()
-        kind, op = take()
-        actual = _field(record, name)
-        if kind == "word" and op == "not":
-            take()  # in
-            op = "not in"
-        if op in ("in", "not in"):
-            take()  # (
-            values = []
-            while peek()[0] != "rp":
-                if peek()[0] == "comma":
-                    take()
-                    continue
-                values.append(literal())
-            take()
-            return (actual in values) == (op == "in")
-        expected = literal()
-        if op == "like":
-            pattern = "^" + ".*".join(re.escape(p) for p in str(expected).split("%")) + "$"
-            return actual is not None and re.match(pattern, str(actual), re.IGNORECASE) is not None
-        if op == "contains":
-            return actual is not None and str(expected).casefold() in str(actual).casefold()
-        if isinstance(actual, str) and isinstance(expected, str):
-            actual, expected = actual.casefold(), expected.casefold()
-        if op == "=":
-            return actual == expected or (expected is False and actual is None)
-        if op == "!=":
-            return actual != expected
-        return {
-            "<": actual < expected,
-            "<=": actual <= expected,
-            ">": actual > expected,
-            ">=": actual >= expected,
-        }[op]
-
-    def conjunction() -> bool:
-        result = comparison()
-        while peek() == ("word", "and"):
-            take()
-            result = comparison() and result
-        return result
-
-    def disjunction() -> bool:
-        result = conjunction()
-        while peek() == ("word", "or"):
-            take()
-            result = conjunction() or result
-        return result
-
-    return disjunction()
+    """Whether a record matches ConnectWise ``conditions``, evaluated by the sandbox's parser
+    (``connectwise.sandbox.conditions`` and ``condition_eval``): one reading of the query language for the sandbox and the fakes."""
+    return not conditions or _predicate(conditions)(record)
 
 
 def _project(record: dict, fields: str | None) -> dict:
