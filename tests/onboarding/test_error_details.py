@@ -182,13 +182,6 @@ def test_a_failed_run_keeps_connectwise_details_and_the_pages_show_them(acme, cl
     assert "The latest check" in page and "rq-42" in page and BOOLEAN_ERROR["message"] in page
 
 
-def test_a_failed_run_asked_to_wait_holds_the_schedule_back(acme):
-    Tenant.objects.filter(pk=acme.pk).update(next_check_at=timezone.now())
-    run, _ = runs.start_run(acme, trigger=CheckRun.Trigger.MANUAL, enqueue=False)
-    runs.fail(run, "rate limited", detail={"kind": "RateLimited", "status": 429, "retry_after": 600})
-    assert Tenant.objects.get(pk=acme.pk).next_check_at >= timezone.now() + timedelta(seconds=590)
-
-
 def test_the_data_migration_turns_stored_error_names_into_details_and_back(acme):
     migration = importlib.import_module("onboarding.migrations.0003_error_details")
     run, _ = runs.start_run(acme, trigger=CheckRun.Trigger.MANUAL, enqueue=False)

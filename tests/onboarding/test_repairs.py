@@ -6,11 +6,12 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from connectwise.checks import plans as cw_plans
 from onboarding import repairs, tasks
-from onboarding.models import RepairPlan
+from onboarding.models import AuditEvent, RepairOperation, RepairPlan
 from tests.onboarding.wizard_helpers import connection_a_fixture  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -121,20 +122,84 @@ def test_the_watchdog_closes_a_build_that_never_answered(
     assert RepairPlan.objects.get(pk=plan.pk).status == RepairPlan.Status.BUILD_FAILED
 
 
-def test_the_watchdog_task_closes_stuck_builds(tenant_a):
-    plan = RepairPlan.objects.create(
-        tenant=tenant_a,
-        step="catalog",
-        status=RepairPlan.Status.BUILDING,
-        created_at=timezone.now() - repairs.BUILD_TIMEOUT - timedelta(minutes=1),
-    )
-    tasks.watchdog.apply().get()
-    assert RepairPlan.objects.get(pk=plan.pk).status == RepairPlan.Status.BUILD_FAILED
-
-
 def test_a_message_enqueued_before_the_building_state_still_builds_a_draft(
     tenant_a, admin_a, connection_a, connectwise_answers
 ):
     uuid = tasks.build_plan_task.apply(args=[tenant_a.pk, "catalog", admin_a.pk]).get()
     plan = RepairPlan.objects.get(uuid=uuid)
     assert plan.status == RepairPlan.Status.DRAFT and plan.operations.count() == 1
+
+
+# Approving, claiming, applying again ------------------------------------------------------------------------------
+
+
+def test_a_draft_is_approved_once_and_audited(tenant_a, admin_a):
+    plan = RepairPlan.objects.create(tenant=tenant_a, step="catalog")
+    assert repairs.approve(plan, by=admin_a)
+    assert plan.status == RepairPlan.Status.APPROVED and plan.approved_by == admin_a
+    assert not repairs.approve(plan, by=admin_a)  # a double click approves nothing twice
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.PLAN_APPROVED, tenant=tenant_a).count() == 1
+
+
+def test_a_plan_that_is_building_cannot_be_approved(tenant_a, admin_a):
+    plan = RepairPlan.objects.create(tenant=tenant_a, step="catalog", status=RepairPlan.Status.BUILDING)
+    assert not repairs.approve(plan, by=admin_a)
+
+
+def test_apply_is_enqueued_only_after_commit(tenant_a, django_capture_on_commit_callbacks):
+    plan = RepairPlan.objects.create(tenant=tenant_a, step="catalog", status=RepairPlan.Status.APPROVED)
+    with mock.patch.object(tasks.apply_plan, "delay") as delay:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            repairs.enqueue_apply(plan)
+        assert not delay.called
+        callbacks[0]()
+        delay.assert_called_once_with(plan.pk)
+
+
+def test_an_applying_plan_is_resumed_only_when_its_worker_must_be_gone(tenant_a):
+    plan = RepairPlan.objects.create(tenant=tenant_a, step="setup_tables", status=RepairPlan.Status.APPROVED)
+    assert repairs.claim_for_apply(plan.pk) is not None
+    assert repairs.claim_for_apply(plan.pk) is None  # another delivery while the first applies
+    assert repairs.claim_for_apply(plan.pk, redelivered=True) is not None
+    later = timezone.now() + timedelta(seconds=settings.PLAN_APPLY_TIME_LIMIT + 31)
+    assert repairs.claim_for_apply(plan.pk, now=later) is not None
+
+
+def test_a_failed_plan_can_be_applied_again_once(tenant_a):
+    plan = RepairPlan.objects.create(tenant=tenant_a, step="setup_tables", status=RepairPlan.Status.FAILED)
+    op = RepairOperation.objects.create(
+        plan=plan, seq=1, method="POST", path="procurement/categories", finding_code="x", status="failed"
+    )
+    assert repairs.reapply(plan) and not repairs.reapply(plan)
+    op.refresh_from_db()
+    assert plan.status == "approved" and op.status == "pending"
+
+
+def test_the_watchdog_re_enqueues_only_plans_applying_past_their_time_limit(tenant_a):
+    now = timezone.now()
+    stuck = RepairPlan.objects.create(
+        tenant=tenant_a,
+        step="catalog",
+        status=RepairPlan.Status.APPLYING,
+        started_at=now - timedelta(seconds=settings.PLAN_APPLY_TIME_LIMIT + 61),
+    )
+    RepairPlan.objects.create(
+        tenant=tenant_a, step="agreements", status=RepairPlan.Status.APPLYING, started_at=now
+    )
+    with mock.patch.object(tasks.apply_plan, "delay") as delay:
+        assert repairs.resume_stuck_plans(now=now) == 1
+    delay.assert_called_once_with(stuck.pk)
+
+
+def test_a_plan_as_dict_lists_its_operations_in_order(tenant_a):
+    plan = RepairPlan.objects.create(tenant=tenant_a, step="catalog")
+    RepairOperation.from_planned(plan, 2, ONE_PATCH.operations[0]).save()
+    first = RepairOperation.from_planned(plan, 1, ONE_PATCH.operations[0])
+    first.path = "procurement/catalog/11"
+    first.save()
+    data = repairs.plan_as_dict(plan)
+    assert data["plan"] == str(plan.uuid) and data["step"] == "catalog" and data["status"] == "draft"
+    assert [(o["seq"], o["path"], o["finding"], o["status"]) for o in data["operations"]] == [
+        (1, "procurement/catalog/11", "catalog.misc_inactive", "pending"),
+        (2, "procurement/catalog/12", "catalog.misc_inactive", "pending"),
+    ]

@@ -4,40 +4,26 @@ other choices is never shown as the step's state. Checks run against the in-proc
 
 from __future__ import annotations
 
-from pathlib import Path
 from unittest import mock
 
 import pytest
-from django.conf import settings
 from django.urls import reverse
 
 from connectwise.checks import codes
-from connectwise.sandbox import SandboxApp, load_scenario, sandbox_transport
-from onboarding import cw, runs
-from onboarding.models import CheckRun, CompanyChoice, Connection
-from tests.onboarding.wizard_helpers import clean_cache_fixture  # noqa: F401 (autouse fixture)
+from onboarding import runs
+from onboarding.models import CheckRun, CompanyChoice
+from tests.onboarding.wizard_helpers import (  # noqa: F401 (fixtures)
+    clean_cache_fixture,
+    sandboxed_fixture,
+)
 
 pytestmark = pytest.mark.django_db
-
-SCENARIO = Path(settings.BASE_DIR) / "connectwise" / "sandbox" / "scenarios" / "broken.json"
 
 
 @pytest.fixture(autouse=True)
 def _no_worker():
     with mock.patch("onboarding.tasks.run_checks.delay") as delay:
         yield delay
-
-
-@pytest.fixture
-def sandboxed(settings, monkeypatch, tenant_a):
-    settings.CONNECTWISE_SANDBOX_URL = "http://sandbox.test"
-    app = SandboxApp([load_scenario(SCENARIO)], sleep=lambda s: None, enable_faults=False)
-    monkeypatch.setattr(cw, "TRANSPORT_FACTORY", lambda: sandbox_transport(app))
-    conn = Connection(tenant=tenant_a, site="sandbox.test", company_id="brokenco", public_key="brokenpub")
-    conn.set_private_key("brokenpriv-0123456789")
-    conn.save()
-    tenant_a.refresh_from_db()
-    return app
 
 
 def _active(tenant) -> CheckRun | None:
@@ -55,17 +41,6 @@ def _verify(tenant, steps=None) -> CheckRun:
     run, created = runs.start_run(tenant, steps=steps, enqueue=False)
     assert created
     return runs.execute_run(runs.claim(run.pk))
-
-
-def test_with_dependents_follows_what_each_step_reads():
-    assert runs.with_dependents(["customers"]) == [
-        k for k in ("customers", "agreements", "existing_billing") if k in runs.STEP_KEYS
-    ]
-    assert runs.with_dependents(["setup_tables"]) == ["catalog", "setup_tables"]
-    assert runs.with_dependents(["catalog"]) == ["catalog"]
-    assert runs.with_dependents(["connection"]) == list(runs.STEP_KEYS)
-    assert runs.with_dependents(["security_role"]) == list(runs.STEP_KEYS)
-    assert runs.with_dependents(["nonsense"]) == []
 
 
 def test_saving_the_connection_checks_every_step(client, admin_a, tenant_a, settings):
@@ -147,32 +122,3 @@ def test_a_change_saved_during_a_run_is_rechecked_when_it_ends(client, admin_a, 
     follow = runs.recheck_changed(tenant_a.pk)
     assert follow is not None and follow.trigger == CheckRun.Trigger.CHANGE
     assert {"customers", "agreements"} <= set(follow.requested_steps())
-
-
-def test_finish_queues_the_follow_up_with_the_results(
-    tenant_a, sandboxed, django_capture_on_commit_callbacks
-):
-    run, _ = runs.start_run(tenant_a, steps=["customers"], enqueue=False)
-    claimed = runs.claim(run.pk)
-    original = runs.choices_digests
-
-    def read_before_the_change(choices):
-        digests = original(choices)
-        CompanyChoice.objects.get_or_create(tenant=tenant_a, cw_company_id=7, defaults={"name": "Adventure"})
-        return digests
-
-    with mock.patch("onboarding.runs.choices_digests", side_effect=read_before_the_change):
-        with django_capture_on_commit_callbacks(execute=True):
-            runs.execute_run(claimed)
-    follow = _active(tenant_a)
-    assert follow is not None and follow.trigger == CheckRun.Trigger.CHANGE
-    assert follow.requested_steps()[0] == "customers"
-
-
-def test_an_unchanged_result_starts_no_follow_up(tenant_a, sandboxed, django_capture_on_commit_callbacks):
-    CompanyChoice.objects.create(tenant=tenant_a, cw_company_id=7, name="Adventure Works")
-    run, _ = runs.start_run(tenant_a, steps=["customers", "agreements"], enqueue=False)
-    with django_capture_on_commit_callbacks(execute=True):
-        runs.execute_run(runs.claim(run.pk))
-    assert _active(tenant_a) is None
-    assert runs.stale_steps(tenant_a, runs.latest_results(tenant_a)) == set()

@@ -6,7 +6,10 @@ Test modules import the ``*_fixture`` functions: pytest registers them under the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -110,3 +113,23 @@ def finding(
         "record": record,
         "data": data or {},
     }
+
+
+BROKEN_SCENARIO = Path(settings.BASE_DIR) / "connectwise" / "sandbox" / "scenarios" / "broken.json"
+
+
+@pytest.fixture(name="sandboxed")
+def sandboxed_fixture(settings, monkeypatch, tenant_a):
+    """tenant_a connected to the in-process sandbox's broken scenario (company ``brokenco``); returns the app."""
+    from connectwise.sandbox import SandboxApp, load_scenario, sandbox_transport
+    from onboarding import cw
+    from onboarding.models import Connection
+
+    settings.CONNECTWISE_SANDBOX_URL = "http://sandbox.test"
+    app = SandboxApp([load_scenario(BROKEN_SCENARIO)], sleep=lambda s: None, enable_faults=False)
+    monkeypatch.setattr(cw, "TRANSPORT_FACTORY", lambda: sandbox_transport(app))
+    conn = Connection(tenant=tenant_a, site="sandbox.test", company_id="brokenco", public_key="brokenpub")
+    conn.set_private_key("brokenpriv-0123456789")
+    conn.save()
+    tenant_a.refresh_from_db()
+    return app

@@ -1,0 +1,197 @@
+"""onboarding.runs: start, claim, execute and finish check runs; what re-checks a change needs; the watchdog's
+and the beat's parts for runs. (Runs through pages: test_wizard, test_results_follow_changes; through the real
+worker: tests/reliability.)"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from connectwise.checks.base import Finding, Severity, Status, StepOutcome
+from connectwise.checks.context import ReadHints
+from onboarding import runs
+from onboarding.models import CheckRun, CompanyChoice, Connection, StepResult, Tenant
+from tests.onboarding.wizard_helpers import (  # noqa: F401 (fixtures)
+    connection_a_fixture,
+    sandboxed_fixture,
+)
+
+pytestmark = pytest.mark.django_db
+
+RUN_HARD_LIMIT = timedelta(seconds=settings.CHECK_RUN_TIME_LIMIT + 30)
+
+
+@pytest.fixture(autouse=True)
+def _no_worker():
+    with mock.patch("onboarding.tasks.run_checks.delay") as delay:
+        yield delay
+
+
+def _status(run: CheckRun) -> str:
+    return CheckRun.objects.values_list("status", flat=True).get(pk=run.pk)
+
+
+def _active(tenant) -> CheckRun | None:
+    return CheckRun.objects.filter(tenant=tenant, status__in=CheckRun.ACTIVE).first()
+
+
+# Claims and the watchdog ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def running_run(tenant_a):
+    run, _ = runs.start_run(tenant_a, enqueue=False)
+    assert runs.claim(run.pk) is not None
+    return run
+
+
+def test_a_running_run_is_not_taken_over_while_its_worker_may_be_on_it(running_run):
+    assert runs.claim(running_run.pk) is None
+
+
+def test_a_redelivered_run_or_one_past_its_hard_limit_is_taken_over_once(running_run):
+    claimed = runs.claim(running_run.pk, redelivered=True)
+    assert claimed is not None and claimed.status == "running"
+    later = timezone.now() + RUN_HARD_LIMIT + timedelta(seconds=1)
+    assert runs.claim(running_run.pk, now=later) is not None
+    assert runs.claim(running_run.pk, now=later) is None  # the second taker lost the compare-and-swap
+
+
+def test_the_watchdog_measures_a_running_run_from_its_start_not_its_queueing(tenant_a):
+    run, _ = runs.start_run(tenant_a, enqueue=False)
+    long_ago = timezone.now() - timedelta(seconds=settings.CHECK_RUN_TIME_LIMIT + 600)
+    CheckRun.objects.filter(pk=run.pk).update(created_at=long_ago)  # waited in a busy queue...
+    runs.claim(run.pk)  # ...and started just now
+    assert runs.close_stuck_runs() == 0
+    assert _status(run) == "running"
+
+
+def test_the_watchdog_closes_a_queued_run_whose_message_was_lost(tenant_a):
+    run, _ = runs.start_run(tenant_a, enqueue=False)
+    CheckRun.objects.filter(pk=run.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.CHECK_RUN_TIME_LIMIT + 61)
+    )
+    assert runs.close_stuck_runs() == 1
+    assert _status(run) == "error"
+
+
+# Failing, holding back, error details ----------------------------------------------------------------------------
+
+
+def test_a_failed_run_asked_to_wait_holds_the_schedule_back(tenant_a):
+    Tenant.objects.filter(pk=tenant_a.pk).update(next_check_at=timezone.now())
+    run, _ = runs.start_run(tenant_a, trigger=CheckRun.Trigger.MANUAL, enqueue=False)
+    runs.fail(run, "rate limited", detail={"kind": "RateLimited", "status": 429, "retry_after": 600})
+    assert Tenant.objects.get(pk=tenant_a.pk).next_check_at >= timezone.now() + timedelta(seconds=590)
+
+
+def test_a_failed_run_ends_once(tenant_a):
+    run, _ = runs.start_run(tenant_a, enqueue=False)
+    runs.fail(run, "first")
+    assert runs.fail(run, "second").error == "first"  # a finished run keeps its first ending
+
+
+def test_step_error_details_keep_the_first_connectwise_error_of_each_errored_step():
+    detail = {"kind": "ServerError", "status": 500, "message": "boom"}
+    error = Finding("catalog.read_failed", Severity.ERROR, "Catalog", "x", "y", data={"error": detail})
+    other = Finding("catalog.read_failed", Severity.ERROR, "Other", "x", "y", data={"error": {"status": 503}})
+    outcomes = [
+        StepOutcome("catalog", Status.ERROR, findings=[error, other]),
+        StepOutcome("agreements", Status.FAIL, findings=[error]),  # not an error outcome
+        StepOutcome("setup_tables", Status.ERROR),  # no detail to keep
+    ]
+    assert runs.step_error_details(outcomes) == {"catalog": detail}
+
+
+def test_severity_groups_list_errors_then_warnings_then_infos_and_skip_empty_ones(tenant_a):
+    run, _ = runs.start_run(tenant_a, enqueue=False)
+    findings = [
+        {"code": "a", "severity": "info"},
+        {"code": "b", "severity": "error"},
+        {"code": "c", "severity": "error"},
+    ]
+    result = StepResult(run=run, tenant=tenant_a, key="catalog", status="fail", findings=findings)
+    assert [(s, [f["code"] for f in fs]) for s, fs in runs.severity_groups(result)] == [
+        ("error", ["b", "c"]),
+        ("info", ["a"]),
+    ]
+
+
+# What a run remembers for the next one ---------------------------------------------------------------------------
+
+
+def test_a_run_remembers_the_codebase_and_counts_unless_the_connection_changed(connection_a):
+    hints = ReadHints(observed={"companies": 12})
+    runs.remember_reads(connection_a, "v2025_1", hints)
+    stored = Connection.objects.get(pk=connection_a.pk)
+    assert stored.codebase == "v2025_1" and stored.read_hints == hints.to_stored()
+
+    stale = Connection.objects.get(pk=connection_a.pk)
+    Connection.objects.filter(pk=stale.pk).update(codebase="", updated_at=timezone.now())  # saved meanwhile
+    runs.remember_reads(stale, "v2024_9", hints)
+    assert Connection.objects.get(pk=stale.pk).codebase == ""
+
+
+# The beat ---------------------------------------------------------------------------------------------------------
+
+
+def test_due_runs_start_for_connected_tenants_only_and_move_their_next_check(
+    tenant_a, connection_a, settings
+):
+    settings.VERIFY_INTERVAL_HOURS = 24
+    unconnected = Tenant.objects.create(slug="unconnected", name="Unconnected")
+    now = timezone.now()
+    assert runs.start_due_runs(now=now) == 1
+    run = _active(tenant_a)
+    assert run is not None and run.trigger == CheckRun.Trigger.SCHEDULE
+    assert not CheckRun.objects.filter(tenant=unconnected).exists()
+    next_check = Tenant.objects.get(pk=tenant_a.pk).next_check_at
+    assert now + timedelta(hours=22.7) <= next_check <= now + timedelta(hours=25.3)
+    assert runs.start_due_runs(now=now) == 0  # not due again, and one run at a time
+
+
+# Follow-up runs after a change ------------------------------------------------------------------------------------
+
+
+def test_with_dependents_follows_what_each_step_reads():
+    assert runs.with_dependents(["customers"]) == [
+        k for k in ("customers", "agreements", "existing_billing") if k in runs.STEP_KEYS
+    ]
+    assert runs.with_dependents(["setup_tables"]) == ["catalog", "setup_tables"]
+    assert runs.with_dependents(["catalog"]) == ["catalog"]
+    assert runs.with_dependents(["connection"]) == list(runs.STEP_KEYS)
+    assert runs.with_dependents(["security_role"]) == list(runs.STEP_KEYS)
+    assert runs.with_dependents(["nonsense"]) == []
+
+
+def test_finish_queues_the_follow_up_with_the_results(
+    tenant_a, sandboxed, django_capture_on_commit_callbacks
+):
+    run, _ = runs.start_run(tenant_a, steps=["customers"], enqueue=False)
+    claimed = runs.claim(run.pk)
+    original = runs.choices_digests
+
+    def read_before_the_change(choices):
+        digests = original(choices)
+        CompanyChoice.objects.get_or_create(tenant=tenant_a, cw_company_id=7, defaults={"name": "Adventure"})
+        return digests
+
+    with mock.patch("onboarding.runs.choices_digests", side_effect=read_before_the_change):
+        with django_capture_on_commit_callbacks(execute=True):
+            runs.execute_run(claimed)
+    follow = _active(tenant_a)
+    assert follow is not None and follow.trigger == CheckRun.Trigger.CHANGE
+    assert follow.requested_steps()[0] == "customers"
+
+
+def test_an_unchanged_result_starts_no_follow_up(tenant_a, sandboxed, django_capture_on_commit_callbacks):
+    CompanyChoice.objects.create(tenant=tenant_a, cw_company_id=7, name="Adventure Works")
+    run, _ = runs.start_run(tenant_a, steps=["customers", "agreements"], enqueue=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        runs.execute_run(runs.claim(run.pk))
+    assert _active(tenant_a) is None
+    assert runs.stale_steps(tenant_a, runs.latest_results(tenant_a)) == set()
