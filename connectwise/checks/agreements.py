@@ -5,8 +5,8 @@ Monthly and Azure Plan: billing cycle Monthly, ``invoicingCycle`` CalendarYear (
 choice, else the single candidate that fits. All agreements come from one paged read shared with the customers
 step: never one call per company or per agreement.
 
-This module is the step: ``needs``, ``check``, ``blocked_reason``, ``write_needs``, ``build_plan`` and the live
-type options. Its rules live in helper modules beside it: ``agreement_facts`` (one agreement's dates, cycle,
+This module is the step: ``needs``, ``check``, ``blocked_reason``, ``write_needs``, ``plan_operations`` and the
+live type options. Its rules live in helper modules beside it: ``agreement_facts`` (one agreement's dates, cycle,
 type), ``agreement_targets`` (the candidate rule and the target of each company), ``agreement_findings`` and
 ``agreement_mapping`` (what the step says), ``agreement_creates`` (new agreements), ``agreement_defaults`` (the
 partner's defaults for them).
@@ -125,7 +125,7 @@ def write_needs(finding: Finding) -> tuple[tuple[str, str], str] | None:
     return ("Finance", "Agreements"), "addLevel" if finding.data.get("create") else "editLevel"
 
 
-def build_plan(ctx: RunContext, outcome: StepOutcome) -> list[PlannedOperation]:
+def plan_operations(ctx: RunContext, outcome: StepOutcome) -> list[PlannedOperation]:
     """One PATCH per repairable setting (with the value before), and one create per chosen company without a
     fitting agreement (an annual customer without a one-time agreement; with the partner's defaults, any motion:
     issue 18). A create is re-queried by company, type and name before it is sent, and a company gets at most one

@@ -112,10 +112,11 @@ class StepModule(Protocol):
 
 
 class RepairableStep(StepModule, Protocol):
-    """A step whose findings can be repaired: ``build_plan(ctx, outcome, **options)`` turns its repairable findings
-    into ``operations.PlannedOperation``s; ``write_needs(finding)`` names the security-role right each repair's
-    write needs (``runner.limit_repairs_to_role`` offers only what the role allows), None when it needs none."""
+    """A step whose findings can be repaired: ``plan_operations(ctx, outcome, **options)`` turns its repairable
+    findings into ``operations.PlannedOperation``s; ``write_needs(finding)`` names the security-role right each
+    repair's write needs (``runner.limit_repairs_to_role`` offers only what the role allows), None when it needs
+    none."""
 
-    def build_plan(self, ctx: RunContext, outcome: StepOutcome, **options: Any) -> list: ...
+    def plan_operations(self, ctx: RunContext, outcome: StepOutcome, **options: Any) -> list: ...
 
     def write_needs(self, finding: Finding) -> WriteNeed | None: ...

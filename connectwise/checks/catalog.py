@@ -120,7 +120,7 @@ def write_needs(finding: Finding) -> tuple[tuple[str, str], str] | None:
     ) else "editLevel"
 
 
-def build_plan(
+def plan_operations(
     ctx: RunContext, outcome: StepOutcome, start: int = 1, table_ids: dict | None = None
 ) -> list[PlannedOperation]:
     """Activate inactive misc products; create one when none exists. ``start`` is the seq of the first operation

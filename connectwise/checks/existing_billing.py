@@ -268,7 +268,7 @@ def write_needs(finding: Finding) -> tuple[tuple[str, str], str] | None:
     return ("Finance", "Agreements"), "editLevel"
 
 
-def build_plan(
+def plan_operations(
     ctx: RunContext, outcome: StepOutcome, addition_ids: list[int] | set[int] | None = None
 ) -> list[PlannedOperation]:
     """One PATCH of ``cancelledDate`` per flagged addition (all of them, or those in ``addition_ids``), setting it

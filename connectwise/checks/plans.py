@@ -1,6 +1,6 @@
 """Repairs as data: a plan is the exact list of API writes that fixes a step's repairable findings.
 
-``build_plan`` re-runs the step's check and asks the step module (repairs live next to the check they fix) to
+``plan_step`` re-runs the step's check and asks the step module (repairs live next to the check they fix) to
 turn its repairable findings into ``PlannedOperation``s. The partner admin approves the plan; a background job
 calls ``apply_operation`` for one operation at a time, in order.
 
@@ -56,11 +56,11 @@ class UnresolvedReference(ValueError):
     """A placeholder names an operation that has not been applied (apply in order)."""
 
 
-def build_plan(
+def plan_step(
     client: ConnectWiseApi, choices: Any, step_key: str, options: dict[str, Any] | None = None
 ) -> list[PlannedOperation]:
     """The writes that would fix ``step_key``'s repairable findings, after re-checking the step. ``options`` are
-    passed to the step's ``build_plan`` as keywords (existing_billing: ``addition_ids``, the additions to end).
+    passed to the step's ``plan_operations`` as keywords (existing_billing: ``addition_ids``, the additions to end).
 
     Raises the ConnectWise error when a read the plan needs fails (the caller shows it; nothing was written).
     """
@@ -78,16 +78,16 @@ class PlanReport:
 def build_plan_report(
     client: ConnectWiseApi, choices: Any, step_key: str, options: dict[str, Any] | None = None
 ) -> PlanReport:
-    """Like ``build_plan`` (``options`` too), and also why each not-repaired finding of the step is left out."""
+    """Like ``plan_step`` (``options`` too), and also why each not-repaired finding of the step is left out."""
     get_step(step_key)
     module = step_module(step_key)
-    if not hasattr(module, "build_plan"):
+    if not hasattr(module, "plan_operations"):
         return PlanReport([], [])
     ctx = RunContext(client, choices)
     try:
         ctx.prefetch(set(module.needs(choices)) | {"my_security"})
         outcome = limit_repairs_to_role(module.check(ctx), ctx)
-        ops = list(module.build_plan(ctx, outcome, **(options or {})))
+        ops = list(module.plan_operations(ctx, outcome, **(options or {})))
     except ResourceError as exc:
         raise exc.cause from None
     return PlanReport(ops, unrepairable(outcome.findings) + list(ctx.memo.get("plan_skipped", [])))
@@ -140,9 +140,9 @@ def build_combined_report(
             if key == "setup_tables":
                 step_ops, table_ids = setup_tables.plan_with_ids(ctx, outcome, start=start)
             elif key == "catalog":
-                step_ops = catalog.build_plan(ctx, outcome, start=start, table_ids=table_ids)
+                step_ops = catalog.plan_operations(ctx, outcome, start=start, table_ids=table_ids)
             else:
-                step_ops = list(module.build_plan(ctx, outcome))
+                step_ops = list(module.plan_operations(ctx, outcome))
             for op in step_ops:
                 op.step = key
             ops.extend(step_ops)
@@ -263,7 +263,7 @@ __all__ = [
     "RunContext",
     "UnresolvedReference",
     "apply_operation",
-    "build_plan",
+    "plan_step",
     "build_plan_report",
     "build_combined_report",
     "not_repairable",

@@ -19,7 +19,7 @@ class StepInfo:
 
     key: str
     title: str
-    module: ModuleType  # the step module: a base.StepModule (base.RepairableStep when it has build_plan)
+    module: ModuleType  # the step module: a base.StepModule (base.RepairableStep when it has plan_operations)
     requires: tuple[str, ...]  # steps that must be ok (pass/warn) first, else this step is blocked
     advisory: bool = False  # True: its status never decides readiness (PRODUCT.md step 7)
 

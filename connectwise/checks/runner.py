@@ -202,7 +202,7 @@ def _needs(needed: set[str], outcomes: dict[str, StepOutcome], choices: TenantCh
             continue
         module = step_module(info.key)
         keys |= set(module.needs(choices))
-        if hasattr(module, "build_plan"):
+        if hasattr(module, "plan_operations"):
             keys.add("my_security")  # to offer only the repairs the role allows (limit_repairs_to_role)
     return keys
 

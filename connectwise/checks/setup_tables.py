@@ -212,7 +212,7 @@ def write_needs(finding: Finding) -> tuple[tuple[str, str], str] | None:
     return ("System", "Table Setup"), "addLevel" if finding.code.endswith("_missing") else "editLevel"
 
 
-def build_plan(ctx: RunContext, outcome: StepOutcome, start: int = 1) -> list[PlannedOperation]:
+def plan_operations(ctx: RunContext, outcome: StepOutcome, start: int = 1) -> list[PlannedOperation]:
     """Creates and reactivations in table order; a subcategory created with a category created by this plan
     refers to it by placeholder. ``start`` is the seq of the first operation (when another plan embeds this)."""
     plan, _ = plan_with_ids(ctx, outcome, start)

@@ -272,7 +272,7 @@ def needed_calls(counts: dict[str, int], choices: TenantChoices) -> dict:
     for key in STEP_KEYS[1:]:
         module = step_module(key)
         keys |= set(module.needs(choices))
-        if hasattr(module, "build_plan"):
+        if hasattr(module, "plan_operations"):
             keys.add("my_security")  # runner._needs: read to offer only the repairs the role allows
     pages, paged, small = 0, {}, []
     for key in sorted(keys):

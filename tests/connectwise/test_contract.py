@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from connectwise import contract
-from connectwise.checks.plans import apply_operation, build_plan
+from connectwise.checks.plans import apply_operation, plan_step
 from connectwise.checks.registry import STEP_KEYS
 from connectwise.checks.runner import ChosenCompany, ConnectionInfo, TenantChoices, run_steps
 from connectwise.client import ConnectWiseClient, Credentials, replace_operation
@@ -107,7 +107,7 @@ def exercised():
             outcomes = run_steps(client, CHOICES[name], steps=list(STEP_KEYS), connection=SITE)
             assert [o.key for o in outcomes] == list(STEP_KEYS)
             for step in REPAIRABLE:
-                plan = build_plan(client, CHOICES[name], step)
+                plan = plan_step(client, CHOICES[name], step)
                 plans.extend(plan)
                 created: dict = {}
                 for seq, op in enumerate(plan, start=1):

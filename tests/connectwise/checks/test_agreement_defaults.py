@@ -8,7 +8,7 @@ import pytest
 
 from connectwise.checks import agreement_defaults as defaults
 from connectwise.checks import codes
-from connectwise.checks.plans import apply_operation, build_combined_report, build_plan
+from connectwise.checks.plans import apply_operation, build_combined_report, plan_step
 from connectwise.checks.runner import ChosenCompany, TenantChoices
 
 from .fakes import codes_of, healthy_client, healthy_records, run_check
@@ -93,7 +93,7 @@ def test_with_defaults_a_monthly_customer_gets_one_ready_agreement_created_once(
     choices = TenantChoices([ChosenCompany(2), ChosenCompany(3)], agreement_defaults={"monthly": O365})
     outcome = run_check("agreements", client, choices)
     assert [f.repairable for f in outcome.findings] == [True, True]
-    plan = build_plan(client, choices, "agreements")
+    plan = plan_step(client, choices, "agreements")
     assert len(plan) == 2
     op = plan[0]
     assert op.body == {
@@ -114,7 +114,7 @@ def test_with_defaults_a_monthly_customer_gets_one_ready_agreement_created_once(
         assert apply_operation(client, o, {}).status == "done"
     assert run_check("agreements", client, choices).findings == []
     # again: nothing to plan, and re-applying the old plan creates nothing
-    assert build_plan(client, choices, "agreements") == []
+    assert plan_step(client, choices, "agreements") == []
     assert [apply_operation(client, o, {}).status for o in plan] == ["already", "already"]
     assert client.calls_to("POST", "finance/agreements") == 2
 
@@ -129,7 +129,7 @@ def test_a_company_without_default_contact_gets_a_finding_and_no_create():
     assert codes.AGREEMENTS_NO_DEFAULT_CONTACT in codes_of(outcome)
     contact = next(f for f in outcome.findings if f.code == codes.AGREEMENTS_NO_DEFAULT_CONTACT)
     assert "Fabrikam" in contact.subject and "Default Contact" in contact.fix
-    plan = build_plan(client, choices, "agreements")
+    plan = plan_step(client, choices, "agreements")
     assert [o.body["company"] for o in plan] == [{"id": 2}]
 
 
@@ -154,7 +154,7 @@ def test_annual_defaults_create_a_one_time_agreement_named_by_the_pattern():
         "one_time": True,
     }
     choices = TenantChoices([ChosenCompany(2, "annual")], agreement_defaults={"annual": annual})
-    (op,) = build_plan(client, choices, "agreements")
+    (op,) = plan_step(client, choices, "agreements")
     assert op.body["name"] == "Contoso yearly" and op.body["billOneTimeFlag"] is True
     assert op.body["billingCycle"] == {"id": 4} and "invoicingCycle" not in op.body
 

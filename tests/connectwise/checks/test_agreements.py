@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from connectwise.checks import codes
 from connectwise.checks.base import Status
-from connectwise.checks.plans import apply_operation, build_plan
+from connectwise.checks.plans import apply_operation, plan_step
 from connectwise.checks.runner import ChosenCompany, TenantChoices
 
 from .fakes import (
@@ -92,7 +92,7 @@ def test_it_flags_and_repairs_the_monthly_settings():
     )
     assert 'Billing Cycle to "Monthly" (id 1, recurs Monthly)' in outcome.findings[0].fix
 
-    plan = build_plan(client, MONTHLY, "agreements")
+    plan = plan_step(client, MONTHLY, "agreements")
     assert [(op.method, op.path, op.body) for op in plan] == [
         ("PATCH", "finance/agreements/10", [{"op": "replace", "path": "billingCycle", "value": {"id": 1}}]),
         (
@@ -149,7 +149,7 @@ def test_it_creates_a_one_time_agreement_for_an_annual_customer_without_one():
     finding = outcome.findings[0]
     assert finding.repairable and finding.data["seen"] == [] and finding.data["billingOptions"] == "Monthly"
 
-    plan = build_plan(client, ANNUAL, "agreements")
+    plan = plan_step(client, ANNUAL, "agreements")
     assert len(plan) == 1
     op = plan[0]
     assert (op.method, op.path) == ("POST", "finance/agreements")
@@ -179,7 +179,7 @@ def test_an_annual_customer_without_a_default_contact_gets_a_finding_saying_how_
     assert codes_of(outcome) == [codes.AGREEMENTS_NOT_MAPPED, codes.AGREEMENTS_NO_DEFAULT_CONTACT]
     assert not outcome.findings[0].repairable
     assert "Default Contact" in outcome.findings[1].fix
-    assert build_plan(client, ANNUAL, "agreements") == []
+    assert plan_step(client, ANNUAL, "agreements") == []
     assert client.calls_to("GET", "company/contacts") == 0
 
 
@@ -229,7 +229,7 @@ def test_the_cost_does_not_grow_with_the_number_of_companies():
     assert len(outcome.findings) == 1500
     assert client.calls_to("GET", "finance/agreements") == 2
     assert len(client.calls) <= 14
-    plan = build_plan(client, choices, "agreements")
+    plan = plan_step(client, choices, "agreements")
     assert len(plan) == 1500
 
 
@@ -324,7 +324,7 @@ def test_the_annual_create_does_not_need_a_not_recurring_billing_cycle():
     outcome = run_check("agreements", client, ANNUAL)
     assert codes_of(outcome) == [codes.AGREEMENTS_NOT_MAPPED]
     assert outcome.findings[0].repairable
-    plan = build_plan(client, ANNUAL, "agreements")
+    plan = plan_step(client, ANNUAL, "agreements")
     assert len(plan) == 1
     assert plan[0].body["billOneTimeFlag"] is True and "billingCycle" not in plan[0].body
     assert plan[0].body["type"] == {"id": 5}
@@ -344,7 +344,7 @@ def test_a_one_time_type_is_chosen_by_its_flag_not_its_name():
     ]
     items = healthy_customize_items() + [{"customizeIdentifier": "Agreements", "itemIdentifier": "Licences"}]
     client = healthy_client(records=records, customize_items=items)
-    plan = build_plan(client, ANNUAL, "agreements")
+    plan = plan_step(client, ANNUAL, "agreements")
     assert plan[0].body["type"] == {"id": 6}
 
 
@@ -435,7 +435,7 @@ def test_a_look_alike_billing_cycle_is_shown_by_name_id_and_recurrence():
     assert finding.code == codes.AGREEMENTS_BILLING_CYCLE_NOT_MONTHLY
     assert '"Monthly " (id 6, recurs Quarterly)' in finding.explanation
     assert 'set Billing Cycle to "Monthly" (id 1, recurs Monthly)' in finding.fix
-    plan = build_plan(client, MONTHLY, "agreements")
+    plan = plan_step(client, MONTHLY, "agreements")
     assert plan[0].description == (
         'Set "Billing Cycle" on agreement "O365" (id 10): "Monthly " (id 6, recurs Quarterly) -> '
         '"Monthly" (id 1, recurs Monthly)'

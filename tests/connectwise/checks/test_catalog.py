@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from connectwise.checks import codes
 from connectwise.checks.base import Status
-from connectwise.checks.plans import apply_operation, build_plan
+from connectwise.checks.plans import apply_operation, plan_step
 from connectwise.checks.runner import TenantChoices
 
 from .fakes import codes_of, healthy_client, healthy_records, run_check
@@ -52,7 +52,7 @@ def test_it_activates_inactive_misc_products_idempotently():
             [{"id": 12, "identifier": "misc-seat", "description": "Seats", "inactiveFlag": True}]
         )
     )
-    plan = build_plan(client, TenantChoices(), "catalog")
+    plan = plan_step(client, TenantChoices(), "catalog")
     assert [(op.method, op.path, op.body) for op in plan] == [
         ("PATCH", "procurement/catalog/12", [{"op": "replace", "path": "inactiveFlag", "value": False}])
     ]
@@ -66,7 +66,7 @@ def test_it_activates_inactive_misc_products_idempotently():
 
 def test_it_creates_a_misc_product_with_the_setup_table_records():
     client = healthy_client(records=_records([]))
-    plan = build_plan(client, TenantChoices(), "catalog")
+    plan = plan_step(client, TenantChoices(), "catalog")
     assert len(plan) == 1
     op = plan[0]
     assert (op.method, op.path) == ("POST", "procurement/catalog")
@@ -83,7 +83,7 @@ def test_it_plans_the_missing_setup_tables_before_the_product():
     client = healthy_client(
         records=_records([], procurement__categories=[], procurement__subcategories=[], procurement__types=[])
     )
-    plan = build_plan(client, TenantChoices(), "catalog")
+    plan = plan_step(client, TenantChoices(), "catalog")
     assert [(op.method, op.path) for op in plan] == [
         ("POST", "procurement/categories"),
         ("POST", "procurement/subcategories"),

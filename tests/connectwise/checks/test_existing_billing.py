@@ -13,7 +13,7 @@ import pytest
 
 from connectwise.checks import codes, existing_billing
 from connectwise.checks.base import Status
-from connectwise.checks.plans import apply_operation, build_plan
+from connectwise.checks.plans import apply_operation, plan_step
 from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS, get_step
 from connectwise.checks.runner import ChosenCompany, ConnectionInfo, TenantChoices, run_steps
 from connectwise.client import ConnectWiseClient, Credentials
@@ -97,7 +97,7 @@ def test_the_cutover_plan_ends_exactly_the_flagged_additions_once(sandbox):
         for a in sandbox.tenant("billco").tables["finance/agreements/additions"].rows.values()
     }
     with client_for(sandbox) as client:
-        plan = build_plan(client, choices, "existing_billing")
+        plan = plan_step(client, choices, "existing_billing")
         assert sorted(int(op.path.rsplit("/", 1)[1]) for op in plan) == sorted(FLAGGED)
         assert {op.method for op in plan} == {"PATCH"}
         assert all(
@@ -126,7 +126,7 @@ def test_a_plan_can_end_only_the_additions_the_partner_picked(sandbox):
         (outcome,) = run_steps(client, CHOICES, steps=["existing_billing"], connection=SITE)
         from connectwise.checks.context import RunContext
 
-        ops = existing_billing.build_plan(RunContext(client, CHOICES), outcome, addition_ids={4})
+        ops = existing_billing.plan_operations(RunContext(client, CHOICES), outcome, addition_ids={4})
     assert [op.path for op in ops] == ["finance/agreements/3/additions/4"]
 
 

@@ -6,7 +6,7 @@ from connectwise.checks.plans import (
     PlannedOperation,
     UnresolvedReference,
     apply_operation,
-    build_plan,
+    plan_step,
     resolve_refs,
     resolve_text,
 )
@@ -26,13 +26,13 @@ def _op(**kw):
 def test_a_healthy_tenant_has_empty_plans_and_steps_without_repairs_have_none():
     client = healthy_client()
     for key in ("catalog", "setup_tables", "agreements", "connection", "security_role", "customers"):
-        assert build_plan(client, TenantChoices(), key) == []
+        assert plan_step(client, TenantChoices(), key) == []
     assert not any(m != "GET" for m, _ in client.calls)
 
 
 def test_unknown_steps_are_refused():
     with pytest.raises(KeyError):
-        build_plan(healthy_client(), TenantChoices(), "nope")
+        plan_step(healthy_client(), TenantChoices(), "nope")
 
 
 def test_placeholders_resolve_from_created_ids():

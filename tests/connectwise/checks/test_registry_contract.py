@@ -33,7 +33,7 @@ def test_each_step_is_one_module_that_keeps_the_protocol(info):
     assert module.KEY == info.key
     for name in _members(StepModule):
         assert hasattr(module, name), f"{info.key} lacks {name} (base.StepModule)"
-    if hasattr(module, "build_plan"):
+    if hasattr(module, "plan_operations"):
         for name in _members(RepairableStep):
             assert hasattr(module, name), f"{info.key} repairs but lacks {name} (base.RepairableStep)"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connectwise.checks import codes
-from connectwise.checks.plans import apply_operation, build_plan
+from connectwise.checks.plans import apply_operation, plan_step
 from connectwise.checks.registry import STEP_KEYS
 from connectwise.checks.runner import ChosenCompany, ConnectionInfo, TenantChoices, run_steps
 from connectwise.client import ConnectWiseClient, Credentials
@@ -167,7 +167,7 @@ def test_an_unknown_company_and_wrong_keys_fail_the_connection(scenarios):
 
 def test_the_bare_scenario_is_repaired_by_the_catalog_plan_once(connect):
     client = connect("bare")
-    plan = build_plan(client, TenantChoices(), "catalog")
+    plan = plan_step(client, TenantChoices(), "catalog")
     assert [op.path for op in plan] == [
         "procurement/categories",
         "procurement/subcategories",
@@ -184,12 +184,12 @@ def test_the_bare_scenario_is_repaired_by_the_catalog_plan_once(connect):
 def test_the_broken_scenario_repairs_what_can_be_repaired(connect):
     client = connect("broken")
     for step in ("catalog", "setup_tables"):
-        plan = build_plan(client, BROKEN_CHOICES, step)
+        plan = plan_step(client, BROKEN_CHOICES, step)
         assert plan and {op.method for op in plan} == {"PATCH"}
         assert set(_apply(client, plan)) == {"done"}
         assert set(_apply(client, plan)) == {"already"}
 
-    plan = build_plan(client, BROKEN_CHOICES, "agreements")
+    plan = plan_step(client, BROKEN_CHOICES, "agreements")
     assert [(op.method, op.finding_code) for op in plan] == [
         ("PATCH", codes.AGREEMENTS_BILLING_CYCLE_NOT_MONTHLY),
         ("PATCH", codes.AGREEMENTS_INVOICING_CYCLE_NOT_CALENDAR_YEAR),
@@ -218,7 +218,7 @@ def test_an_annual_customer_gets_its_one_time_agreement_once(connect, scenarios)
     choices = TenantChoices([ChosenCompany(1, "annual")])  # only O365 and Azure Plan agreements
     outcomes = run_steps(client, choices, steps=["agreements"], connection=SITE)
     assert _codes(outcomes)["agreements"] == {codes.AGREEMENTS_NOT_MAPPED}
-    plan = build_plan(client, choices, "agreements")
+    plan = plan_step(client, choices, "agreements")
     assert len(plan) == 1 and plan[0].body["contact"]["id"]
     assert _apply(client, plan) == ["done"]
     assert _apply(client, plan) == ["already"]
@@ -366,7 +366,7 @@ def test_the_realworld_scenario_raises_its_expected_codes(realworld):
 
 def test_the_realworld_annual_customer_gets_a_one_time_agreement_without_a_one_time_cycle(realworld):
     choices = TenantChoices([ChosenCompany(5, "annual")])
-    plan = build_plan(realworld, choices, "agreements")
+    plan = plan_step(realworld, choices, "agreements")
     assert [(op.method, op.body["billOneTimeFlag"], "billingCycle" in op.body) for op in plan] == [
         ("POST", True, False)
     ]

@@ -4,7 +4,7 @@ import pytest
 
 from connectwise.checks import codes
 from connectwise.checks.base import Status
-from connectwise.checks.plans import UnresolvedReference, apply_operation, build_plan
+from connectwise.checks.plans import UnresolvedReference, apply_operation, plan_step
 from connectwise.checks.runner import TenantChoices
 from connectwise.errors import Forbidden
 
@@ -76,7 +76,7 @@ def test_it_plans_creates_in_order_with_a_category_placeholder():
     client = _client(
         categories=[], subcategories=[], types=[{"id": 5, "name": "Miscellaneous", "inactiveFlag": True}]
     )
-    plan = build_plan(client, TenantChoices(), "setup_tables")
+    plan = plan_step(client, TenantChoices(), "setup_tables")
     assert [(op.method, op.path, op.finding_code) for op in plan] == [
         ("POST", "procurement/categories", codes.TABLES_CATEGORY_MISSING),
         ("POST", "procurement/subcategories", codes.TABLES_SUBCATEGORY_MISSING),
@@ -107,7 +107,7 @@ def test_it_plans_creates_in_order_with_a_category_placeholder():
 
 def test_object_exists_counts_as_already_done():
     client = _client(categories=[])
-    plan = build_plan(client, TenantChoices(), "setup_tables")
+    plan = plan_step(client, TenantChoices(), "setup_tables")
     client.records["procurement/categories"].append(
         {"id": 42, "name": "Miscellaneous", "inactiveFlag": False}
     )
@@ -141,4 +141,4 @@ def test_a_refused_table_read_is_an_error_naming_the_role_function():
 def test_build_plan_raises_the_read_error():
     client = healthy_client(forbidden=("procurement/categories",))
     with pytest.raises(Forbidden):
-        build_plan(client, TenantChoices(), "setup_tables")
+        plan_step(client, TenantChoices(), "setup_tables")
