@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from connectwise.checks.base import OK_STATUSES, Finding, Severity, Status, StepOutcome
+from connectwise.checks.base import OK_STATUSES, Severity, Status, StepOutcome
 from connectwise.checks.context import ReadHints
 from connectwise.checks.names import normalize_company_name
 from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS, STEP_TITLES
@@ -32,6 +32,7 @@ from .cw import choices_for, client_for, connection_info
 from .delivery import claim_lease, redelivered
 from .hosts import decide
 from .models import AuditEvent, CheckRun, CompanyDirectory, DriftAlert, StepResult, Tenant
+from .results import latest_results
 
 log = logging.getLogger(__name__)
 
@@ -474,31 +475,6 @@ def close_stuck_runs(now=None) -> int:
     )
 
 
-def latest_results(tenant: Tenant) -> dict[str, StepResult]:
-    """The newest stored result of each step (one query)."""
-    latest: dict[str, StepResult] = {}
-    for r in (
-        StepResult.objects.filter(tenant=tenant).select_related("run").order_by("-created_at", "-id")[:200]
-    ):
-        latest.setdefault(r.key, r)
-        if len(latest) == len(STEP_KEYS):
-            break
-    return latest
-
-
-def findings_of(result: StepResult) -> list[Finding]:
-    return [Finding.from_dict(d) for d in result.findings]
-
-
-def severity_groups(result: StepResult) -> list[tuple[str, list[dict]]]:
-    order = [Severity.ERROR, Severity.WARNING, Severity.INFO]
-    return [
-        (str(s), [f for f in result.findings if f["severity"] == s])
-        for s in order
-        if any(f["severity"] == s for f in result.findings)
-    ]
-
-
 def start_due_runs(now=None) -> int:
     """Start scheduled re-checks for connected tenants that are due (``Tenant.next_check_at``), at most
     ``VERIFY_MAX_CONCURRENT`` scheduled runs in flight; each tenant's next check is spread over the
@@ -568,46 +544,6 @@ __all__ = [
     "close_stuck_runs",
     "latest_results",
 ]
-
-
-def run_as_dict(run: CheckRun) -> dict:
-    """The `verify_tenant --json` contract: tenant, run, ready, api_calls, steps[key, status, findings]."""
-    results = {r.key: r for r in run.results.all()}
-    return {
-        "tenant": run.tenant.slug,
-        "run": str(run.uuid),
-        "status": run.status,
-        "ready": bool(run.ready),
-        "api_calls": run.api_calls,
-        "duration_ms": run.duration_ms,
-        "error": run.error or None,
-        "error_detail": run.error_detail or None,
-        "steps": [
-            {
-                "key": key,
-                "status": results[key].status,
-                "summary": results[key].summary,
-                "findings": [
-                    {
-                        "code": f["code"],
-                        "severity": f["severity"],
-                        "subject": f["subject"],
-                        "repairable": bool(f.get("repairable")),
-                        "error": finding_error(f),
-                    }
-                    for f in results[key].findings
-                ],
-            }
-            for key in STEP_KEYS
-            if key in results
-        ],
-    }
-
-
-def finding_error(finding: dict) -> dict | None:
-    """A stored finding's ConnectWise error detail (``ConnectWiseError.detail()``), or None when it has none."""
-    error = (finding.get("data") or {}).get("error")
-    return error if isinstance(error, dict) else None
 
 
 def run_now(tenant: Tenant, *, trigger: str, actor=None, steps: list[str] | None = None) -> CheckRun:

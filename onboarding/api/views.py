@@ -36,7 +36,8 @@ from ..models import (
     StepResult,
     Tenant,
 )
-from ..runs import latest_results, start_run
+from ..results import latest_results
+from ..runs import start_run
 from ..views.step_pages import company_of_finding
 from . import serializers as s
 from .models import IdempotencyKey

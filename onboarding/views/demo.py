@@ -16,7 +16,8 @@ from .. import demo
 from ..access import get_tenant
 from ..connections import ConnectionRefused, save_connection
 from ..models import AuditEvent, CheckRun
-from ..runs import latest_results, start_run, with_dependents
+from ..results import latest_results
+from ..runs import start_run, with_dependents
 
 
 @login_required

@@ -21,7 +21,8 @@ from .. import billing, repairs
 from ..access import get_tenant
 from ..forms import AgreementDefaultsForm, CustomerCsvForm
 from ..models import BillingCustomer, CheckRun
-from ..runs import latest_results, start_run
+from ..results import latest_results
+from ..runs import start_run
 from . import billing as billing_views
 from .fix_everything import defaults_context
 from .step_pages import record_change

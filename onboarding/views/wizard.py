@@ -23,7 +23,8 @@ from ..connections import ConnectionRefused
 from ..forms import ConnectionForm, ReplaceKeyForm
 from ..inputs import safe_next
 from ..models import AuditEvent, CheckRun
-from ..runs import latest_results, severity_groups, stale_steps, start_run, with_dependents
+from ..results import latest_results, severity_groups
+from ..runs import stale_steps, start_run, with_dependents
 from ..steps_text import STEP_TEXT
 from . import billing, fix_everything, plans, step_pages
 from . import demo as demo_views

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from django.core.management import call_command
 
-from onboarding import runs
+from onboarding import results, runs
 from onboarding.models import CheckRun, CompanyChoice, Connection, Tenant, WebhookDelivery, WebhookEndpoint
 from tests.api.receiver import Receiver, verify
 from tests.e2e.conftest import ROOT, SCENARIOS, Worker, free_port, stop, wait_for, worker_env
@@ -100,7 +100,7 @@ def test_the_billing_sync_plays(
         ]
     )  # the healthy scenario: company 7 (Litware) bills annually on a one-time agreement
     first = runs.run_now(Tenant.objects.get(pk=tenant.pk), trigger=CheckRun.Trigger.CLI)
-    assert first.status == "done" and first.ready, json.dumps(runs.run_as_dict(first), indent=1)[:3000]
+    assert first.status == "done" and first.ready, json.dumps(results.run_as_dict(first), indent=1)[:3000]
 
     # Support registers the sync's endpoint (its secret shown once) and the operator makes a token.
     client.force_login(support)

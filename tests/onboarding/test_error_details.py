@@ -21,7 +21,7 @@ from django.utils import timezone
 from connectwise.checks import codes
 from connectwise.client import ConnectWiseClient
 from connectwise.sandbox import SandboxApp, load_scenario, sandbox_transport
-from onboarding import cw, runs, tasks
+from onboarding import cw, results, runs, tasks
 from onboarding.models import CheckRun, Membership, StepResult, Tenant
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "connectwise" / "sandbox" / "scenarios"
@@ -169,7 +169,7 @@ def test_a_failed_run_keeps_connectwise_details_and_the_pages_show_them(acme, cl
     runs.fail(run, "ConnectWise error: GET system/info failed: HTTP 500", detail=detail)
     run.refresh_from_db()
     assert run.status == CheckRun.Status.ERROR and run.error_detail == detail
-    assert runs.run_as_dict(run)["error_detail"]["request_id"] == "rq-42"
+    assert results.run_as_dict(run)["error_detail"]["request_id"] == "rq-42"
 
     client.force_login(acme.admin)
     page = client.get(reverse("step", args=["acme", "connection"])).content.decode()
@@ -207,7 +207,7 @@ def test_the_data_migration_turns_stored_error_names_into_details_and_back(acme)
     assert new["data"]["error"]["kind"] == "ServerError"
     assert new["data"]["error"]["status"] == 500 and new["data"]["error"]["path"] == "company/companies"
     assert new["data"]["error"]["message"] is None and new["data"]["error"]["request_id"] is None
-    assert runs.finding_error(new)["kind"] == "ServerError"
+    assert results.finding_error(new)["kind"] == "ServerError"
 
     migration.forwards(global_apps, None)  # idempotent
     result.refresh_from_db()

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from connectwise.checks.base import Finding, Severity, Status, StepOutcome
 from connectwise.checks.context import ReadHints
-from onboarding import runs
-from onboarding.models import CheckRun, CompanyChoice, Connection, StepResult, Tenant
+from onboarding import results, runs
+from onboarding.models import CheckRun, CompanyChoice, Connection, Tenant
 from tests.onboarding.wizard_helpers import (  # noqa: F401 (fixtures)
     connection_a_fixture,
     sandboxed_fixture,
@@ -107,20 +107,6 @@ def test_step_error_details_keep_the_first_connectwise_error_of_each_errored_ste
     assert runs.step_error_details(outcomes) == {"catalog": detail}
 
 
-def test_severity_groups_list_errors_then_warnings_then_infos_and_skip_empty_ones(tenant_a):
-    run, _ = runs.start_run(tenant_a, enqueue=False)
-    findings = [
-        {"code": "a", "severity": "info"},
-        {"code": "b", "severity": "error"},
-        {"code": "c", "severity": "error"},
-    ]
-    result = StepResult(run=run, tenant=tenant_a, key="catalog", status="fail", findings=findings)
-    assert [(s, [f["code"] for f in fs]) for s, fs in runs.severity_groups(result)] == [
-        ("error", ["b", "c"]),
-        ("info", ["a"]),
-    ]
-
-
 # What a run remembers for the next one ---------------------------------------------------------------------------
 
 
@@ -194,4 +180,4 @@ def test_an_unchanged_result_starts_no_follow_up(tenant_a, sandboxed, django_cap
     with django_capture_on_commit_callbacks(execute=True):
         runs.execute_run(runs.claim(run.pk))
     assert _active(tenant_a) is None
-    assert runs.stale_steps(tenant_a, runs.latest_results(tenant_a)) == set()
+    assert runs.stale_steps(tenant_a, results.latest_results(tenant_a)) == set()

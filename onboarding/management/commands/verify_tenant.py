@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from connectwise.errors import detail_text
 
 from ...models import CheckRun
-from ...runs import RunInProgress, run_as_dict, run_now
+from ...results import run_as_dict
+from ...runs import RunInProgress, run_now
 from ._common import check_steps, get_tenant
 
 
