@@ -7,7 +7,6 @@ and apply_operation itself re-queries before a create and treats ObjectExists as
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from datetime import timedelta
 
 from celery import shared_task
@@ -347,29 +346,6 @@ def _after_values(op: RepairOperation, record: dict) -> dict:
     return {k: record[k] for k in keys if k in record}
 
 
-def plan_as_dict(plan: RepairPlan) -> dict:
-    return {
-        "plan": str(plan.uuid),
-        "step": plan.step,
-        "status": plan.status,
-        "operations": [
-            {
-                "seq": op.seq,
-                "step": op.step or plan.step,
-                "method": op.method,
-                "path": op.path,
-                "body": op.body,
-                "finding": op.finding_code,
-                "subject": op.subject,
-                "description": op.description,
-                "before": op.before,
-                "status": op.status,
-            }
-            for op in plan.operations.all()
-        ],
-    }
-
-
 @shared_task(
     bind=True,
     name="onboarding.apply_plan",
@@ -426,6 +402,4 @@ __all__ = [
     "claim_for_apply",
     "reapply",
     "apply",
-    "plan_as_dict",
-    "asdict",
 ]

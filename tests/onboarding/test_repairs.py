@@ -189,17 +189,3 @@ def test_the_watchdog_re_enqueues_only_plans_applying_past_their_time_limit(tena
     with mock.patch.object(tasks.apply_plan, "delay") as delay:
         assert repairs.resume_stuck_plans(now=now) == 1
     delay.assert_called_once_with(stuck.pk)
-
-
-def test_a_plan_as_dict_lists_its_operations_in_order(tenant_a):
-    plan = RepairPlan.objects.create(tenant=tenant_a, step="catalog")
-    RepairOperation.from_planned(plan, 2, ONE_PATCH.operations[0]).save()
-    first = RepairOperation.from_planned(plan, 1, ONE_PATCH.operations[0])
-    first.path = "procurement/catalog/11"
-    first.save()
-    data = repairs.plan_as_dict(plan)
-    assert data["plan"] == str(plan.uuid) and data["step"] == "catalog" and data["status"] == "draft"
-    assert [(o["seq"], o["path"], o["finding"], o["status"]) for o in data["operations"]] == [
-        (1, "procurement/catalog/11", "catalog.misc_inactive", "pending"),
-        (2, "procurement/catalog/12", "catalog.misc_inactive", "pending"),
-    ]
