@@ -105,16 +105,31 @@ def is_active(agreement: dict, now: datetime) -> bool:
     reasons: it runs for every agreement of a tenant, several times per run (benchmark verify), and a tenant's
     agreements share a handful of date combinations, so the verdict is cached per combination."""
     get = agreement.get
-    if get("agreementStatus") not in (None, "", "Active") or get("cancelledFlag"):
+    if get("agreementStatus") not in _ACTIVE_STATUSES or get("cancelledFlag"):
         return False
-    return _dates_active(
-        _text(get("startDate")),
-        _text(get("billStartDate")),
-        _text(get("dateCancelled")),
-        _text(get("endDate")),
-        bool(get("noEndingDateFlag")),
-        now,
+    start, bill_start, cancelled, end = (
+        get("startDate"),
+        get("billStartDate"),
+        get("dateCancelled"),
+        get("endDate"),
     )
+    try:
+        # Dates are text or absent: "" and None both mean absent, anything else not text is no date (parse_dt).
+        return _dates_active(
+            start or None,
+            bill_start or None,
+            cancelled or None,
+            end or None,
+            bool(get("noEndingDateFlag")),
+            now,
+        )
+    except TypeError:  # a value that cannot be a cache key (a list, an object): not a date either
+        return _dates_active(
+            _text(start), _text(bill_start), _text(cancelled), _text(end), bool(get("noEndingDateFlag")), now
+        )
+
+
+_ACTIVE_STATUSES = (None, "", "Active")
 
 
 def _text(value) -> str | None:
@@ -141,9 +156,10 @@ def _dates_active(
     return finish is None or finish >= now
 
 
-def is_pending(agreement: dict, now: datetime) -> bool:
-    """Active in every respect except that its start or billing start is still ahead."""
-    if is_active(agreement, now):
+def is_pending(agreement: dict, now: datetime, *, active: bool | None = None) -> bool:
+    """Active in every respect except that its start or billing start is still ahead. ``active``: what
+    ``is_active`` already said of it, when the caller asked."""
+    if is_active(agreement, now) if active is None else active:
         return False
     return not inactive_reasons(agreement, now) and bool(not_started_reasons(agreement, now))
 

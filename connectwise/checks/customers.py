@@ -310,23 +310,27 @@ def _directory_row(ctx: RunContext, company: dict, statuses: dict[int, dict], ag
     ``fits`` lists the motions it is a candidate for, by the agreements check's own rule."""
     cycles = cycles_by_id(ctx) if ctx.error_of("billing_cycles") is None else {}
     fits = fitting_motions(agreements, ctx) if agreements else {}
-    rows = [
-        {
-            "id": a["id"],
-            "name": a.get("name") or "",
-            "type": ref_name(a, "type"),
-            "type_id": ref_id(a, "type"),
-            "status": a.get("agreementStatus") or "",
-            "active": is_active(a, ctx.now),
-            "pending": is_pending(a, ctx.now),  # active, but its start or billing start is still ahead
-            "child": bool(ref_id(a, "parentAgreement")),
-            "billing_cycle": ref_name(a, "billingCycle"),
-            "billing_cycle_id": ref_id(a, "billingCycle"),
-            "one_time": bool(one_time_signals(a, cycles)),  # by flags and billingOptions, never the name
-            "fits": fits.get(a["id"], []),
-        }
-        for a in agreements
-    ]
+    now = ctx.now
+    rows = []
+    for a in agreements:
+        active = is_active(a, now)
+        rows.append(
+            {
+                "id": a["id"],
+                "name": a.get("name") or "",
+                "type": ref_name(a, "type"),
+                "type_id": ref_id(a, "type"),
+                "status": a.get("agreementStatus") or "",
+                "active": active,
+                # active, but its start or billing start is still ahead
+                "pending": is_pending(a, now, active=active),
+                "child": bool(ref_id(a, "parentAgreement")),
+                "billing_cycle": ref_name(a, "billingCycle"),
+                "billing_cycle_id": ref_id(a, "billingCycle"),
+                "one_time": bool(one_time_signals(a, cycles)),  # by flags and billingOptions, never the name
+                "fits": fits.get(a["id"], []),
+            }
+        )
     return {
         "id": company["id"],
         "identifier": company.get("identifier") or "",
