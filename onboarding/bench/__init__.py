@@ -56,6 +56,19 @@ def scratch_database(alias: str = DEFAULT_DB_ALIAS) -> Iterator[str]:
             os.rmdir(tmpdir)
 
 
+def database_url(alias: str = DEFAULT_DB_ALIAS) -> str:
+    """The ``DATABASE_URL`` of the database the connection points at now (e.g. the scratch one), for a child
+    process that must use the same (gunicorn in ``benchmark load``, the worker side of ``benchmark verify``)."""
+    db = connections[alias].settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = f"{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
+    return f"postgres://{auth}{host}/{db['NAME']}"
+
+
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, list[float]]:
     """Median wall time in milliseconds of ``repeat`` calls, and every sample."""
     samples = []

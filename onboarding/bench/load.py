@@ -39,7 +39,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ..models import CheckRun, Membership, Tenant
-from . import scratch_database
+from . import database_url, scratch_database
 from .dashboard import build
 
 TARGETS_P95_MS = {"dashboard list": 300, "progress fragment": 50}
@@ -267,21 +267,13 @@ class _Gunicorn:
         self.workdir, self.workers, self.threads = workdir, workers, threads
 
     def __enter__(self) -> _Gunicorn:
-        db = connection.settings_dict
         env = {
             **os.environ,
             "DEBUG": "false",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",
+            "DATABASE_URL": database_url(),
         }
-        if db["ENGINE"].endswith("sqlite3"):
-            env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
-        else:
-            user = db.get("USER") or ""
-            password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-            auth = f"{user}{password}@" if user else ""
-            host = f"{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
-            env["DATABASE_URL"] = f"postgres://{auth}{host}/{db['NAME']}"
         env["ONBOARDING_VAR_DIR"] = str(
             settings.VAR_DIR
         )  # the same secret key: the sessions made here are valid
