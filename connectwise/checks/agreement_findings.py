@@ -23,14 +23,13 @@ from .agreement_facts import (
     describe,
     first_billing_day,
     inactive_reasons,
-    is_active,
     is_child,
     is_monthly,
     monthly_cycle,
     not_started_reasons,
     one_time_signals,
 )
-from .agreement_targets import Target
+from .agreement_targets import Target, active_top_level
 from .base import Finding, Severity
 from .choices import MOTION_LABELS
 from .context import RunContext, ref_id, ref_name
@@ -299,9 +298,10 @@ def type_not_allowed_finding(cname: str, agreement: dict, type_name: str) -> Fin
 
 def same_type_findings(ctx: RunContext, cname: str, agreements: list[dict]) -> list[Finding]:
     groups: dict[int, list[dict]] = {}
-    for a in agreements:
-        if is_active(a, ctx.now) and not is_child(a) and ref_id(a, "type") is not None:
-            groups.setdefault(ref_id(a, "type"), []).append(a)
+    for a in active_top_level(agreements, ctx):
+        type_id = ref_id(a, "type")
+        if type_id is not None:
+            groups.setdefault(type_id, []).append(a)
     findings = []
     for type_id, group in sorted(groups.items()):
         if len(group) < 2:

@@ -117,6 +117,12 @@ class _SortedOut:
         return recurring, bool(recurring)
 
 
+def active_top_level(agreements: list[dict], ctx: RunContext) -> list[dict]:
+    """The active agreements among ``agreements`` that are not children of another, in their order (from the
+    candidate rule's sorting of that list, made at most once per run)."""
+    return list(_sorted_out(agreements, ctx).groups[0])  # type: ignore[index]
+
+
 def _sorted_out(agreements: list[dict], ctx: RunContext) -> _SortedOut:
     """The ``_SortedOut`` of this very list, made once per run (kept with the list, so its id is never reused)."""
     memo = ctx.remember("agreements_sorted_out", dict)
