@@ -352,18 +352,25 @@ def fetch_resource(client: Any, resource: Resource, expected_count: int | None =
     return rows
 
 
+# ref_id and ref_name run for every record of a large tenant, several times (benchmark verify): no temporary dict
+# for a missing record, one type test.
+
+
 def ref_id(record: dict | None, name: str) -> int | None:
     """``record[name]["id"]`` for a reference field, or None."""
-    value = (record or {}).get(name)
-    if isinstance(value, dict):
-        return value.get("id")
+    if record:
+        value = record.get(name)
+        if isinstance(value, dict):
+            return value.get("id")
     return None
 
 
 def ref_name(record: dict | None, name: str) -> str:
-    value = (record or {}).get(name)
-    if isinstance(value, dict):
-        return str(value.get("name") or value.get("identifier") or "")
+    """``record[name]``'s name (or identifier) for a reference field, or ""."""
+    if record:
+        value = record.get(name)
+        if isinstance(value, dict):
+            return str(value.get("name") or value.get("identifier") or "")
     return ""
 
 
