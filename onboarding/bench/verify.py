@@ -188,13 +188,13 @@ class RssSampler:
     the process held before (``ru_maxrss`` is a high-water mark since the process started)."""
 
     def __init__(self) -> None:
-        self.peak_mb = self.start_mb = _rss_now_mb()
+        self.peak_mb = self.start_mb = rss_now_mb()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.005):
-            self.peak_mb = max(self.peak_mb, _rss_now_mb())
+            self.peak_mb = max(self.peak_mb, rss_now_mb())
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
@@ -239,7 +239,8 @@ def load_average() -> float | None:
         return None
 
 
-def _rss_now_mb() -> float:
+def rss_now_mb() -> float:
+    """This process's resident set now, in MB (from /proc; the high-water mark where /proc is not there)."""
     try:
         with open("/proc/self/statm") as fh:
             pages = int(fh.read().split()[1])
@@ -458,7 +459,7 @@ def _large(options: dict) -> dict:
         # connection keeps the codebase and the counts (its read hints), as after any earlier verify. Every verify
         # here runs the six required steps by name: existing_billing (a read per agreement, weekly) is measured
         # apart at the end, after the memory figures, so that its 10,000 reads are not in this process's peak.
-        rss_loaded = _rss_now_mb()
+        rss_loaded = rss_now_mb()
         sandbox.clear_requests()
         runs.run_now(tenant, trigger=CheckRun.Trigger.CLI, steps=SIX_STEPS)
         sandbox.set_faults({"latencyMs": latency})

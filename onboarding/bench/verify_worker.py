@@ -26,12 +26,12 @@ def main(argv: list[str]) -> dict:
     django.setup()
     # After django.setup(): models cannot be imported before the app registry is ready.
     from onboarding import tasks  # noqa: F401, PLC0415 - loaded as a worker loads it
-    from onboarding.bench.verify import SIX_STEPS, RssSampler, _rss_now_mb  # noqa: PLC0415
+    from onboarding.bench.verify import SIX_STEPS, RssSampler, rss_now_mb  # noqa: PLC0415
     from onboarding.models import CheckRun, Tenant  # noqa: PLC0415
     from onboarding.runs import run_now  # noqa: PLC0415
 
     tenant_id, repeat = int(argv[0]), max(1, int(argv[1]))
-    loaded = _rss_now_mb()
+    loaded = rss_now_mb()
     walls, cpus, statuses, calls = [], [], [], []
     with RssSampler() as rss:
         for _ in range(repeat):
