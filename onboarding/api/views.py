@@ -7,20 +7,16 @@ with ``values()`` of their public fields. Reads carry an ``ETag`` and answer ``3
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.http import HttpResponseNotModified
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import pagination, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from connectwise.checks.agreement_targets import directory_candidates
 from connectwise.checks.base import OK_STATUSES
@@ -40,80 +36,21 @@ from ..results import latest_results
 from ..runs import start_run
 from ..views.step_pages import company_of_finding
 from . import serializers as s
+from .base import (
+    COMMON_ERRORS,
+    IF_NONE_MATCH,
+    READ_ERRORS,
+    ApiView,
+    CursorPage,
+    MappingPage,
+    problem_responses,
+)
 from .models import IdempotencyKey
-from .problems import CONTENT_TYPE as PROBLEM_TYPE
 from .problems import Conflict, IdempotencyKeyReused
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
-
-
-def _problems(**by_status: str) -> dict:
-    """OpenAPI responses for problem details: ``_problems(e404="No such tenant.")``."""
-    return {
-        (int(code[1:]), PROBLEM_TYPE): OpenApiResponse(s.ProblemSerializer, description=text)
-        for code, text in by_status.items()
-    }
-
-
-COMMON_ERRORS = _problems(
-    e401="No token, or an unknown, revoked or expired one.",
-    e429="Rate limit of this token reached; see Retry-After.",
-)
-READ_ERRORS = {**COMMON_ERRORS, 304: OpenApiResponse(description="Not modified (If-None-Match matched).")}
-IF_NONE_MATCH = OpenApiParameter(
-    "If-None-Match",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="An ETag from an earlier answer: 304 when nothing changed.",
-)
-
-
-def _etag(content: bytes) -> str:
-    return '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
-
-
-def _matches(header: str, etag: str) -> bool:
-    """RFC 9110 weak comparison for If-None-Match: '*' or any listed tag equal after dropping W/."""
-    if header.strip() == "*":
-        return True
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return etag in tags
-
-
-class ApiView(APIView):
-    """Base of every API view: ETag and If-None-Match on successful reads, no caching by intermediaries."""
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if request.method in ("GET", "HEAD") and response.status_code == 200:
-            response.render()
-            etag = _etag(response.content)
-            if _matches(request.headers.get("If-None-Match", ""), etag):
-                not_modified = HttpResponseNotModified()
-                not_modified["ETag"] = etag
-                not_modified["Cache-Control"] = "private, no-cache"
-                return not_modified
-            response["ETag"] = etag
-        response.setdefault("Cache-Control", "private, no-cache")
-        return response
-
-
-class CursorPage(pagination.CursorPagination):
-    """Opaque cursors (``next``/``previous`` URLs): stable while rows are added, unlike page numbers."""
-
-    ordering = "slug"
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-
-class MappingPage(CursorPage):
-    ordering = "cw_company_id"
-    page_size = 500
-    max_page_size = 1000
 
 
 def _iso(value):
@@ -175,7 +112,7 @@ class TenantList(ApiView):
         parameters=[s.TenantFilterSerializer, IF_NONE_MATCH],
         responses={
             200: s.TenantSummarySerializer(many=True),
-            **_problems(e400="A filter has a bad value.", e404="The cursor is not valid."),
+            **problem_responses(e400="A filter has a bad value.", e404="The cursor is not valid."),
             **READ_ERRORS,
         },
     )
@@ -210,7 +147,7 @@ class TenantDetail(ApiView):
         operation_id="tenants_retrieve",
         summary="One tenant: readiness, each step's status and findings, the connection (never keys)",
         parameters=[IF_NONE_MATCH],
-        responses={200: s.TenantDetailSerializer, **_problems(e404="No such tenant."), **READ_ERRORS},
+        responses={200: s.TenantDetailSerializer, **problem_responses(e404="No such tenant."), **READ_ERRORS},
     )
     def get(self, request, slug: str):
         tenant = _tenant_or_404(slug)
@@ -253,7 +190,7 @@ class Mapping(ApiView):
         parameters=[IF_NONE_MATCH],
         responses={
             200: s.MappingRowSerializer(many=True),
-            **_problems(e404="No such tenant, or a bad cursor."),
+            **problem_responses(e404="No such tenant, or a bad cursor."),
             **READ_ERRORS,
         },
     )
@@ -359,7 +296,7 @@ class Runs(ApiView):
         ],
         responses={
             202: s.RunSerializer,
-            **_problems(
+            **problem_responses(
                 e400="Bad body or Idempotency-Key.",
                 e403="The token's scope is read.",
                 e404="No such tenant.",
@@ -422,7 +359,7 @@ class RunDetail(ApiView):
         operation_id="runs_retrieve",
         summary="A verification's state and, once done, its findings",
         parameters=[IF_NONE_MATCH],
-        responses={200: s.RunSerializer, **_problems(e404="No such run."), **READ_ERRORS},
+        responses={200: s.RunSerializer, **problem_responses(e404="No such run."), **READ_ERRORS},
     )
     def get(self, request, uuid):
         run = get_object_or_404(CheckRun.objects.select_related("tenant"), uuid=uuid)
