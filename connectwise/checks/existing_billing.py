@@ -116,15 +116,21 @@ def describe_addition(addition: dict) -> dict[str, Any]:
     }
 
 
+def blocked_reason(choices) -> str | None:
+    """Without a chosen customer there are no agreements to read: the step waits (blocked), never a Pass on
+    nothing (the same hook as ``agreements.blocked_reason``, called by the runner before ``check``)."""
+    if not choices.companies:
+        return "Waiting for customers: choose at least one on the Customers step, then we check what they are billed today."
+    return None
+
+
 def check(ctx: RunContext) -> StepOutcome:
-    """Read the chosen customers' additions and flag the seat additions that still bill after the cutover."""
+    """Read the chosen customers' additions and flag the seat additions that still bill after the cutover.
+    The runner never calls it without a chosen customer (``blocked_reason``)."""
     cutover = cutover_of(ctx)
-    if not ctx.choices.companies:
+    if not ctx.choices.companies:  # called directly (tests, tools): the same answer the runner gives
         return StepOutcome(
-            KEY,
-            Status.PASS,
-            summary="No customers chosen yet: nothing is billed to check.",
-            facts=_facts(cutover),
+            KEY, Status.BLOCKED, summary=blocked_reason(ctx.choices) or "", facts=_facts(cutover)
         )
     companies = {c["id"]: c for c in ctx.get("companies")}
     by_company = agreement_facts.agreements_by_company(ctx)

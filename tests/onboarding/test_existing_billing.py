@@ -485,3 +485,26 @@ def test_a_200_line_preview_on_a_generated_tenant_renders_in_under_a_second(
     print(f"200-line preview page: {elapsed * 1000:.0f} ms")
     export = client.get(reverse("preview_export", args=[tenant_a.slug, preview.uuid]))
     assert len(list(csv.reader(io.StringIO(export.content.decode())))) == 201
+
+
+def test_before_any_customer_is_chosen_the_page_says_it_waits_for_customers_never_pass(
+    sandbox, monkeypatch, client, admin_a
+):
+    # issue 14 item 8: "Seats billed today" showed Pass before any customer was chosen
+    from onboarding.models import Membership
+
+    monkeypatch.setenv("CW_PRIVATE_KEY", "billpriv-0123456789")
+    run(
+        "tenant_connect", "billco", "--site", "sandbox.test", "--company", "billco", "--public-key", "billpub"
+    )
+    tenant = Tenant.objects.get(slug="billco")
+    Membership.objects.create(tenant=tenant, user=admin_a, role=Membership.Role.ADMIN)
+    assert step(verify("existing_billing"), "existing_billing")["status"] == "blocked"
+    client.force_login(admin_a)
+    page = client.get(reverse("step", args=[tenant.slug, "existing_billing"]))
+    html = page.content.decode()
+    assert page.context["result"].status == "blocked"
+    assert "Waiting for customers" in html and 'class="status status-blocked"' in html
+    assert "Nothing to fix here" not in html  # said of a step that has not looked at anything
+    tenant.refresh_from_db()
+    assert tenant.step_statuses["existing_billing"] == "blocked"

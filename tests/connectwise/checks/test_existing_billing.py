@@ -147,9 +147,17 @@ def test_an_addition_ending_before_the_cutover_is_not_flagged(sandbox):
     assert 3 not in flagged(outcome).get(codes.BILLING_EXISTING_ADDITIONS, set())
 
 
-def test_no_customers_chosen_passes_without_a_call(sandbox):
+def test_no_customers_chosen_is_waiting_for_customers_not_a_pass(sandbox):
+    # A Pass on nothing read as "nothing billed twice" before any customer was chosen (issue 14 item 8).
     outcome, stats = run(sandbox, TenantChoices())
-    assert outcome.status == Status.PASS and not any("/additions" in k[1] for k in stats.by_endpoint)
+    assert outcome.status == Status.BLOCKED
+    assert "waiting for customers" in outcome.summary.lower()
+    assert outcome.summary == existing_billing.blocked_reason(TenantChoices())
+    assert not any("/additions" in k[1] for k in stats.by_endpoint)
+
+
+def test_it_is_not_blocked_once_a_customer_is_chosen():
+    assert existing_billing.blocked_reason(CHOICES) is None
 
 
 def test_a_failed_additions_read_is_an_error_naming_the_path(sandbox):
