@@ -190,7 +190,10 @@ def team(request, slug):
             "this page says so and offers the link to copy.",
         )
         return redirect("team", slug=slug)
-    members = tenant.memberships.select_related("user").order_by("role", "user__email")
+    members = list(tenant.memberships.select_related("user").order_by("role", "user__email"))
+    only_admin = [m for m in members if m.role == Membership.Role.ADMIN]
+    for m in members:  # the last admin can be neither demoted nor removed (member_update refuses it too)
+        m.is_only_admin = len(only_admin) == 1 and m is only_admin[0]
     pending = [
         i for i in tenant.invitations.filter(accepted_at__isnull=True).order_by("-created_at") if i.is_valid()
     ]

@@ -370,3 +370,29 @@ def test_a_read_only_member_cannot_change_roles(client, admin_a, member_a, tenan
     response = client.post(reverse("member_update", args=[tenant_a.slug, target.uuid]), {"action": "remove"})
     assert response.status_code == 403
     assert Membership.objects.filter(pk=target.pk).exists()
+
+
+def test_the_only_admin_is_not_offered_read_only_or_remove_and_the_server_refuses_both(
+    client, admin_a, member_a, tenant_a
+):
+    # issue 14 item 5: the only admin was offered "Make read-only" and "Remove" on themselves
+    from onboarding.models import Membership
+
+    client.force_login(admin_a)
+    mine = Membership.objects.get(user=admin_a, tenant=tenant_a)
+    theirs = Membership.objects.get(user=member_a, tenant=tenant_a)
+    page = client.get(reverse("team", args=[tenant_a.slug])).content.decode()
+    assert f"Make read-only: {admin_a.email}" not in page and f"Remove: {admin_a.email}" not in page
+    assert "the only admin" in page.lower()
+    assert f"Make admin: {member_a.email}" in page and f"Remove: {member_a.email}" in page
+    url = reverse("member_update", args=[tenant_a.slug, mine.uuid])
+    for action in ("member", "remove"):
+        refused = client.post(url, {"action": action}, follow=True)
+        assert "only admin" in refused.content.decode()
+        assert Membership.objects.get(pk=mine.pk).role == "admin"
+    theirs.role = Membership.Role.ADMIN
+    theirs.save()
+    page = client.get(
+        reverse("team", args=[tenant_a.slug])
+    ).content.decode()  # two admins: each can step down
+    assert f"Make read-only: {admin_a.email}" in page and f"Remove: {admin_a.email}" in page
