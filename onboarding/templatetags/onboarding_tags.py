@@ -3,9 +3,12 @@ from __future__ import annotations
 import json
 
 from django import template
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS, STEP_TITLES
 from connectwise.labels import field_label, value_label
 
 register = template.Library()
@@ -50,16 +53,49 @@ def as_json(value) -> str:
 @register.filter
 def cw_fields(value) -> str:
     """A record's fields as ConnectWise's screens name and show them (connectwise.labels): ``{"inactiveFlag":
-    true, "billingCycle": {"id": 2, "name": "Quarterly"}}`` -> "Inactive: Yes · Billing Cycle: Quarterly". Values
-    that are not a mapping fall back to ``as_json``."""
+    true, "billingCycle": {"id": 2, "name": "Quarterly"}}`` -> "Inactive: Yes · Billing Cycle: Quarterly". Never
+    JSON: a reference shows its name (else "record <id>"), a list its items joined, a nested mapping its labelled
+    fields; API metadata (keys starting with "_", like ``_info``) is left out. "" for None."""
+    if value is None:
+        return ""
     if not isinstance(value, dict):
-        return as_json(value)
-    parts = []
-    for key, v in value.items():
-        if isinstance(v, dict):
-            shown = str(v.get("name") or (f"record {v['id']}" if "id" in v else as_json(v)))
-        else:
-            label = value_label(v)
-            shown = label if label is not None else ("empty" if v is None else str(v))
-        parts.append(f"{field_label(key)}: {shown}")
-    return " · ".join(parts)
+        return _shown(value)
+    return " · ".join(
+        f"{field_label(k)}: {_shown(v)}" for k, v in value.items() if not str(k).startswith("_")
+    )
+
+
+def _shown(value) -> str:
+    if isinstance(value, dict):
+        ref = value.get("name") or value.get("identifier")
+        if ref:
+            return str(ref)
+        rest = {k: v for k, v in value.items() if not str(k).startswith("_") and k != "id"}
+        if rest:
+            return ", ".join(f"{field_label(k)} {_shown(v)}" for k, v in rest.items())
+        return f"record {value['id']}" if "id" in value else "empty"
+    if isinstance(value, list | tuple):
+        return ", ".join(_shown(v) for v in value) or "none"
+    label = value_label(value)
+    return label if label is not None else ("empty" if value is None else str(value))
+
+
+@register.filter
+def run_name(run) -> str:
+    """A check run named by the steps it covered and when it was created (UTC): "Full check, 30 Nov 09:12",
+    "Agreements only, 30 Nov 09:12", "Customers + Agreements, ..."; the year is added when it is not this one.
+    Used wherever runs are listed or chosen (dashboard, run comparison, audit trail)."""
+    if run is None:
+        return ""
+    steps = [k for k in (run.steps or []) if k in STEP_TITLES]
+    if not steps or set(READINESS_KEYS) <= set(steps):
+        what = "Full check"
+    elif len(steps) == 1:
+        what = f"{STEP_TITLES[steps[0]]} only"
+    elif len(steps) <= 3:
+        what = " + ".join(STEP_TITLES[k] for k in STEP_KEYS if k in steps)
+    else:
+        what = f"{len(steps)} steps"
+    at = timezone.localtime(run.created_at)
+    when = date_format(at, "j M H:i" if at.year == timezone.localtime().year else "j M Y H:i")
+    return f"{what}, {when}"

@@ -9,8 +9,39 @@ from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.http import require_GET
 
+from connectwise.checks.registry import STEPS
+
 from ..access import get_tenant
-from ..models import AuditEvent
+from ..models import AuditEvent, CheckRun
+
+
+def with_run_results(events) -> list[AuditEvent]:
+    """The events as a list, each "Check started" event given its run (``e.check_run``, None when it is gone) and,
+    once the run is done, its result per step in wizard order (``e.step_results``: dicts of ``title``,
+    ``status``, ``findings`` = the number of findings). Two queries for a page of events, whatever its length."""
+    events = list(events)
+    uuids = {
+        e.detail.get("run") for e in events if e.kind == AuditEvent.Kind.RUN_STARTED and e.detail.get("run")
+    }
+    runs = CheckRun.objects.filter(
+        uuid__in=uuids, tenant__in={e.tenant_id for e in events}
+    )  # never another's
+    found = {str(r.uuid): r for r in runs.prefetch_related("results")} if uuids else {}
+    for e in events:
+        if e.kind != AuditEvent.Kind.RUN_STARTED:
+            continue
+        e.check_run = found.get(e.detail.get("run") or "")
+        results = {r.key: r for r in e.check_run.results.all()} if e.check_run else {}
+        e.step_results = [
+            {
+                "title": s.title,
+                "status": results[s.key].status,
+                "findings": len(results[s.key].findings or []),
+            }
+            for s in STEPS
+            if s.key in results
+        ]
+    return events
 
 
 @login_required
@@ -29,6 +60,7 @@ def audit(request, slug):
             "access": access,
             "tenant": access.tenant,
             "page": page,
+            "events": with_run_results(page.object_list),
             "kind": kind,
             "kinds": AuditEvent.Kind.choices,
         },
