@@ -92,8 +92,8 @@ class ConnectionForm(forms.Form):
         self.fields["region"].widget.attrs["data-onprem-toggle"] = ONPREM
         if connection is not None:
             self.fields["private_key"].help_text = (
-                f"Stored encrypted, shown masked: {connection.private_key_masked}. Leave empty to keep it, "
-                "or paste a new key to replace it."
+                f"Stored encrypted, shown masked: {connection.private_key_masked}. To replace it, paste the new "
+                "key; leave empty to keep it."
             )
         else:
             self.fields["private_key"].required = True

@@ -23,7 +23,7 @@ from connectwise.checks.names import CompanyIndex
 from .. import demo, mapping
 from ..access import TenantAccess, get_tenant
 from ..connections import shared_companies
-from ..forms import ConnectionForm, CustomerCsvForm, ReplaceKeyForm
+from ..forms import ConnectionForm, CustomerCsvForm
 from ..inputs import BIGINT_MAX, BadInput, parse_choice, parse_ids, parse_optional_id, safe_next
 from ..models import BillingCustomer, CompanyChoice, CompanyDirectory, StepResult
 from ..runs import recheck_after_change, start_run
@@ -39,14 +39,13 @@ BILLING_PAGE_SIZE = 25
 def context_connection(request, access: TenantAccess, *, result=None) -> dict:
     shared = shared_companies([access.tenant.pk]).get(access.tenant.pk, [])
     if not access.can_change:
-        return {"form": None, "key_form": None, "shared_with": shared}
+        return {"form": None, "shared_with": shared}
     connection = getattr(access.tenant, "connection", None)
     return {
         "shared_with": shared,
         "sandbox_companies": demo.sandbox_companies(),  # empty outside demo mode
-        # With a stored connection, the private key can also be replaced on its own through key_form.
+        # One way to replace the private key: this form's private key field (empty keeps the stored key).
         "form": ConnectionForm(connection=connection),
-        "key_form": ReplaceKeyForm() if connection is not None else None,
     }
 
 

@@ -201,18 +201,27 @@ def _save_connection(request, access: TenantAccess) -> HttpResponse:
     if not form.is_valid():
         return render_step(request, access, "connection", status=400, form=form)
     try:
-        form.save(tenant, user=request.user)  # records CONNECTION_SAVED, or KEY_REPLACED with a new key
+        _, key_replaced = form.save(tenant, user=request.user)  # records CONNECTION_SAVED, or KEY_REPLACED
     except ConnectionRefused:
         return render_step(request, access, "connection", status=400, form=form)
     # Every step is checked: the other steps were blocked (or judged another connection) until now.
     _, created = start_run(tenant, actor=request.user, steps=[])
+    done = "Private key replaced." if key_replaced else "Connection saved."
     if created:
-        messages.success(request, "Connection saved. Checking every step against your ConnectWise now.")
+        _connection_result(request, f"{done} Checking every step against your ConnectWise now.")
     else:
-        messages.success(
-            request, "Connection saved. A check is already running; run it again when it finishes."
-        )
-    return redirect("step", slug=tenant.slug, key="connection")
+        _connection_result(request, f"{done} A check is already running; run it again when it finishes.")
+    return _to_connection_card(tenant)
+
+
+def _connection_result(request, text: str) -> None:
+    """The outcome of a connection change, shown in the connection card where the partner acted (base.html leaves
+    "inline" messages to the page)."""
+    messages.success(request, text, extra_tags="inline connection")
+
+
+def _to_connection_card(tenant) -> HttpResponse:
+    return redirect(reverse("step", args=[tenant.slug, "connection"]) + "#connection")
 
 
 def _record_key_replaced(request, tenant, connection) -> None:
@@ -229,7 +238,9 @@ def _record_key_replaced(request, tenant, connection) -> None:
 @login_required
 @require_POST
 def replace_key(request, slug):
-    """Replace only the stored private key; the old one is overwritten and neither is ever shown."""
+    """Replace only the stored private key; the old one is overwritten and neither is ever shown. The page offers
+    one way to replace the key (the connection form's private key field); this key-only POST stays for clients
+    that use it, with the same result in the connection card."""
     access = get_tenant(request, slug, change=True)
     tenant = access.tenant
     connection = getattr(tenant, "connection", None)
@@ -244,8 +255,8 @@ def replace_key(request, slug):
     connection.save(update_fields=["private_key_encrypted", "private_key_hint", "updated_by", "updated_at"])
     _record_key_replaced(request, tenant, connection)
     start_run(tenant, actor=request.user, steps=[])
-    messages.success(request, "Private key replaced. Checking every step with the new key now.")
-    return redirect("step", slug=slug, key="connection")
+    _connection_result(request, "Private key replaced. Checking every step against your ConnectWise now.")
+    return _to_connection_card(tenant)
 
 
 @login_required

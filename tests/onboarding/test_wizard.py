@@ -122,8 +122,8 @@ def test_saved_connection_shows_the_key_masked_only(client, admin_a, tenant_a, c
     html = client.get(reverse("step", args=[tenant_a.slug, "connection"])).content.decode()
     assert PRIVATE_KEY not in html
     assert "••••••••" + PRIVATE_KEY[-4:] in html
-    assert "Replace the private key" in html
-    assert 'name="new_private_key"' in html  # the separate replace-key form
+    assert "replace the private key" in html
+    assert 'name="new_private_key"' not in html  # one way to replace it: the connection form (issue 14 item 6)
     assert 'name="private_key" value' not in html  # write-only: never rendered with a value
 
 
@@ -364,3 +364,32 @@ def test_summary_of_an_unchecked_tenant_lists_every_step(client, admin_a, tenant
 def test_summary_is_404_for_an_outsider(client, outsider_b, tenant_a):
     client.force_login(outsider_b)
     assert client.get(reverse("summary", args=[tenant_a.slug])).status_code == 404
+
+
+def _connection_card(html: str) -> str:
+    start = html.index('aria-labelledby="conn-heading"')
+    return html[start : html.index("</section>", start)]
+
+
+def test_one_way_to_replace_the_key_and_its_result_shown_where_the_partner_acted(
+    client, admin_a, tenant_a, connection_a
+):
+    # issue 14 item 6: a "Replace the private key" card below the connection form did the same as the form's
+    # private key field, and the result appeared at the top of the page, away from either.
+    client.force_login(admin_a)
+    url = reverse("step", args=[tenant_a.slug, "connection"])
+    html = client.get(url).content.decode()
+    assert html.count('type="password"') == 1 and "new_private_key" not in html
+    card = _connection_card(html)
+    assert 'name="private_key"' in card and "paste the new key" in card.lower()
+    data = _connection_data(
+        region="api-na.myconnectwise.net", company_id="acme", private_key="ROTATED-1111-2222"
+    )
+    response = client.post(url, data)
+    assert response.status_code == 302 and response.url.endswith("#connection")
+    html = client.get(response.url.split("#")[0]).content.decode()
+    card = _connection_card(html)
+    assert "Private key replaced" in card and "Checking every step" in card
+    assert html.count("Private key replaced") == 1  # not at the top of the page as well
+    connection_a.refresh_from_db()
+    assert connection_a.get_private_key() == "ROTATED-1111-2222"
