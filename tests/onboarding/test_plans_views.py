@@ -445,3 +445,20 @@ def test_approving_leaves_no_message_that_outlives_the_plan(client, admin_a, ten
     response = client.post(reverse("plan_approve", args=[tenant_a.slug, plan.uuid]), follow=True)
     html = response.content.decode()
     assert "The changes are being applied" not in html and "Applying the changes" in html
+
+
+def test_create_rows_line_up_with_update_rows_field_before_after(client, admin_a, tenant_a, plan):
+    # issue 14 item 7: a create's fields sat in one cell spanning Field, Before and After, out of line with the
+    # update rows. Now each created field is a row like a changed one: Field | Before (none: new) | After.
+    import re
+
+    client.force_login(admin_a)
+    html = client.get(reverse("plan", args=[tenant_a.slug, plan.uuid])).content.decode()
+    body = html[html.index("<tbody>") : html.index("</tbody>")]
+    assert 'colspan="3"' not in body
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    cells = [re.findall(r'data-label="(\w+)"', r) for r in rows]
+    assert all(c[:3] == ["Field", "Before", "After"] for c in cells), cells
+    after = re.findall(r'<td[^>]*data-label="After"[^>]*>(.*?)</td>', body, re.S)
+    assert any("Miscellaneous" in a for a in after) and any("No" == a.strip() for a in after)
+    assert re.search(r'data-label="Before"[^>]*>\s*<span[^>]*>new record</span>', body)
