@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from django import template
 from django.utils import timezone
@@ -99,3 +100,18 @@ def run_name(run) -> str:
     at = timezone.localtime(run.created_at)
     when = date_format(at, "j M H:i" if at.year == timezone.localtime().year else "j M Y H:i")
     return f"{what}, {when}"
+
+
+_STEP_KEYS_RE = "|".join(sorted(STEP_KEYS, key=len, reverse=True))
+_STEP_IN_MESSAGE = re.compile(rf"\b(for|of the) ({_STEP_KEYS_RE})\b(?=:| plan|$)")
+_STEPS_IN_PARENS = re.compile(rf"\(((?:{_STEP_KEYS_RE})(?:, (?:{_STEP_KEYS_RE}))*)\)")
+
+
+@register.filter
+def audit_message(text) -> str:
+    """An audit line as people read it: the step keys stored in older lines ("Repair plan for setup_tables: 4
+    changes", "Check started (catalog, customers)") shown as the steps' titles. The stored text is unchanged."""
+    text = _STEP_IN_MESSAGE.sub(lambda m: f"{m[1]} {STEP_TITLES[m[2]]}", str(text or ""))
+    return _STEPS_IN_PARENS.sub(
+        lambda m: "(" + ", ".join(STEP_TITLES[k] for k in m[1].split(", ")) + ")", text
+    )

@@ -49,6 +49,10 @@ def _steps_nav(tenant, latest, stale=frozenset()) -> list[dict]:
                 if result and step.key not in stale
                 else 0,
                 "checked_at": result.created_at if result else None,
+                # what a blocked step waits for ("Waiting for customers: ..."), said on the overview's card
+                "blocked": result.summary
+                if result and result.status == "blocked" and step.key not in stale
+                else "",
                 "url": reverse("step", args=[tenant.slug, step.key]),
             }
         )

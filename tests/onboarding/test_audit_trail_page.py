@@ -109,3 +109,20 @@ def test_the_trail_shows_no_raw_json_or_api_field_names(client, admin_a, support
         assert "{" not in body and "[" not in body and "&quot;" not in body, body
         assert "inactiveFlag" not in body and "Inactive: Yes" in body and "Inactive: No" in body
         assert "_info" not in body
+
+
+def test_step_keys_in_stored_lines_are_shown_as_step_titles(client, admin_a, tenant_a):
+    for message in (
+        "Repair plan for setup_tables: 4 changes",
+        "Approved 1 change for catalog",
+        "Retried the remaining changes of the existing_billing plan",
+        "Check started (catalog, customers)",
+    ):
+        AuditEvent.record(AuditEvent.Kind.PLAN_CREATED, tenant=tenant_a, actor=admin_a, message=message)
+    client.force_login(admin_a)
+    body = details(client.get(reverse("audit", args=[tenant_a.slug])).content.decode())
+    assert (
+        "Repair plan for Setup tables: 4 changes" in body and "Approved 1 change for Product catalog" in body
+    )
+    assert "of the Seats billed today plan" in body and "Check started (Product catalog, Customers)" in body
+    assert not re.search(r"setup_tables|existing_billing|\(catalog", body)

@@ -123,7 +123,9 @@ def test_saved_connection_shows_the_key_masked_only(client, admin_a, tenant_a, c
     assert PRIVATE_KEY not in html
     assert "••••••••" + PRIVATE_KEY[-4:] in html
     assert "replace the private key" in html
-    assert 'name="new_private_key"' not in html  # one way to replace it: the connection form (issue 14 item 6)
+    assert (
+        'name="new_private_key"' not in html
+    )  # one way to replace it: the connection form (issue 14 item 6)
     assert 'name="private_key" value' not in html  # write-only: never rendered with a value
 
 
@@ -393,3 +395,24 @@ def test_one_way_to_replace_the_key_and_its_result_shown_where_the_partner_acted
     assert html.count("Private key replaced") == 1  # not at the top of the page as well
     connection_a.refresh_from_db()
     assert connection_a.get_private_key() == "ROTATED-1111-2222"
+
+
+def test_the_overview_says_what_a_blocked_step_waits_for(client, member_a, tenant_a, connection_a):
+    from tests.onboarding.dashboard_factories import make_run
+
+    run = make_run(tenant_a, {"connection": "pass", "agreements": "blocked", "existing_billing": "blocked"})
+    run.results.filter(key="existing_billing").update(summary="Waiting for customers: choose at least one.")
+    client.force_login(member_a)
+    html = client.get(reverse("tenant_home", args=[tenant_a.slug])).content.decode()
+    assert "Waiting for customers: choose at least one." in html
+
+
+def test_a_read_only_member_is_not_told_to_choose_customers(
+    client, member_a, admin_a, tenant_a, connection_a
+):
+    url = reverse("step", args=[tenant_a.slug, "customers"])
+    client.force_login(member_a)
+    html = client.get(url).content.decode()
+    assert "No company is chosen yet" in html and "Select companies above" not in html
+    client.force_login(admin_a)
+    assert "Select companies above" in client.get(url).content.decode()
