@@ -36,7 +36,13 @@ def wait_for_run(page, timeout_ms: int = WORKER_TIMEOUT) -> None:
     document without the card."""
     if not page.locator("#run-progress").count():
         return  # the run had finished before this page was rendered: its result is on the page
-    page.evaluate("() => { window.__waitingForRun = true; }")
+    try:
+        page.evaluate("() => { window.__waitingForRun = true; }")
+    except PlaywrightError:  # the run ended meanwhile and the page is reloading (seen once in 3 runs)
+        page.wait_for_load_state()
+        if not page.locator("#run-progress").count():
+            return
+        page.evaluate("() => { window.__waitingForRun = true; }")
     deadline = time.monotonic() + timeout_ms / 1000
     while True:
         try:
