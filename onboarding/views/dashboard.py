@@ -42,6 +42,7 @@ from ..connections import shared_companies
 from ..inputs import safe_next
 from ..models import ApprovedHost, AuditEvent, CheckRun, Connection, DriftAlert, StepResult, Tenant
 from ..runs import start_run
+from .audit import with_run_results
 
 PAGE_SIZE = 50
 RUN_HISTORY = 50
@@ -378,10 +379,15 @@ def _findings_key(f: dict) -> tuple[str, str]:
     return (f.get("code", ""), f.get("subject", ""))
 
 
-def compare_results(before: dict[str, StepResult], after: dict[str, StepResult]) -> list[dict]:
-    """Per step: the status change and the findings added/removed (matched by code and subject)."""
+def compare_results(
+    before: dict[str, StepResult], after: dict[str, StepResult], steps: list[str] | None = None
+) -> list[dict]:
+    """Per step (every step, or the keys in ``steps``: those the newer run checked): the status change and the
+    findings added/removed (matched by code and subject)."""
     changes = []
     for step in STEPS:
+        if steps is not None and step.key not in steps:
+            continue
         old, new = before.get(step.key), after.get(step.key)
         old_findings = {_findings_key(f): f for f in (old.findings if old else [])}
         new_findings = {_findings_key(f): f for f in (new.findings if new else [])}
@@ -407,7 +413,7 @@ def compare_results(before: dict[str, StepResult], after: dict[str, StepResult])
 
 def _pick_runs(request, tenant: Tenant, history: list[CheckRun]) -> tuple[CheckRun | None, CheckRun | None]:
     """The run to show (``?run=``, default the latest finished one) and the one to compare it with (``?against=``,
-    default the finished run before it). Looked up in the history first, so usually without a query."""
+    default ``previous_like(run)``). Looked up in the history first, so usually without a query."""
     by_uuid = {str(r.uuid): r for r in history}
     finished = [r for r in history if r.status == CheckRun.Status.DONE]
 
@@ -424,10 +430,21 @@ def _pick_runs(request, tenant: Tenant, history: list[CheckRun]) -> tuple[CheckR
     run = lookup(request.GET.get("run")) or (finished[0] if finished else None)
     against = lookup(request.GET.get("against"))
     if against is None and run is not None and "against" not in request.GET:
-        against = next((r for r in finished if r.created_at < run.created_at), None)
+        against = previous_like(run, finished)
     if against is not None and run is not None and against.pk == run.pk:
         against = None
     return run, against
+
+
+def previous_like(run: CheckRun, finished: list[CheckRun]) -> CheckRun | None:
+    """The run to compare ``run`` with by default: the latest finished run before it that covered the same steps,
+    else the latest full run before it (a one-step run compared with a full one read "not in this run" for every
+    other step). ``finished`` is newest first."""
+    earlier = [r for r in finished if r.created_at < run.created_at and r.pk != run.pk]
+    same = set(run.requested_steps())
+    return next((r for r in earlier if set(r.requested_steps()) == same), None) or next(
+        (r for r in earlier if not r.steps), None
+    )
 
 
 @login_required
@@ -448,7 +465,11 @@ def tenant_detail(request, slug):
         for r in StepResult.objects.filter(run_id__in=picked):
             results.setdefault(r.run_id, {})[r.key] = r
     run_results = results.get(run.pk, {}) if run else {}
-    changes = compare_results(results.get(against.pk, {}), run_results) if run and against else []
+    changes = (
+        compare_results(results.get(against.pk, {}), run_results, run.requested_steps())
+        if run and against
+        else []
+    )
     connection = _connection_summary(tenant)
     return render(
         request,
@@ -467,7 +488,7 @@ def tenant_detail(request, slug):
             "run_steps": [(s, run_results.get(s.key)) for s in STEPS] if run else [],
             "changes": changes,
             "changed_count": sum(1 for c in changes if c["changed"]),
-            "audit": list(AuditEvent.objects.filter(tenant=tenant)[:AUDIT_EVENTS]),
+            "audit": with_run_results(AuditEvent.objects.filter(tenant=tenant)[:AUDIT_EVENTS]),
             "drift_alerts": list(DriftAlert.objects.filter(tenant=tenant)[:20]),
             "drift_titles": [STEP_TITLES.get(k, k) for k in tenant.drift_steps or []],
             "host_refused": any(

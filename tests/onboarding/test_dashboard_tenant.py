@@ -256,3 +256,68 @@ def test_the_tenant_page_links_a_refused_host_to_its_approval(client, support):
     html = client.get(reverse("support_tenant", args=[tenant.slug])).content.decode()
     assert f"{reverse('support_hosts')}?hostname=cw.onprem.example&amp;tenant=onprem" in html
     assert " style=" not in html
+
+
+# Run names and the default comparison (issue 14 items 2 and 3) ----------------------------------------------------
+
+
+def test_a_one_step_run_is_compared_with_the_latest_full_run_not_shown_as_not_in_this_run(
+    client, support, acme
+):
+    tenant, old, new = acme
+    full = make_run(tenant, {"connection": "pass", "agreements": "pass"}, hours_ago=0.5)
+    one = make_run(
+        tenant, {"agreements": ("fail", [finding("agreements.not_mapped", "Contoso")])}, hours_ago=0.2
+    )
+    CheckRun.objects.filter(pk=one.pk).update(steps=["agreements"])
+    client.force_login(support)
+    response = client.get(reverse("support_tenant", args=[tenant.slug]))
+    assert response.context["run"].pk == one.pk and response.context["against"].pk == full.pk
+    assert [c["key"] for c in response.context["changes"]] == [
+        "agreements"
+    ]  # only the steps this run checked
+    html = response.content.decode()
+    section = re.search(r'id="changes-title".*?</section>', html, re.S).group(0)
+    assert "not in this run" not in section
+    assert re.search(
+        r"Comparing <strong>Agreements only, [^<]+</strong> with <strong>Full check, [^<]+</strong>", section
+    )
+
+
+def test_a_one_step_run_is_compared_with_the_previous_run_of_the_same_steps(client, support, acme):
+    tenant, old, new = acme
+    first = make_run(tenant, {"agreements": "fail"}, hours_ago=0.5)
+    second = make_run(tenant, {"agreements": "pass"}, hours_ago=0.2)
+    CheckRun.objects.filter(pk__in=[first.pk, second.pk]).update(steps=["agreements"])
+    client.force_login(support)
+    response = client.get(reverse("support_tenant", args=[tenant.slug]))
+    assert response.context["run"].pk == second.pk and response.context["against"].pk == first.pk
+    (change,) = response.context["changes"]
+    assert (change["before"], change["after"]) == ("fail", "pass")
+
+
+def test_runs_are_named_by_the_steps_they_ran_in_the_history_and_the_selects(client, support, acme):
+    tenant, old, new = acme
+    one = make_run(tenant, {"catalog": "pass"}, hours_ago=0.2)
+    CheckRun.objects.filter(pk=one.pk).update(steps=["catalog"])
+    client.force_login(support)
+    html = client.get(reverse("support_tenant", args=[tenant.slug])).content.decode()
+    history = re.search(r'id="runs-title".*?</table>', html, re.S).group(0)
+    assert (
+        len(re.findall(r"Full check, \d", history)) == 2
+        and len(re.findall(r"Product catalog only, \d", history)) == 1
+    )
+    for select in ("id_against", "id_run"):
+        options = re.search(rf'id="{select}".*?</select>', html, re.S).group(0)
+        assert "Product catalog only, " in options and "Full check, " in options
+
+
+def test_the_tenant_pages_audit_trail_shows_check_results(client, support, acme):
+    tenant, old, new = acme
+    AuditEvent.record(
+        AuditEvent.Kind.RUN_STARTED, tenant=tenant, actor="schedule", message="x", run=str(new.uuid)
+    )
+    client.force_login(support)
+    html = client.get(reverse("support_tenant", args=[tenant.slug])).content.decode()
+    audit = html[html.index("audit-table") :]
+    assert re.search(r"Full check, \d", audit) and "status-fail" in audit and "1 finding" in audit
