@@ -12,34 +12,43 @@ from django.views.decorators.http import require_GET
 from connectwise.checks.registry import STEPS
 
 from ..access import get_tenant
-from ..models import AuditEvent, CheckRun
+from ..models import AuditEvent, CheckRun, StepResult
 
 
-def with_run_results(events) -> list[AuditEvent]:
-    """The events as a list, each "Check started" event given its run (``e.check_run``, None when it is gone) and,
-    once the run is done, its result per step in wizard order (``e.step_results``: dicts of ``title``,
-    ``status``, ``findings`` = the number of findings). Two queries for a page of events, whatever its length."""
-    events = list(events)
-    uuids = {
+def run_uuids(events) -> set[str]:
+    """The run ids the "Check started" events among ``events`` name."""
+    return {
         e.detail.get("run") for e in events if e.kind == AuditEvent.Kind.RUN_STARTED and e.detail.get("run")
     }
-    runs = CheckRun.objects.filter(
-        uuid__in=uuids, tenant__in={e.tenant_id for e in events}
-    )  # never another's
-    found = {str(r.uuid): r for r in runs.prefetch_related("results")} if uuids else {}
+
+
+def with_run_results(
+    events, runs: dict[str, CheckRun] | None = None, results: dict[int, dict[str, StepResult]] | None = None
+) -> list[AuditEvent]:
+    """The events as a list, each "Check started" event given its run (``e.check_run``, None when it is gone) and,
+    once the run is done, its result per step in wizard order (``e.step_results``: dicts of ``title``,
+    ``status``, ``findings`` = the number of findings). ``runs`` (by uuid) and ``results`` (run pk -> step key ->
+    result) are what the caller has loaded already; the rest is read in at most two queries."""
+    events = list(events)
+    runs = dict(runs or {})
+    results = dict(results or {})
+    missing = run_uuids(events) - set(runs)
+    if missing:
+        tenants = {e.tenant_id for e in events}  # never another tenant's run
+        runs.update({str(r.uuid): r for r in CheckRun.objects.filter(uuid__in=missing, tenant__in=tenants)})
+    unread = {r.pk for u, r in runs.items() if u in run_uuids(events)} - set(results)
+    if unread:
+        for r in StepResult.objects.filter(run_id__in=unread):
+            results.setdefault(r.run_id, {})[r.key] = r
     for e in events:
         if e.kind != AuditEvent.Kind.RUN_STARTED:
             continue
-        e.check_run = found.get(e.detail.get("run") or "")
-        results = {r.key: r for r in e.check_run.results.all()} if e.check_run else {}
+        e.check_run = runs.get(e.detail.get("run") or "")
+        by_key = results.get(e.check_run.pk, {}) if e.check_run else {}
         e.step_results = [
-            {
-                "title": s.title,
-                "status": results[s.key].status,
-                "findings": len(results[s.key].findings or []),
-            }
+            {"title": s.title, "status": by_key[s.key].status, "findings": len(by_key[s.key].findings or [])}
             for s in STEPS
-            if s.key in results
+            if s.key in by_key
         ]
     return events
 

@@ -42,7 +42,8 @@ from ..connections import shared_companies
 from ..inputs import safe_next
 from ..models import ApprovedHost, AuditEvent, CheckRun, Connection, DriftAlert, StepResult, Tenant
 from ..runs import start_run
-from .audit import with_run_results
+from . import recheck_progress
+from .audit import run_uuids, with_run_results
 
 PAGE_SIZE = 50
 RUN_HISTORY = 50
@@ -241,6 +242,7 @@ def dashboard(request):
             "page": page,
             "overview": overview,
             "funnel": _funnel(overview),
+            "recheck": recheck_progress.progress(request),  # a bulk re-check's live progress, while it runs
             "stale_mail_failed": stale_mail_failure(),
             "steps": STEPS,
             "stale_hours": settings.STALE_AFTER_HOURS,
@@ -459,17 +461,19 @@ def tenant_detail(request, slug):
         .order_by("-created_at", "-id")[:RUN_HISTORY]
     )
     run, against = _pick_runs(request, tenant, history)
-    results: dict[int, dict[str, StepResult]] = {}
-    picked = [r.pk for r in (run, against) if r is not None]
+    audit = list(AuditEvent.objects.filter(tenant=tenant)[:AUDIT_EVENTS])
+    by_uuid = {str(r.uuid): r for r in history}
+    # One read of step results: the two runs compared and the runs the audit trail shows the results of.
+    picked = {r.pk for r in (run, against) if r is not None}
+    picked |= {by_uuid[u].pk for u in run_uuids(audit) if u in by_uuid}
+    results: dict[int, dict[str, StepResult]] = {pk: {} for pk in picked}
     if picked:
         for r in StepResult.objects.filter(run_id__in=picked):
-            results.setdefault(r.run_id, {})[r.key] = r
+            results[r.run_id][r.key] = r
     run_results = results.get(run.pk, {}) if run else {}
-    changes = (
-        compare_results(results.get(against.pk, {}), run_results, run.requested_steps())
-        if run and against
-        else []
-    )
+    # Only the steps the shown run checked: a step it did not check (a one-step run, or the seats step when not
+    # due) would read "not in this run" and compare nothing.
+    changes = compare_results(results.get(against.pk, {}), run_results, list(run_results)) if against else []
     connection = _connection_summary(tenant)
     return render(
         request,
@@ -488,7 +492,7 @@ def tenant_detail(request, slug):
             "run_steps": [(s, run_results.get(s.key)) for s in STEPS] if run else [],
             "changes": changes,
             "changed_count": sum(1 for c in changes if c["changed"]),
-            "audit": with_run_results(AuditEvent.objects.filter(tenant=tenant)[:AUDIT_EVENTS]),
+            "audit": with_run_results(audit, by_uuid, results),
             "drift_alerts": list(DriftAlert.objects.filter(tenant=tenant)[:20]),
             "drift_titles": [STEP_TITLES.get(k, k) for k in tenant.drift_steps or []],
             "host_refused": any(
@@ -503,14 +507,17 @@ def _back(request, default: str) -> str:
     return safe_next(request, default)
 
 
-def _recheck(tenants, user) -> tuple[int, int, int]:
-    """Start support-triggered runs; returns (started, already running, not connected)."""
+def _recheck(tenants, user, runs: list[CheckRun] | None = None) -> tuple[int, int, int]:
+    """Start support-triggered runs; returns (started, already running, not connected). Each run started or found
+    running is appended to ``runs`` when given."""
     started = running = unconnected = 0
     for tenant in tenants:
         if not tenant.connected:
             unconnected += 1
             continue
-        _, created = start_run(tenant, trigger=CheckRun.Trigger.SUPPORT, actor=user)
+        run, created = start_run(tenant, trigger=CheckRun.Trigger.SUPPORT, actor=user)
+        if runs is not None:
+            runs.append(run)
         started += int(created)
         running += int(not created)
     return started, running, unconnected
@@ -548,7 +555,9 @@ def bulk_recheck(request):
         messages.info(request, "Select at least one tenant to re-check.")
     else:
         tenants = list(monitoring.with_markers(Tenant.objects.filter(slug__in=slugs)).order_by("pk"))
-        _recheck_message(request, *_recheck(tenants, request.user))
+        runs: list[CheckRun] = []
+        _recheck_message(request, *_recheck(tenants, request.user, runs))
+        recheck_progress.follow(request, runs)  # the dashboard shows their progress live
     return redirect(_back(request, reverse("dashboard")))
 
 
@@ -637,6 +646,7 @@ urlpatterns = [
     path("support/export.csv", export_csv, name="support_export"),
     path("support/api/tenants.json", tenants_json, name="support_api_tenants"),
     path("support/recheck/", bulk_recheck, name="support_bulk_recheck"),
+    path("support/recheck/progress/", recheck_progress.recheck_progress, name="support_recheck_progress"),
     path("support/hosts/", hosts, name="support_hosts"),
     path("support/t/<slug:slug>/", tenant_detail, name="support_tenant"),
     path("support/t/<slug:slug>/recheck/", recheck_tenant, name="support_recheck"),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.e2e.a11y import Tour, tab_through
 from tests.e2e.conftest import SCENARIOS, login
-from tests.e2e.helpers import finding_codes, step_status, wait_for_run
+from tests.e2e.helpers import WORKER_TIMEOUT, finding_codes, step_status, wait_for_run
 
 HEALTHY = json.loads(Path(SCENARIOS / "healthy.json").read_text())
 MEMBER = HEALTHY["apiMembers"][0]
@@ -225,9 +225,24 @@ def test_partner_reaches_ready_without_pressing_check_and_pages_never_contradict
     tour("support-dashboard")
     _goto(page, f"{web}/support/?show=ready")
     tour("support-dashboard-filtered")
+    # A bulk re-check is followed live on the dashboard until it has finished (issue 14 item 1).
+    page.get_by_label("Select Follows Changes MSP").check()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Re-check selected").click()
+    page.wait_for_load_state()
+    progress = page.locator("#recheck-progress")
+    if progress.count():  # the worker may already be done: then the page says so straight away
+        assert re.search(r"\d of 1 checked", progress.inner_text())
+        tour("support-dashboard-rechecking")
+    page.get_by_text("Re-check finished: 1 of 1 checked").wait_for(timeout=WORKER_TIMEOUT)
+    assert page.locator("#recheck-progress").count() == 0
     page.locator("table a", has_text="Follows Changes MSP").first.click()
     page.wait_for_load_state()
     tour("support-tenant")
+    # The latest run (the full re-check) is compared with the previous full run, and the page names both.
+    compared = page.locator("section[aria-labelledby=changes-title]").inner_text()
+    assert re.search(r"Comparing Full check, .+ with Full check, ", compared), compared
+    assert "not in this run" not in compared
     _goto(page, f"{web}/support/hosts/")
     tour("support-hosts")
     _goto(page, f"{web}/t/{slug}/steps/agreements/")

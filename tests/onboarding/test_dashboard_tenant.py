@@ -92,7 +92,7 @@ def test_it_compares_the_latest_run_with_the_previous_one_by_default(client, sup
     assert [f["code"] for f in changes["setup_tables"]["removed"]] == [codes.TABLES_UOM_MISSING]
     assert [f["code"] for f in changes["setup_tables"]["added"]] == [codes.TABLES_CATEGORY_INACTIVE]
     assert not changes["connection"]["changed"]
-    assert not changes["customers"]["in_both"]  # not part of either run
+    assert "customers" not in changes  # not checked in the newer run: nothing to compare
     html = response.content.decode()
     assert "2 steps changed." in html
     assert "Product &quot;misc-seat&quot; (id 12)" in html
@@ -321,3 +321,38 @@ def test_the_tenant_pages_audit_trail_shows_check_results(client, support, acme)
     html = client.get(reverse("support_tenant", args=[tenant.slug])).content.decode()
     audit = html[html.index("audit-table") :]
     assert re.search(r"Full check, \d", audit) and "status-fail" in audit and "1 finding" in audit
+
+
+# Bulk re-check: live feedback (issue 14 item 1) ---------------------------------------------------------------------
+
+
+def test_a_bulk_recheck_shows_live_progress_until_every_check_has_finished(client, support):
+    a = make_tenant("live-a", step_statuses=ALL_PASS)
+    b = make_tenant("live-b", step_statuses=ALL_PASS)
+    client.force_login(support)
+    response = client.post(reverse("support_bulk_recheck"), {"tenant": [a.slug, b.slug]}, follow=True)
+    html = response.content.decode()
+    progress_url = reverse("support_recheck_progress")
+    assert f'hx-get="{progress_url}"' in html and "0 of 2 checked" in html
+    assert 'aria-live="polite"' in html
+
+    first = CheckRun.objects.get(tenant=a)
+    CheckRun.objects.filter(pk=first.pk).update(status=CheckRun.Status.DONE, ready=True)
+    fragment = client.get(progress_url, HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 200
+    text = fragment.content.decode()
+    assert "1 of 2 checked" in text and "hx-trigger" in text  # still polling
+    assert "Live A" in text and "Live B" in text
+
+    CheckRun.objects.filter(tenant=b).update(status=CheckRun.Status.ERROR, error="boom")
+    done = client.get(progress_url, HTTP_HX_REQUEST="true")
+    assert done.status_code == 204 and done["HX-Refresh"] == "true"  # the rows show the new results
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "Re-check finished: 2 of 2 checked" in page and "1 ready" in page and "1 could not run" in page
+    assert progress_url not in page  # nothing left to follow
+    assert client.get(progress_url).status_code == 204  # and the fragment says nothing more
+
+
+def test_the_recheck_progress_is_for_support_only(client, admin_a):
+    client.force_login(admin_a)
+    assert client.get(reverse("support_recheck_progress")).status_code in (403, 404)
