@@ -31,7 +31,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from connectwise.checks.registry import STEP_KEYS, STEP_TITLES, STEPS
+from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS, STEP_TITLES, STEPS
 from connectwise.errors import detail_text
 from connectwise.sites import CLOUD_HOSTS
 
@@ -242,6 +242,7 @@ def dashboard(request):
             "page": page,
             "overview": overview,
             "funnel": _funnel(overview),
+            "readiness_steps": len(READINESS_KEYS),  # the score t.passed counts these (not the advisory step)
             "recheck": recheck_progress.progress(request),  # a bulk re-check's live progress, while it runs
             "stale_mail_failed": stale_mail_failure(),
             "steps": STEPS,

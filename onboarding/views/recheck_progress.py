@@ -49,7 +49,7 @@ def progress(request) -> dict | None:
     }
     if state["finished"]:
         request.session.pop(SESSION_KEY, None)
-        messages.success(request, finished_text(state))
+        messages.success(request, finished_text(state), extra_tags="inline recheck")  # shown above the list
     return state
 
 

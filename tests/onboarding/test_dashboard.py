@@ -92,6 +92,8 @@ def test_it_lists_every_tenant_with_a_badge_per_step_and_its_markers(client, sup
     assert row.count("status status-pass") == len(STEP_KEYS) - 1
     assert row.count("status status-fail") == 1
     assert "open: Product catalog" in row
+    # The readiness score counts the steps that decide readiness (the advisory seats step is not one of them).
+    assert f"{len(READINESS_KEYS) - 1} of {len(READINESS_KEYS)} steps" in row
     assert "Stale" in re.search(r"Charlie Stale.*?</tr>", html, re.S).group(0)
     assert "Drift: Setup tables" in re.search(r"Echo Drift.*?</tr>", html, re.S).group(0)
     assert "Error" in re.search(r"Delta Error.*?</tr>", html, re.S).group(0)
