@@ -34,7 +34,7 @@ from ..models import (
 )
 from ..results import latest_results
 from ..runs import start_run
-from ..views.step_pages import company_of_finding
+from ..views.agreements import company_of_finding
 from . import serializers as s
 from .base import (
     COMMON_ERRORS,

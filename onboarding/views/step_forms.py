@@ -2,7 +2,8 @@
 next to the fields: the customer CSV import (Customers), the cutover and additions to end (Seats billed today) and
 the Defaults for new agreements (Agreements). A valid form is saved and redirects back to the step.
 
-Kept apart from the pages' context providers (``step_pages``, ``billing``, ``fix_everything``) because the wizard
+Kept apart from the pages' context providers (``connection``, ``customers``, ``agreements``, ``billing``,
+``fix_everything``) because the wizard
 imports those to render a step, and these posts import the wizard: one direction only.
 """
 
@@ -24,8 +25,8 @@ from ..models import BillingCustomer, CheckRun
 from ..results import latest_results
 from ..runs import start_run
 from . import billing as billing_views
+from .choice_changes import record_change
 from .fix_everything import defaults_context
-from .step_pages import record_change
 from .wizard import render_step
 
 

@@ -26,8 +26,9 @@ from ..models import AuditEvent, CheckRun
 from ..results import latest_results, severity_groups
 from ..runs import stale_steps, start_run, with_dependents
 from ..steps_text import STEP_TEXT
-from . import billing, fix_everything, plans, step_pages
+from . import agreements, billing, customers, fix_everything, plans
 from . import demo as demo_views
+from .connection import context_connection
 
 
 def _steps_nav(tenant, latest, stale=frozenset()) -> list[dict]:
@@ -136,9 +137,9 @@ def tenant_home(request, slug):
 
 # What each step page adds to the common context (a step without a page of its own adds nothing).
 STEP_CONTEXT = {
-    "connection": step_pages.context_connection,
-    "customers": step_pages.context_customers,
-    "agreements": step_pages.context_agreements,
+    "connection": context_connection,
+    "customers": customers.context_customers,
+    "agreements": agreements.context_agreements,
     "existing_billing": billing.step_context,
 }
 
@@ -352,7 +353,8 @@ urlpatterns = [
     path("t/<slug:slug>/check/", run_check, name="run_check"),
     path("t/<slug:slug>/runs/<uuid:run_uuid>/status/", run_status, name="run_status"),
     path("t/<slug:slug>/summary/", summary, name="summary"),
-    *step_pages.urlpatterns,
+    *customers.urlpatterns,
+    *agreements.urlpatterns,
     *demo_views.urlpatterns,
     *plans.urlpatterns,
     *billing.urlpatterns,

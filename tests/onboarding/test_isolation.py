@@ -109,6 +109,7 @@ ACCESS: dict[str, Access] = {
     "support_export": Access("support", "read", None),
     "support_api_tenants": Access("support", "read", None),
     "support_bulk_recheck": Access("support", None, "action"),
+    "support_recheck_progress": Access("support", "read", None),
     "support_hosts": Access("support", "read", "action"),
     "support_staff": Access("support", "read", "action"),
     "support_tenant": Access("support", "read", None),
