@@ -99,6 +99,7 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "support_export": (("q", "show", "step", "sort"), ()),
     "support_api_tenants": (("q", "show", "step", "sort", "page"), ()),
     "support_bulk_recheck": ((), ("tenant", "next")),
+    "support_recheck_progress": ((), ()),  # reads only the session
     "support_hosts": (("hostname", "tenant"), ("hostname", "note", "tenant")),
     "support_tenant": (("run", "against"), ()),
     "support_recheck": ((), ("next",)),
