@@ -414,5 +414,9 @@ def test_a_read_only_member_is_not_told_to_choose_customers(
     client.force_login(member_a)
     html = client.get(url).content.decode()
     assert "No company is chosen yet" in html and "Select companies above" not in html
+    agreements = reverse("step", args=[tenant_a.slug, "agreements"])
+    assert "No customer is chosen yet" in (page := client.get(agreements).content.decode())
+    assert ">Choose customers</a>" not in page and "admins choose the customers" in page
     client.force_login(admin_a)
     assert "Select companies above" in client.get(url).content.decode()
+    assert ">Choose customers</a>" in client.get(agreements).content.decode()
