@@ -236,6 +236,7 @@ def test_partner_reaches_ready_without_pressing_check_and_pages_never_contradict
         tour("support-dashboard-rechecking")
     page.get_by_text("Re-check finished: 1 of 1 checked").wait_for(timeout=WORKER_TIMEOUT)
     assert page.locator("#recheck-progress").count() == 0
+    tour("support-dashboard-rechecked")
     page.locator("table a", has_text="Follows Changes MSP").first.click()
     page.wait_for_load_state()
     tour("support-tenant")
