@@ -356,3 +356,20 @@ def test_a_bulk_recheck_shows_live_progress_until_every_check_has_finished(clien
 def test_the_recheck_progress_is_for_support_only(client, admin_a):
     client.force_login(admin_a)
     assert client.get(reverse("support_recheck_progress")).status_code in (403, 404)
+
+
+def test_a_blocked_step_says_what_it_waits_for_on_the_tenant_page(client, support):
+    tenant = make_tenant("blocked-co")
+    run = make_run(tenant, {"connection": "pass", "existing_billing": "blocked"})
+    run.results.filter(key="existing_billing").update(summary="Waiting for customers: choose at least one.")
+    client.force_login(support)
+    html = client.get(reverse("support_tenant", args=[tenant.slug])).content.decode()
+    step = re.search(
+        r'<details class="dash-step mb-2" open>\s*<summary[^>]*>\s*<span[^>]*>7\. Seats billed today.*?</details>',
+        html,
+        re.S,
+    )
+    assert step, "the blocked step is open"
+    assert "Waiting for customers: choose at least one." in step.group(
+        0
+    ) and "No findings." not in step.group(0)
