@@ -32,11 +32,12 @@ def with_run_results(
     events = list(events)
     runs = dict(runs or {})
     results = dict(results or {})
-    missing = run_uuids(events) - set(runs)
+    named = run_uuids(events)
+    missing = named - set(runs)
     if missing:
         tenants = {e.tenant_id for e in events}  # never another tenant's run
         runs.update({str(r.uuid): r for r in CheckRun.objects.filter(uuid__in=missing, tenant__in=tenants)})
-    unread = {r.pk for u, r in runs.items() if u in run_uuids(events)} - set(results)
+    unread = {r.pk for u, r in runs.items() if u in named} - set(results)
     if unread:
         for r in StepResult.objects.filter(run_id__in=unread):
             results.setdefault(r.run_id, {})[r.key] = r
