@@ -21,6 +21,8 @@ from django import forms
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from .api.problems import invalid_request, is_api_request
+
 INT32_MAX = 2**31 - 1
 BIGINT_MAX = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII digits only: int() also reads "١٢" and " 12 "
@@ -134,11 +136,17 @@ class BadInputMiddleware:
     def __call__(self, request):
         field = has_nul(request) if request.method in ("GET", "HEAD", "POST") else None
         if field is not None:
+            if is_api_request(request):
+                return invalid_request(
+                    request, f"{field}: contains a NUL character", {field: ["contains a NUL character"]}
+                )
             return bad_request(request, f"{field}: contains a NUL character")
         return self.get_response(request)
 
     def process_exception(self, request, exception):
         if isinstance(exception, BadInput):
+            if is_api_request(request):
+                return invalid_request(request, str(exception))
             return bad_request(request, str(exception))
         return None
 

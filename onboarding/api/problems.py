@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -62,6 +62,29 @@ def problem(
         body["instance"] = instance
     body.update(extra)
     return Response(body, status=status_code, content_type=CONTENT_TYPE)
+
+
+API_PREFIX = "/api/"
+
+
+def is_api_request(request) -> bool:
+    """True for a request under ``/api/``, whose errors must be problems, never the site's HTML pages."""
+    return request.path.startswith(API_PREFIX)
+
+
+def invalid_request(request, detail: str, errors: dict[str, list[str]] | None = None) -> JsonResponse:
+    """A 400 ``invalid-request`` problem built without DRF, for guards that answer before any API view runs
+    (``onboarding.inputs.BadInputMiddleware``)."""
+    body = {
+        "type": "/api/v1/problems/invalid-request",
+        "title": "Invalid request",
+        "status": 400,
+        "detail": detail,
+        "instance": request.path,
+    }
+    if errors:
+        body["errors"] = errors
+    return JsonResponse(body, status=400, content_type=CONTENT_TYPE)
 
 
 def _flatten(detail) -> dict[str, list[str]]:

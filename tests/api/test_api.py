@@ -495,3 +495,34 @@ def test_an_empty_filter_value_is_refused_not_dropped(api, read_token, query):
     response = api(read_token).get(f"/api/v1/tenants/{query}")
     assert response.status_code == 400
     assert query[1:-1] in response.json()["errors"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/tenants/?updated_since=%00",
+        "/api/v1/tenants/?x%00=1",
+        "/api/v1/tenants/acme/mapping/?cursor=%00",
+    ],
+)
+def test_a_nul_character_under_the_api_is_a_400_problem_not_the_html_page(api, read_token, path):
+    """Found by the schema test in a full run: the NUL guard that runs before any view (``inputs.BadInputMiddleware``)
+    answered the API with the site's HTML 400 page; under /api/ every error is a problem."""
+    make_tenant("acme")
+    response = api(read_token).get(path)
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == "/api/v1/problems/invalid-request" and body["status"] == 400
+    assert "NUL" in body["detail"] and body["errors"]
+
+
+def test_djangos_own_400_and_500_handlers_answer_the_api_with_problems(rf):
+    from onboarding.views import errors
+
+    request = rf.get("/api/v1/tenants/")
+    for response, code in ((errors.bad_request(request), 400), (errors.server_error(request), 500)):
+        assert response.status_code == code
+        assert response["Content-Type"] == "application/problem+json"
+    assert errors.bad_request(rf.get("/dashboard/"))["Content-Type"].startswith("text/html")
