@@ -21,14 +21,17 @@ demo: install
 	CONNECTWISE_SANDBOX_URL=http://127.0.0.1:$(DEMO_SANDBOX_PORT) $(BIN)/python manage.py demo \
 		--web-port $(DEMO_WEB_PORT) --sandbox-port $(DEMO_SANDBOX_PORT)
 
-## The whole suite: unit, integration (sandbox, real worker) and browser tests.
+## The whole suite: unit, integration (sandbox, real worker) and browser tests. The tests keep their own var/
+## directory (filesystem broker, file cache), so a running `make demo` never takes the tests' jobs.
+TEST_VAR_DIR ?= $(CURDIR)/var/test
+
 test: install
 	$(BIN)/python scripts/ensure_chromium.py
 	$(BIN)/python scripts/ensure_caddy.py
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	ONBOARDING_VAR_DIR=$(TEST_VAR_DIR) $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -p no:cacheprovider -m "not e2e and not slow" $(PYTEST_ARGS)
+	ONBOARDING_VAR_DIR=$(TEST_VAR_DIR) $(BIN)/python -m pytest -p no:cacheprovider -m "not e2e and not slow" $(PYTEST_ARGS)
 
 ## The production smoke test: the compose services' commands with real PostgreSQL and Redis, Caddy (tls internal)
 ## in front and Chromium over HTTPS (README "Deployment"). Fails, never skips, when something it needs is missing.
