@@ -6,10 +6,14 @@ tenants at once could send a host far more calls than one worker would. ConnectW
 (REFERENCE §6: "no official statement", so the numbers are an assumption, configurable): the product holds
 itself to ``CONNECTWISE_MAX_PER_HOST`` calls in flight per host and ``CONNECTWISE_MAX_PER_CLIENT_ID`` per clientId.
 
-With ``REDIS_URL`` the slots are Redis-backed semaphores (``limiters.SyncSemaphore`` from the
-``redis-rate-limiters`` package: a Redis list of tokens created atomically by a Lua script, taken with BLPOP and
-given back with LPUSH), shared by every worker process and machine on that Redis. Without Redis (the embedded
-filesystem broker, development) each process has its own ``threading.BoundedSemaphore`` per host and clientId.
+With ``REDIS_URL`` the slots live in Redis, shared by every worker process and machine on that Redis: a semaphore
+of capacity N is N slots, each one ``redis.lock.Lock`` (redis-py's own lock: ``SET NX PX`` with a random token,
+released and renewed by compare-and-delete / compare-and-expire scripts). A holder takes any free slot; each
+slot is a lease of ``SLOT_LEASE_SECONDS`` that a thread of the holder's process renews while the call is on the
+wire. A worker killed mid-call stops renewing, so its slot comes back one lease later, whatever the rest of the
+fleet is doing (a token-list semaphore that only expires when idle never gives it back on a busy fleet). Without
+Redis (the embedded filesystem broker, development) each process has its own ``threading.BoundedSemaphore`` per
+host and clientId.
 
 A slot is held only while one request is on the wire (``ConnectWiseClient(shared_slot=...)``), host first, then
 clientId, in that order everywhere (no deadlock). Waiting longer than ``CONNECTWISE_SLOT_WAIT_SECONDS`` raises
@@ -19,18 +23,27 @@ clientId, in that order everywhere (no deadlock). Waiting longer than ``CONNECTW
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 
+import redis
 from django.conf import settings
+from redis.exceptions import LockError, RedisError
 
 from connectwise import errors
 
-# A token whose holder died (a worker killed mid-call) comes back when the semaphore has been idle this long:
-# the library sets this expiry on its keys at every acquire and release. Longer than any one call may take.
-SLOT_EXPIRY_MARGIN_SECONDS = 30
+log = logging.getLogger(__name__)
+
+# How long a slot stays taken after its holder stops renewing it (a worker killed while a request is on the
+# wire): the bound on how long a dead holder shrinks the capacity. A living holder renews every third of it, so
+# a call of any length keeps its slot.
+SLOT_LEASE_SECONDS = 15
 
 
 def slot_factory(host: str, client_id: str) -> Callable[[], AbstractContextManager[object]]:
@@ -95,45 +108,107 @@ def _local_semaphore(name: str, capacity: int, wait: float) -> Callable[[], Abst
 
 
 @lru_cache(maxsize=8)
-def _redis(url: str):
-    import redis  # noqa: PLC0415
-
-    # One connection pool per process and URL; BLPOP holds a connection while it waits, so the pool grows with
-    # the threads waiting (bounded by the clients' own in-flight bounds).
+def _redis(url: str) -> redis.Redis:
+    # One connection pool per process and URL (redis-py resets it in a forked child).
     return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
 
 
 def _redis_semaphore(
     url: str, name: str, capacity: int, wait: float
 ) -> Callable[[], AbstractContextManager[None]]:
-    from limiters import MaxSleepExceededError, SyncSemaphore  # noqa: PLC0415
-    from redis.exceptions import RedisError  # noqa: PLC0415
-
-    # The capacity is part of the name: a changed setting starts a new semaphore instead of inheriting the old
-    # one's token count.
-    full_name = f"cw-onboarding:{name}:cap{capacity}"
-    expiry = int(settings.CONNECTWISE_TIMEOUT_SECONDS) + SLOT_EXPIRY_MARGIN_SECONDS
+    # The capacity is part of the name: a changed setting starts a new set of slots.
+    keys = [f"cw-onboarding:slot:{name}:cap{capacity}:{i}" for i in range(capacity)]
 
     @contextmanager
     def hold() -> Iterator[None]:
-        semaphore = SyncSemaphore(
-            name=full_name, capacity=capacity, max_sleep=wait, expiry=expiry, connection=_redis(url)
-        )
+        connection = _redis(url)
         try:
-            semaphore.__enter__()
-        except MaxSleepExceededError:
-            raise _timeout(name, wait) from None
+            lock = _take_slot(connection, keys, wait)
         except RedisError as exc:
             raise _unavailable(exc) from None
+        if lock is None:
+            raise _timeout(name, wait)
+        _renewer().add(lock)
         try:
             yield
         finally:
+            _renewer().discard(lock)
             try:
-                semaphore.__exit__(None, None, None)
+                lock.release()
+            except LockError:
+                # The lease ran out (this process stopped renewing, e.g. it was frozen): the slot is already back.
+                log.warning("ConnectWise call slot %s was lost before its call ended", lock.name)
             except RedisError as exc:
                 raise _unavailable(exc) from None
 
     return hold
+
+
+def _take_slot(connection: redis.Redis, keys: list[str], wait: float) -> redis.lock.Lock | None:
+    """One free slot of ``keys`` as an acquired lock, or None when none came free within ``wait`` seconds.
+
+    One MGET shows the free slots, then ``SET NX`` takes one of them (another process may win it: try the next);
+    while all are taken, poll with a short jittered back-off (Redis has no blocking wait on a key's deletion)."""
+    deadline = time.monotonic() + wait
+    pause = 0.005
+    while True:
+        free = [key for key, holder in zip(keys, connection.mget(keys), strict=True) if holder is None]
+        random.shuffle(free)  # spread holders over the slots instead of all racing for the first
+        for key in free:
+            lock = connection.lock(key, timeout=SLOT_LEASE_SECONDS, thread_local=False)
+            if lock.acquire(blocking=False):
+                return lock
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        time.sleep(min(left, pause * random.uniform(0.5, 1.5)))
+        pause = min(pause * 2, 0.025)
+
+
+class _Renewer:
+    """One daemon thread per process that renews the leases of the slots this process holds."""
+
+    def __init__(self) -> None:
+        self._held: set[redis.lock.Lock] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="cw-slot-lease", daemon=True)
+        self._thread.start()
+
+    def add(self, lock: redis.lock.Lock) -> None:
+        with self._lock:
+            self._held.add(lock)
+
+    def discard(self, lock: redis.lock.Lock) -> None:
+        with self._lock:
+            self._held.discard(lock)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(SLOT_LEASE_SECONDS / 3)
+            with self._lock:
+                held = list(self._held)
+            for lock in held:
+                try:
+                    lock.reacquire()  # back to a full lease, only if the token is still ours
+                except LockError:
+                    log.warning("ConnectWise call slot %s expired before it could be renewed", lock.name)
+                    self.discard(lock)
+                except RedisError:
+                    # Redis is briefly unreachable: keep trying; the lease covers two more attempts.
+                    log.warning("could not renew ConnectWise call slot %s", lock.name, exc_info=True)
+
+
+_renewers: dict[int, _Renewer] = {}
+_renewers_lock = threading.Lock()
+
+
+def _renewer() -> _Renewer:
+    # Per process id: a forked child (a Celery pool process) has no copy of its parent's thread.
+    pid = os.getpid()
+    with _renewers_lock:
+        if pid not in _renewers:
+            _renewers[pid] = _Renewer()
+        return _renewers[pid]
 
 
 def _unavailable(exc: Exception) -> errors.ConnectionFailed:

@@ -131,3 +131,81 @@ def test_with_redis_the_limit_is_one_semaphore_for_every_client():
         host = f"redis-{uuid.uuid4().hex[:8]}.example"
         a, b = limits.slot_factory(host, CLIENT_ID), limits.slot_factory(host, CLIENT_ID)
         assert _hold_many(lambda: _both(a, b), 10) == 3
+
+
+# -- a holder that dies (a worker killed while a request is on the wire) -----------------------------------------
+
+LEASE_S = 2
+
+
+def _hold_until_killed(host: str, ready) -> None:
+    """Child process: take one slot of ``host`` and never give it back (the parent SIGKILLs this process)."""
+    slot = limits.slot_factory(host, CLIENT_ID)
+    with slot():
+        ready.set()
+        time.sleep(600)
+
+
+def _keep_busy(host: str, stop_event) -> None:
+    """Child process: the rest of the fleet, taking and giving back a slot of ``host`` without pause."""
+    slot = limits.slot_factory(host, CLIENT_ID)
+    while not stop_event.is_set():
+        with slot():
+            time.sleep(0.01)
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (a real Redis)")
+def test_with_redis_a_killed_holders_slot_comes_back_after_its_lease_while_the_fleet_stays_busy(monkeypatch):
+    """A worker SIGKILLed mid-call never gives its slot back; the slot must return after a bounded time per
+    holder, even though other processes keep the semaphore busy the whole time (the fleet is never idle)."""
+    import multiprocessing
+    import signal
+
+    monkeypatch.setattr(limits, "SLOT_LEASE_SECONDS", LEASE_S)
+    fork = multiprocessing.get_context("fork")
+    host = f"killed-{uuid.uuid4().hex[:8]}.example"
+    with override_settings(
+        REDIS_URL=os.environ["REDIS_URL"],
+        CONNECTWISE_MAX_PER_HOST=2,
+        CONNECTWISE_MAX_PER_CLIENT_ID=100,
+        CONNECTWISE_SLOT_WAIT_SECONDS=1,
+    ):
+        ready, stop_busy = fork.Event(), fork.Event()
+        holder = fork.Process(target=_hold_until_killed, args=(host, ready))
+        holder.start()
+        assert ready.wait(20), "the child never took its slot"
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join(10)
+        busy = fork.Process(target=_keep_busy, args=(host, stop_busy))
+        busy.start()
+        try:
+            time.sleep(3 * LEASE_S)  # three leases of traffic on the one slot left
+        finally:
+            stop_busy.set()
+            busy.join(10)
+        # Right after the busy traffic (the semaphore was never idle): both slots are free again.
+        slot = limits.slot_factory(host, CLIENT_ID)
+        with slot(), slot():
+            pass
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (a real Redis)")
+def test_with_redis_a_living_holder_keeps_its_slot_past_the_lease(monkeypatch):
+    """The lease is renewed while its holder lives: a call longer than the lease never lets a second one in
+    past the cap."""
+    monkeypatch.setattr(limits, "SLOT_LEASE_SECONDS", LEASE_S)
+    with override_settings(
+        REDIS_URL=os.environ["REDIS_URL"],
+        CONNECTWISE_MAX_PER_HOST=1,
+        CONNECTWISE_MAX_PER_CLIENT_ID=100,
+        CONNECTWISE_SLOT_WAIT_SECONDS=1,
+    ):
+        slot = limits.slot_factory(f"long-{uuid.uuid4().hex[:8]}.example", CLIENT_ID)
+        with slot():
+            time.sleep(2 * LEASE_S)
+            with pytest.raises(errors.Timeout) as caught:
+                with slot():
+                    pass
+        assert caught.value._nothing_sent
+        with slot():  # given back on exit
+            pass

@@ -135,11 +135,6 @@ def test_a_plan_whose_worker_was_killed_mid_apply_is_resumed_without_duplicates(
 
 
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="Known defect, open: in the full suite the e2e session worker shares the broker queue and can take the "
-    "resumed apply (timed out twice in full CI runs; passes alone and with tests/reliability). Give the "
-    "reliability worker its own queue, then remove this skip."
-)
 def test_a_combined_plan_whose_worker_was_killed_mid_apply_creates_each_agreement_once(rel_stack):
     """Issue 18: "Fix everything that can be fixed" on bare.json, with two annual customers whose one-time
     agreements the plan creates from the defaults; the worker is killed after a create was written and before
