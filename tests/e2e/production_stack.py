@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 CADDYFILE = ROOT / "Caddyfile"
 ENV_EXAMPLE = ROOT / "deploy.env.example"
+# The proxy's own env_file (DOMAIN, CADDY_TLS): Caddy never reads deploy.env.
+CADDY_ENV_EXAMPLE = ROOT / "caddy.env.example"
 VENV_BIN = Path(sys.executable).parent
 
 # Started in this order, like `docker compose up` does through depends_on (migrate runs to completion first).
@@ -58,29 +60,43 @@ SMOKE_ONLY = {
     "CONNECTWISE_CA_FILE": "the sandbox's certificate comes from Caddy's internal CA",
 }
 
+# Of those, the ones that go to Caddy's caddy.env (Caddy's ports, admin, upstream and volumes); the rest to deploy.env.
+CADDY_SMOKE_ONLY = frozenset(
+    {
+        "CADDY_HTTP_PORT",
+        "CADDY_HTTPS_PORT",
+        "CADDY_ADMIN",
+        "CADDY_UPSTREAM",
+        "XDG_DATA_HOME",
+        "XDG_CONFIG_HOME",
+    }
+)
+
 
 def compose() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
-def example_variables() -> list[str]:
-    """The variable names deploy.env.example lists, in order."""
-    return list(dotenv_values(stream=io.StringIO(ENV_EXAMPLE.read_text())))
+def example_variables(example: Path = ENV_EXAMPLE) -> list[str]:
+    """The variable names deploy.env.example (or ``example``, e.g. CADDY_ENV_EXAMPLE) lists, in order."""
+    return list(dotenv_values(stream=io.StringIO(example.read_text())))
 
 
-def write_env_file(path: Path, values: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
-    """deploy.env from deploy.env.example: every variable the example lists gets its value from ``values`` (a
-    KeyError names one the smoke test does not set), comments stay; ``extra`` (keys of SMOKE_ONLY only) follows.
-    Returns the file as compose reads it."""
+def write_env_file(
+    path: Path, values: dict[str, str], extra: dict[str, str], example: Path = ENV_EXAMPLE
+) -> dict[str, str]:
+    """deploy.env from deploy.env.example (or caddy.env from ``example``): every variable the example lists gets
+    its value from ``values`` (a KeyError names one the smoke test does not set; values it does not list are left
+    out), comments stay; ``extra`` (keys of SMOKE_ONLY only) follows. Returns the file as compose reads it."""
     unknown = set(extra) - set(SMOKE_ONLY)
     assert not unknown, f"not declared in SMOKE_ONLY: {unknown}"
     lines = []
-    for line in ENV_EXAMPLE.read_text().splitlines():
+    for line in example.read_text().splitlines():
         match = re.match(r"^([A-Z][A-Z0-9_]*)=", line)
         if match:
             name = match.group(1)
             if name not in values:
-                raise KeyError(f"deploy.env.example lists {name}, which the smoke test does not set")
+                raise KeyError(f"{example.name} lists {name}, which the smoke test does not set")
             line = f"{name}={values[name]}"
         lines.append(line)
     lines.append(

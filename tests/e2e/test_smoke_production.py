@@ -114,7 +114,8 @@ def smoke_redis():
 def deploy_env(
     ports: dict[str, int], database: str, redis_url: str, tmp_path: Path, ca_file: Path
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """The smoke test's deploy.env: a value for every variable of deploy.env.example, and the SMOKE_ONLY extras
+    """The smoke test's deploy.env and caddy.env: a value for every variable of deploy.env.example and
+    caddy.env.example, and the SMOKE_ONLY extras
     (tests/onboarding/test_compose.py checks both sets against the example and the compose file)."""
     origin = f"https://localhost:{ports['https']}"
     alphabet = string.ascii_letters + string.digits
@@ -168,7 +169,11 @@ def deployment(tmp_path, smoke_database, smoke_redis):
     caddy_data = tmp_path / "caddy-data"
     ca_file = caddy_data / "caddy" / "pki" / "authorities" / "local" / "root.crt"
     values, extra = deploy_env(ports, smoke_database, smoke_redis, tmp_path, ca_file)
-    env_file = ps.write_env_file(tmp_path / "deploy.env", values, extra)
+    app_extra = {k: v for k, v in extra.items() if k not in ps.CADDY_SMOKE_ONLY}
+    caddy_extra = {k: v for k, v in extra.items() if k in ps.CADDY_SMOKE_ONLY}
+    env_file = ps.write_env_file(tmp_path / "deploy.env", values, app_extra)
+    # Caddy's process gets caddy.env only, as its compose service does: none of the app's secrets.
+    caddy_env = ps.write_env_file(tmp_path / "caddy.env", values, caddy_extra, example=ps.CADDY_ENV_EXAMPLE)
     stack = ps.Stack(env={**ps.base_env(home), **env_file}, logs=logs)
     sandbox_site = f"127.0.0.1:{ports['sandbox_https']}"
     caddyfile = tmp_path / "Caddyfile"
@@ -179,7 +184,11 @@ def deployment(tmp_path, smoke_database, smoke_redis):
     )
     try:
         # Caddy first: its internal CA (CONNECTWISE_CA_FILE) must exist before the app reads its settings.
-        proc = stack.start("caddy", ps.service_command("caddy", **{"/etc/caddy/Caddyfile": caddyfile}))
+        proc = stack.start(
+            "caddy",
+            ps.service_command("caddy", **{"/etc/caddy/Caddyfile": caddyfile}),
+            env={**ps.base_env(home), **caddy_env},
+        )
         ps.wait_for_port(ports["https"], proc, stack.log("caddy"))
         _wait_for_file(ca_file, proc, stack)
 

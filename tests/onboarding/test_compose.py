@@ -52,8 +52,27 @@ def test_only_the_proxy_publishes_ports_and_the_app_waits_for_migrate():
     assert services["caddy"]["depends_on"] == {"web": {"condition": "service_healthy"}}
     assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
     assert "inspect ping --destination celery@$$HOSTNAME" in services["worker"]["healthcheck"]["test"][1]
-    for name in ("migrate", "web", "worker", "beat", "caddy", "postgres"):
+    for name in ("migrate", "web", "worker", "beat", "postgres"):
         assert services[name]["env_file"] == "deploy.env", name
+
+
+def test_the_proxy_gets_only_its_own_two_settings_never_the_apps_secrets():
+    import re
+
+    from tests.e2e import production_stack as ps
+
+    caddy = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["caddy"]
+    assert caddy["env_file"] == "caddy.env"
+    assert "environment" not in caddy
+    assert ps.example_variables(ps.CADDY_ENV_EXAMPLE) == ["DOMAIN", "CADDY_TLS"]
+    # The app's file no longer carries them, and the proxy's carries nothing of the app's.
+    assert not {"DOMAIN", "CADDY_TLS"} & set(ps.example_variables())
+    # Every variable the Caddyfile needs without a default is one caddy.env sets.
+    caddyfile = (ROOT / "Caddyfile").read_text()
+    required = {
+        name for name, default in re.findall(r"\{\$([A-Z_]+)(?::([^}]*))?\}", caddyfile) if not default
+    }
+    assert required == {"DOMAIN", "CADDY_TLS"}
 
 
 def test_the_smoke_test_runs_every_compose_command_with_only_the_declared_changes():
@@ -86,15 +105,20 @@ def test_the_smoke_deploy_env_sets_exactly_the_example_variables_plus_declared_e
 
     ports = dict.fromkeys(("web", "https", "http", "admin", "sandbox", "sandbox_https"), 1)
     values, extra = deploy_env(ports, "postgres://u:p@h:5432/smoke_x", "redis://h:6379/3", tmp_path, tmp_path)
-    assert set(values) == set(ps.example_variables())
+    app_vars, caddy_vars = set(ps.example_variables()), set(ps.example_variables(ps.CADDY_ENV_EXAMPLE))
+    assert set(values) == app_vars | caddy_vars and not app_vars & caddy_vars
     assert set(extra) <= set(ps.SMOKE_ONLY)
-    # Every variable the Caddyfile reads is one deploy.env.example lists, or has a default and is smoke-only.
+    # Every variable the Caddyfile reads is one caddy.env.example lists, or has a default and goes to caddy.env.
     caddyfile = (ROOT / "Caddyfile").read_text()
     for name, default in re.findall(r"\{\$([A-Z_]+)(?::([^}]*))?\}", caddyfile):
-        assert name in values or (default and name in ps.SMOKE_ONLY), name
-    # Written and read back in compose's env_file format, the values survive unchanged.
-    written = ps.write_env_file(tmp_path / "deploy.env", values, extra)
-    assert written == {**values, **extra}
+        assert name in caddy_vars or (default and name in ps.CADDY_SMOKE_ONLY), name
+    # Written and read back in compose's env_file format, the values survive unchanged, each in its own file.
+    app_extra = {k: v for k, v in extra.items() if k not in ps.CADDY_SMOKE_ONLY}
+    caddy_extra = {k: v for k, v in extra.items() if k in ps.CADDY_SMOKE_ONLY}
+    written = ps.write_env_file(tmp_path / "deploy.env", values, app_extra)
+    assert written == {**{k: values[k] for k in app_vars}, **app_extra}
+    written = ps.write_env_file(tmp_path / "caddy.env", values, caddy_extra, example=ps.CADDY_ENV_EXAMPLE)
+    assert written == {**{k: values[k] for k in caddy_vars}, **caddy_extra}
 
 
 def test_the_readme_deployment_steps_are_the_ones_the_smoke_test_runs():
