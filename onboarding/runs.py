@@ -25,7 +25,7 @@ from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS, STEP_TITLES
 from connectwise.checks.runner import run_steps
 from connectwise.errors import ConnectWiseError
 
-from . import webhooks
+from . import mapping, webhooks
 from .alerts import notify_stale, send_drift_alerts
 from .billing import existing_billing_due, scheduled_steps
 from .cw import choices_for, client_for, connection_info
@@ -435,6 +435,7 @@ def _store_directory(tenant: Tenant, rows: list[dict], now) -> None:
     if digest == tenant.directory_digest:
         return
     tenant.directory_digest = digest
+    before = mapping.targets(tenant)  # a target can move with the list (a plan created the agreement)
     CompanyDirectory.objects.filter(tenant=tenant).delete()
     CompanyDirectory.objects.bulk_create(
         [
@@ -454,6 +455,7 @@ def _store_directory(tenant: Tenant, rows: list[dict], now) -> None:
         ],
         batch_size=1000,
     )
+    mapping.follow_directory(tenant, before)
 
 
 def close_stuck_runs(now=None) -> int:
