@@ -190,10 +190,29 @@ def _plan_message(step: str, changes: int, skipped: list[dict]) -> str:
     return text[:1000]
 
 
+def _refuse_while_another_applies(plan: RepairPlan) -> None:
+    """Applies of one tenant are serial: under a lock on the tenant's row (two approvals wait for each other),
+    refuse when another plan of the tenant is applying, or approved and waiting for its worker. Raises PlanError."""
+    Tenant.objects.select_for_update().filter(pk=plan.tenant_id).values_list("pk").first()
+    waiting_since = timezone.now() - timedelta(seconds=settings.PLAN_APPLY_TIME_LIMIT + 60)
+    busy = RepairPlan.objects.filter(tenant_id=plan.tenant_id).exclude(pk=plan.pk)
+    if (
+        busy.filter(status=RepairPlan.Status.APPLYING).exists()
+        or busy.filter(status=RepairPlan.Status.APPROVED, approved_at__gt=waiting_since).exists()
+    ):
+        raise PlanError(
+            "Another set of changes is being applied to this ConnectWise right now. Wait until it has finished "
+            "(its plan page shows the progress), then approve this plan."
+        )
+
+
 def approve(plan: RepairPlan, *, by) -> bool:
-    """Draft -> approved, once. Returns False when it was not a draft any more (a double click, someone else)."""
+    """Draft -> approved, once. Returns False when it was not a draft any more (a double click, someone else);
+    raises PlanError while another plan of the tenant is applying (``_refuse_while_another_applies``)."""
     now = timezone.now()
     with transaction.atomic():
+        if RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.DRAFT).exists():
+            _refuse_while_another_applies(plan)
         updated = RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.DRAFT).update(
             status=RepairPlan.Status.APPROVED,
             approved_by=by if getattr(by, "pk", None) else None,
@@ -251,8 +270,10 @@ def claim_for_apply(plan_id: int, *, redelivered: bool = False, now=None) -> Rep
 def reapply(plan: RepairPlan) -> bool:
     """failed -> approved, its failed operations pending again, so claim_for_apply + apply finish it. Safe after
     any fault: apply_operation re-queries before a create (a write whose answer was lost is found, not sent
-    again) and re-reads before a PATCH. Returns False when the plan was not failed (a double click)."""
+    again) and re-reads before a PATCH. Returns False when the plan was not failed (a double click); raises
+    PlanError while another plan of the tenant is applying."""
     with transaction.atomic():
+        _refuse_while_another_applies(plan)
         if not RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.FAILED).update(
             status=RepairPlan.Status.APPROVED, error="", finished_at=None
         ):

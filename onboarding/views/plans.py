@@ -368,7 +368,12 @@ def approve(request, slug, plan_uuid):
     if plan.status == RepairPlan.Status.DRAFT and not plan.operations.exists():
         messages.info(request, "This plan has no changes to apply.")
         return redirect("plan", slug=slug, plan_uuid=plan.uuid)
-    if repairs.approve(plan, by=request.user):
+    try:
+        approved = repairs.approve(plan, by=request.user)
+    except repairs.PlanError as exc:  # another plan of this tenant is being applied: one at a time
+        messages.warning(request, str(exc))
+        return redirect("plan", slug=slug, plan_uuid=plan.uuid)
+    if approved:
         repairs.enqueue_apply(plan)  # the plan's body shows the progress live, and then what was fixed
     else:
         messages.info(
@@ -385,7 +390,12 @@ def retry(request, slug, plan_uuid):
     re-reads ConnectWise first, so a write whose answer was lost is found, not made twice."""
     access = get_tenant(request, slug, change=True)
     plan = get_plan(access, plan_uuid)
-    if repairs.reapply(plan):
+    try:
+        reapplied = repairs.reapply(plan)
+    except repairs.PlanError as exc:
+        messages.warning(request, str(exc))
+        return redirect("plan", slug=slug, plan_uuid=plan.uuid)
+    if reapplied:
         AuditEvent.record(
             AuditEvent.Kind.PLAN_APPROVED,
             tenant=access.tenant,

@@ -131,3 +131,57 @@ def test_a_double_click_on_check_and_approve_is_harmless(tenant_a, admin_a, no_b
     assert RepairPlan.objects.get(pk=plan.pk).status == RepairPlan.Status.APPROVED
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.PLAN_APPROVED).count() == 1
     assert no_broker["apply_plan"].call_count == 1
+
+
+def test_a_step_plan_and_the_combined_plan_of_one_tenant_never_apply_at_once(tenant_a, admin_a, bare_sandbox):
+    """Approving a step's plan and "fix everything" at the same moment: one is approved, the other refused with
+    a message for the partner, so applies of one tenant are serial; once the first is applied, the second goes."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL (SQLite ignores select_for_update)")
+    from connectwise.checks.plans import COMBINED
+
+    step_plan = repairs.build_plan(tenant_a, "setup_tables")
+    combined = repairs.build_plan(tenant_a, COMBINED)
+    plans = iter([step_plan.pk, combined.pk])
+    lock = threading.Lock()
+
+    def approve_one():
+        with lock:
+            pk = next(plans)
+        try:
+            return pk, repairs.approve(RepairPlan.objects.get(pk=pk), by=admin_a)
+        except repairs.PlanError as exc:
+            return pk, str(exc)
+
+    results = dict(at_once(approve_one))
+    approved = [pk for pk, outcome in results.items() if outcome is True]
+    refused = [pk for pk, outcome in results.items() if isinstance(outcome, str)]
+    assert len(approved) == 1 and len(refused) == 1, results
+    assert "being applied" in results[refused[0]]
+    assert RepairPlan.objects.get(pk=refused[0]).status == RepairPlan.Status.DRAFT
+    # While the first is applying, the second is still refused; once it is applied, the second can go.
+    first = repairs.claim_for_apply(approved[0])
+    with pytest.raises(repairs.PlanError):
+        repairs.approve(RepairPlan.objects.get(pk=refused[0]), by=admin_a)
+    assert repairs.apply(first, verify=False).status == RepairPlan.Status.APPLIED
+    assert repairs.approve(RepairPlan.objects.get(pk=refused[0]), by=admin_a) is True
+
+
+def test_a_partner_approving_while_another_plan_applies_is_told_to_wait(tenant_a, admin_a, no_broker):
+    busy = RepairPlan.objects.create(tenant=tenant_a, step="catalog", status=RepairPlan.Status.APPLYING)
+    plan = RepairPlan.objects.create(tenant=tenant_a, step="setup_tables")
+    RepairOperation.objects.create(
+        plan=plan, seq=1, method="POST", path="procurement/categories", finding_code="x"
+    )
+    client = Client()
+    client.force_login(admin_a)
+    response = client.post(reverse("plan_approve", args=[tenant_a.slug, plan.uuid]), follow=True)
+    assert "Another set of changes is being applied" in response.content.decode()
+    assert RepairPlan.objects.get(pk=plan.pk).status == RepairPlan.Status.DRAFT
+    assert no_broker["apply_plan"].call_count == 0
+    RepairPlan.objects.filter(pk=busy.pk).update(status=RepairPlan.Status.APPLIED)
+    client.post(reverse("plan_approve", args=[tenant_a.slug, plan.uuid]))
+    assert RepairPlan.objects.get(pk=plan.pk).status == RepairPlan.Status.APPROVED
+    assert no_broker["apply_plan"].call_count == 1

@@ -90,7 +90,10 @@ class Command(BaseCommand):
             if not plan.operations.exists():
                 RepairPlan.objects.filter(pk=plan.pk).update(status=RepairPlan.Status.DISCARDED)
                 continue
-            repairs.approve(plan, by=OPERATOR)
+            try:
+                repairs.approve(plan, by=OPERATOR)
+            except repairs.PlanError as exc:  # a plan approved on the web is being applied right now
+                raise CommandError(f"Could not apply the {step} plan: {exc}") from None
             plan = repairs.claim_for_apply(plan.pk)
             plan = repairs.apply(plan, verify=False, actor=OPERATOR)
             applied.append(plan)
