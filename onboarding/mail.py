@@ -1,5 +1,5 @@
-"""E-mail that cannot be lost: invitations and password resets are sent by Celery tasks after the transaction that
-asked for them commits, retried with backoff, and a failure is recorded where people see it (the team page for an
+"""E-mail that cannot be lost: invitations, password resets, sign-up mail and support accounts' set-password links
+are sent by Celery tasks after the transaction that asked for them commits, retried with backoff, and a failure is recorded where people see it (the team page for an
 invitation, the support dashboard for drift alerts).
 
 Task arguments are ids only: the invitation link and the password-reset token are built in the worker, never put
@@ -111,6 +111,35 @@ def send_password_reset(user_id: int) -> str:
         None,
         [user.email],
     )
+    return "sent"
+
+
+def support_set_password_url(user) -> str:
+    """The absolute link (``SITE_URL`` + Django's password-reset confirm view) where a support account chooses
+    its password; the token (``default_token_generator``, valid ``PASSWORD_RESET_TIMEOUT``) is made here."""
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    return absolute_url(
+        reverse("password_reset_confirm", args=[uid, default_token_generator.make_token(user)])
+    )
+
+
+def send_support_welcome(user_id: int) -> str:
+    """E-mail a new (or reactivated) support account the link to choose a password. Returns "sent", or "gone"
+    when the account was deactivated meanwhile; raises what the mail backend raises (the task retries)."""
+    user = get_user_model().objects.filter(pk=user_id, is_support=True, is_active=True).first()
+    if user is None:
+        return "gone"
+    context = {"user": user, "url": support_set_password_url(user), "site_url": absolute_url("")}
+    try:
+        send_mail(
+            subject_line("Your support account for billing sync readiness"),
+            render_to_string("registration/support_welcome_email.txt", context),
+            None,
+            [user.email],
+        )
+    except Exception as exc:
+        log.warning("support account e-mail %s failed: %s", user.pk, error_label(exc))
+        raise
     return "sent"
 
 

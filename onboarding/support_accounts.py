@@ -5,25 +5,23 @@ password-reset token, valid for ``PASSWORD_RESET_TIMEOUT`` seconds). A support a
 partner tenant, and a partner's account is never turned into a support account: the two roles stay apart so that a
 partner never gains the dashboard and support never gains a partner's approvals.
 
-Used by ``manage.py support_user`` and the support page. Every change is recorded in the audit trail.
+Used by ``manage.py support_user`` and the support page. Every change is recorded in the audit trail. The e-mail
+goes like every other product mail: a Celery task (``send_support_welcome``) enqueued after the account's
+transaction commits, ids only in the message, the link built in the worker, retried with backoff (``MAIL_RETRY``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
+from celery import shared_task
 from django.contrib.auth import get_user_model
-from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
-from django.template.loader import render_to_string
-from django.urls import reverse
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 
+from . import mail
+from .delivery import MAIL_RETRY
 from .models import AuditEvent, Membership
 
 
@@ -33,7 +31,8 @@ class SupportAccountError(Exception):
 
 @dataclass(frozen=True)
 class SupportUserResult:
-    """What ``add_support_user`` did: ``action`` is "created", "reactivated" or "already"."""
+    """What ``add_support_user`` did: ``action`` is "created", "reactivated", "resent" (active, but no password
+    chosen yet: the link is e-mailed again) or "already"."""
 
     user: object
     action: str
@@ -54,22 +53,15 @@ def normalize_email(raw: str) -> str:
     return email
 
 
-def set_password_url(user) -> str:
-    """The absolute link (``SITE_URL`` + Django's password-reset confirm view) where ``user`` chooses a password."""
-    uid = urlsafe_base64_encode(force_bytes(user.pk))
-    token = default_token_generator.make_token(user)
-    return settings.SITE_URL + reverse("password_reset_confirm", args=[uid, token])
+@shared_task(name="onboarding.send_support_welcome", **MAIL_RETRY)
+def send_support_welcome(user_id: int) -> str:
+    """The task that e-mails a support account its set-password link (``mail.send_support_welcome``)."""
+    return mail.send_support_welcome(user_id)
 
 
-def send_set_password_email(user) -> None:
-    """E-mail ``user`` the link to choose a password. Raises whatever the mail backend raises."""
-    context = {"user": user, "url": set_password_url(user), "site_url": settings.SITE_URL}
-    send_mail(
-        subject="Your support account for billing sync readiness",
-        message=render_to_string("registration/support_welcome_email.txt", context),
-        from_email=None,
-        recipient_list=[user.email],
-    )
+def enqueue_welcome(user) -> None:
+    """Send the set-password e-mail once the caller's transaction commits (never for a rolled-back account)."""
+    transaction.on_commit(lambda pk=user.pk: send_support_welcome.delay(pk))
 
 
 def support_users():
@@ -80,10 +72,11 @@ def support_users():
 def add_support_user(raw_email: str, *, by) -> SupportUserResult:
     """Create (or reactivate) the support account for ``raw_email`` and e-mail it a set-password link.
 
-    ``by`` is the acting user or a label such as "operator (command line)". An active support account is left as
-    it is (action "already", no e-mail). Raises ``SupportAccountError`` for a bad address or an address that
-    belongs to a partner's account. The account is saved before the e-mail is sent; a mail failure propagates
-    and ``add`` can simply be run again to re-send.
+    ``by`` is the acting user or a label such as "operator (command line)". An active support account that has
+    not chosen a password yet gets the link again (action "resent"); one that has is left as it is (action
+    "already", no e-mail). Raises ``SupportAccountError`` for a bad address or an address that belongs to a
+    partner's account. The e-mail is a task enqueued after commit and retried by the worker, so a mail server
+    that is down never loses the account or the link.
     """
     email = normalize_email(raw_email)
     User = get_user_model()
@@ -96,7 +89,10 @@ def add_support_user(raw_email: str, *, by) -> SupportUserResult:
         if user is not None and Membership.objects.filter(user=user).exists():
             raise SupportAccountError(f"{email} is a member of a partner tenant and cannot be support staff.")
         if user is not None and user.is_active:
-            return SupportUserResult(user, "already")
+            if user.has_usable_password() or user.last_login is not None:
+                return SupportUserResult(user, "already")
+            enqueue_welcome(user)  # the first link was lost or expired: the only way in is a new one
+            return SupportUserResult(user, "resent")
         if user is None:
             user = User(username=email, email=email, is_support=True, is_active=True)
             user.set_unusable_password()
@@ -109,7 +105,7 @@ def add_support_user(raw_email: str, *, by) -> SupportUserResult:
         AuditEvent.record(
             AuditEvent.Kind.SUPPORT_ADDED, actor=by, message=f"Support account {action}: {email}", email=email
         )
-    send_set_password_email(user)
+        enqueue_welcome(user)
     return SupportUserResult(user, action)
 
 

@@ -12,6 +12,7 @@ from .billing import build_preview
 from .delivery import MAIL_RETRY
 from .repairs import apply_plan, build_plan_task
 from .runs import run_checks
+from .support_accounts import send_support_welcome
 
 PRUNE_MAX_RUNS_PER_TICK = 50_000
 
@@ -72,5 +73,6 @@ __all__ = [
     "send_invitation",
     "send_password_reset",
     "send_signup_mail",
+    "send_support_welcome",
     "watchdog",
 ]

@@ -73,6 +73,8 @@ def _invite(request, email: str):
         return redirect("support_staff")
     if result.action == "already":
         messages.info(request, f"{result.user.email} already has an active support account.")
+    elif result.action == "resent":
+        messages.success(request, f"{result.user.email} has not chosen a password yet and gets a new link.")
     else:
         messages.success(request, f"{result.user.email} gets an e-mail with a link to choose a password.")
     return redirect("support_staff")

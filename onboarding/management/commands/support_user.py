@@ -54,10 +54,19 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"{result.user.email} is already an active support account; nothing changed."
                 )
+            elif result.action == "resent":
+                self.stdout.write(
+                    f"{result.user.email} has not chosen a password yet: a new link to choose one has been e-mailed."
+                )
             else:
                 self.stdout.write(
                     f"Support account {result.action}: {result.user.email}. "
                     "A link to choose a password has been e-mailed."
+                )
+            if result.action != "already":
+                self.stdout.write(
+                    "The e-mail is sent by the worker, retried while the mail server is unreachable; "
+                    "run add again to send a new link until a password is chosen."
                 )
         elif changed:
             self.stdout.write(f"Support account deactivated: {email.strip().lower()}.")
