@@ -78,6 +78,9 @@ def test_support_creates_a_token_on_the_page_and_sees_the_secret_once(client, su
     page = response.content.decode()
     secret = page.split('data-testid="token-secret">', 1)[1].split("<", 1)[0]
     assert secret.startswith(token.prefix) and len(secret) > 30
+    # The shared "shown once" box (partials/secret_once.html) and create card (partials/form_card.html).
+    assert 'id="new-token"' in page and "Token “sync prod” created (read)" in page
+    assert '<h2 class="h6" id="create-title">Create a token</h2>' in page
     again = client.get("/support/api-tokens/").content.decode()
     assert "sync prod" in again and secret not in again
     assert AuditEvent.objects.get(kind="token.created").actor == support

@@ -208,7 +208,10 @@ def test_a_public_https_url_is_accepted_and_its_secret_shown_once(client, suppor
     assert response.status_code == 200
     endpoint = WebhookEndpoint.objects.get()
     secret = endpoint.get_secret()
-    assert secret in response.content.decode()
+    page = response.content.decode()
+    assert f'data-testid="webhook-secret">{secret}<' in page
+    assert 'id="new-webhook"' in page and "Endpoint added: https://hooks.example.com/billing" in page
+    assert '<h2 class="h6" id="add-title">Add an endpoint</h2>' in page
     assert secret not in client.get("/support/webhooks/").content.decode()
     assert secret not in client.get(f"/support/webhooks/{endpoint.uuid}/").content.decode()
     assert AuditEvent.objects.filter(kind="webhook.added").count() == 1
