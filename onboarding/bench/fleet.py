@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ from connectwise.sandbox import generate_scenario
 from .. import runs
 from ..models import CheckRun, CompanyChoice, Connection, Tenant
 from . import scratch_database
+from .workers import Worker, stop, worker_env
 
 QUEUE_PREFIX = "bench-fleet"
 
@@ -95,7 +95,12 @@ def run(options: dict) -> dict:
         vendor = connection.vendor
         ids = _create_tenants(sandbox.url, tenants, options["companies"])
         queue = f"{QUEUE_PREFIX}-{uuid.uuid4().hex[:8]}"
-        env = _worker_env(sandbox.url, cap, in_flight)
+        env = worker_env(
+            sandbox.url,
+            REDIS_URL=settings.REDIS_URL,
+            CONNECTWISE_MAX_PER_HOST=str(cap),
+            CONNECTWISE_MAX_IN_FLIGHT=str(in_flight),
+        )
         pool = stack.enter_context(_Workers(env, workdir, workers, options["concurrency"], queue))
         sandbox.reset_concurrency()
         figures = _verify_fleet(ids, queue, options["timeout"])
@@ -224,7 +229,7 @@ class _FleetSandbox:
         return process_cpu_seconds(self.proc.pid)
 
     def __exit__(self, *exc) -> None:
-        _stop(self.proc)
+        stop(self.proc)
         self.log.close()
 
 
@@ -259,88 +264,32 @@ def _create_tenants(url: str, tenants: int, companies: int) -> list[int]:
     return ids
 
 
-def _worker_env(sandbox_url: str, cap: int, in_flight: int) -> dict:
-    db = connection.settings_dict
-    env = {**os.environ, "CONNECTWISE_SANDBOX_URL": sandbox_url, "PYTHONUNBUFFERED": "1"}
-    if db["ENGINE"].endswith("sqlite3"):
-        env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
-    else:
-        user = db.get("USER") or ""
-        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-        auth = f"{user}{password}@" if user else ""
-        env["DATABASE_URL"] = (
-            f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-        )
-    env["ONBOARDING_VAR_DIR"] = str(
-        settings.VAR_DIR
-    )  # the same encryption keys as the tenants were saved with
-    env["REDIS_URL"] = settings.REDIS_URL
-    env["CONNECTWISE_MAX_PER_HOST"] = str(cap)
-    env["CONNECTWISE_MAX_IN_FLIGHT"] = str(in_flight)
-    return env
-
-
 class _Workers:
-    """``count`` real ``celery worker`` processes on one queue; stopped (process group) on exit."""
+    """``count`` real worker processes (``workers.Worker``) on one queue, started together; stopped on exit."""
 
     def __init__(self, env: dict, workdir: Path, count: int, concurrency: int, queue: str):
-        self.env, self.workdir, self.count, self.concurrency, self.queue = (
-            env,
-            workdir,
-            count,
-            concurrency,
-            queue,
-        )
-        self.procs: list[subprocess.Popen] = []
-        self.logs: list[Path] = []
+        self.pool = [
+            Worker(env, workdir / f"worker{n}.log", queue, concurrency=concurrency, name=f"fleet{n}@%h")
+            for n in range(count)
+        ]
 
     def __enter__(self) -> _Workers:
         try:
-            for n in range(self.count):
-                log_path = self.workdir / f"worker{n}.log"
-                cmd = [sys.executable, "-m", "celery", "-A", "onboarding", "worker", "--loglevel", "INFO"]
-                cmd += ["--concurrency", str(self.concurrency), "--pool", "prefork", "-Q", self.queue]
-                cmd += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"fleet{n}@%h"]
-                with open(log_path, "w") as log:
-                    self.procs.append(
-                        subprocess.Popen(
-                            cmd,
-                            cwd=settings.BASE_DIR,
-                            env=self.env,
-                            stdout=log,
-                            stderr=subprocess.STDOUT,
-                            start_new_session=True,
-                        )
-                    )
-                self.logs.append(log_path)
-            deadline = time.monotonic() + 120
-            while not all("ready." in p.read_text() for p in self.logs):
-                if any(p.poll() is not None for p in self.procs) or time.monotonic() > deadline:
-                    raise RuntimeError("a worker did not start: " + self.logs[-1].read_text()[-1500:])
-                time.sleep(0.3)
+            for worker in self.pool:
+                worker.launch()
+            for worker in self.pool:
+                worker.wait_ready(120)
         except BaseException:
             self.__exit__()
             raise
         return self
 
     def errors(self) -> int:
-        return sum(p.read_text().count("ERROR/") for p in self.logs)
+        return sum(worker.log().count("ERROR/") for worker in self.pool)
 
     def __exit__(self, *exc) -> None:
-        for proc in self.procs:
-            _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        for worker in self.pool:
+            worker.stop()
 
 
 def _verify_fleet(tenant_ids: list[int], queue: str, timeout: int) -> dict:

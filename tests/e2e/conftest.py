@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+# The one worker launcher (also `benchmark fleet`'s); re-exported for the tests that import it from here.
+from onboarding.bench.workers import Worker, stop, worker_env
+
+__all__ = ["Worker", "stop", "worker_env"]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "connectwise" / "sandbox" / "scenarios"
@@ -67,16 +71,6 @@ def wait_for(url: str, seconds: float = 30, proc: subprocess.Popen | None = None
     raise RuntimeError(f"{url} did not answer in {seconds} s: {last}")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
 @pytest.fixture(scope="session")
 def sandbox_url(tmp_path_factory):
     port = free_port()
@@ -92,67 +86,6 @@ def sandbox_url(tmp_path_factory):
     finally:
         stop(proc)
         log.close()
-
-
-def worker_env(sandbox: str) -> dict:
-    """The worker uses the test database the test process set up, the same broker, and the sandbox."""
-    from django.conf import settings
-    from django.db import connection
-
-    db = connection.settings_dict
-    env = {**os.environ, "CONNECTWISE_SANDBOX_URL": sandbox, "PYTHONUNBUFFERED": "1"}
-    if db["ENGINE"].endswith("sqlite3"):
-        env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
-    else:
-        user = db.get("USER") or ""
-        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-        auth = f"{user}{password}@" if user else ""
-        env["DATABASE_URL"] = (
-            f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-        )
-    env["ONBOARDING_VAR_DIR"] = str(settings.VAR_DIR)
-    return env
-
-
-class Worker:
-    """A real Celery worker process; `kill()` sends SIGKILL (crash tests), `start()` starts a new one.
-    ``queue``: consume only this queue (the reliability tests' own worker), else the default one."""
-
-    def __init__(self, env: dict, log_path: Path, queue: str | None = None):
-        self.env, self.log_path, self.queue, self.proc = env, log_path, queue, None
-        self.starts = 0
-
-    def start(self) -> None:
-        log = open(self.log_path, "a")  # noqa: SIM115
-        cmd = [sys.executable, "-m", "celery", "-A", "onboarding", "worker", "--loglevel", "INFO"]
-        cmd += ["--concurrency", "2", "--pool", "prefork", "--without-gossip", "--without-mingle"]
-        if self.queue:
-            cmd += ["-Q", self.queue]
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-2000:]}")
-            # The log is appended to across restarts: wait for this start's "ready." line.
-            if self.log_path.read_text().count("ready.") > self.starts:
-                self.starts += 1
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"worker did not get ready: {self.log_path.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc:
-            stop(self.proc)
-
-    def log(self) -> str:
-        return self.log_path.read_text()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Real parts for the reliability tests: the sandbox ConnectWise in its own process and a real Celery worker.
 
-The helpers come from tests/e2e/conftest.py (Worker, worker_env, wait_for, ...), but the worker here consumes
+The worker launcher is the product's (``onboarding.bench.workers``: Worker, worker_env, stop, also behind
+``benchmark fleet``), the sandbox helpers come from tests/e2e/conftest.py; the worker here consumes
 its own queue (``reliability``) and talks to its own sandbox: the browser tests' session worker may still be
 alive in the same pytest session (session fixtures end with the session), and two workers on one queue, each
 allowed a different sandbox host, would take each other's tasks. Tests enqueue with ``enqueue(task, *args)``.
@@ -16,7 +17,8 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import ROOT, SCENARIOS, Worker, free_port, stop, wait_for, worker_env
+from onboarding.bench.workers import Worker, stop, worker_env
+from tests.e2e.conftest import ROOT, SCENARIOS, free_port, wait_for
 
 QUEUE = "reliability"
 
