@@ -9,7 +9,7 @@ takes ``targets`` before storing it and calls ``follow_directory`` after, which 
 
 from __future__ import annotations
 
-from connectwise.checks.agreements import directory_candidates
+from connectwise.checks.agreement_targets import directory_candidates
 
 from . import webhooks
 from .models import AuditEvent, CompanyChoice, CompanyDirectory, Tenant
