@@ -166,36 +166,49 @@ def _take_slot(connection: redis.Redis, keys: list[str], wait: float) -> redis.l
 
 
 class _Renewer:
-    """One daemon thread per process that renews the leases of the slots this process holds."""
+    """One daemon thread per process that renews the leases of the slots this process holds: each lock a third
+    of its own timeout after it was taken or last renewed."""
 
     def __init__(self) -> None:
-        self._held: set[redis.lock.Lock] = set()
+        self._due: dict[redis.lock.Lock, float] = {}  # lock -> when (monotonic) to renew it
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._next_wake = float("inf")
         self._thread = threading.Thread(target=self._run, name="cw-slot-lease", daemon=True)
         self._thread.start()
 
     def add(self, lock: redis.lock.Lock) -> None:
+        due = time.monotonic() + lock.timeout / 3
         with self._lock:
-            self._held.add(lock)
+            self._due[lock] = due
+            if due < self._next_wake:  # only when the thread would sleep past it (never on the hot path)
+                self._wake.set()
 
     def discard(self, lock: redis.lock.Lock) -> None:
         with self._lock:
-            self._held.discard(lock)
+            self._due.pop(lock, None)
 
     def _run(self) -> None:
         while True:
-            time.sleep(SLOT_LEASE_SECONDS / 3)
             with self._lock:
-                held = list(self._held)
-            for lock in held:
+                now = time.monotonic()
+                due = [lock for lock, at in self._due.items() if at <= now]
+                for lock in due:
+                    self._due[lock] = now + lock.timeout / 3
+                self._next_wake = min(self._due.values(), default=now + SLOT_LEASE_SECONDS / 3)
+                self._wake.clear()
+            for lock in due:
                 try:
                     lock.reacquire()  # back to a full lease, only if the token is still ours
                 except LockError:
-                    log.warning("ConnectWise call slot %s expired before it could be renewed", lock.name)
-                    self.discard(lock)
+                    with self._lock:
+                        still_held = self._due.pop(lock, None) is not None  # else released meanwhile: fine
+                    if still_held:
+                        log.warning("ConnectWise call slot %s expired before it could be renewed", lock.name)
                 except RedisError:
-                    # Redis is briefly unreachable: keep trying; the lease covers two more attempts.
+                    # Redis is briefly unreachable: try again at the next third; the lease covers two more.
                     log.warning("could not renew ConnectWise call slot %s", lock.name, exc_info=True)
+            self._wake.wait(max(0.0, self._next_wake - time.monotonic()))
 
 
 _renewers: dict[int, _Renewer] = {}
