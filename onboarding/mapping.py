@@ -32,7 +32,8 @@ def record_change(tenant: Tenant, actor, message: str, **detail) -> AuditEvent:
 def targets(tenant: Tenant) -> dict[int, int | None]:
     """Each chosen company's target agreement id (``{cw_company_id: agreement id or None}``): the partner's
     explicit choice, else the only candidate for its motion among the stored company list's agreements (the
-    agreements check's rule, ``directory_candidates``), else None."""
+    agreements check's rule, ``directory_candidates``), else None. A company the stored list does not have yet
+    (no list stored, or chosen before it was read) is left out: its target is unknown, not "none"."""
     choices = list(tenant.company_choices.values_list("cw_company_id", "motion", "agreement_id"))
     stored = dict(
         CompanyDirectory.objects.filter(
@@ -43,16 +44,16 @@ def targets(tenant: Tenant) -> dict[int, int | None]:
     for cid, motion, explicit in choices:
         if explicit:
             out[cid] = explicit
-            continue
-        candidates = directory_candidates(list(stored.get(cid) or []), motion) or []
-        out[cid] = candidates[0].get("id") if len(candidates) == 1 else None
+        elif cid in stored:
+            candidates = directory_candidates(list(stored[cid] or []), motion) or []
+            out[cid] = candidates[0].get("id") if len(candidates) == 1 else None
     return out
 
 
 def follow_directory(tenant: Tenant, before: dict[int, int | None]) -> AuditEvent | None:
     """After a check stored a new company list: record (audit + ``mapping.changed``) every chosen company whose
-    target agreement is not what ``before`` (``targets`` taken before the list was stored) said. None when no
-    target moved."""
+    target agreement is not what ``before`` (``targets`` taken before the list was stored) said; a company whose
+    target was unknown before (the first list) is not a change. None when no target moved."""
     after = targets(tenant)
     moved = sorted(cid for cid, target in after.items() if cid in before and before[cid] != target)
     if not moved:

@@ -82,4 +82,17 @@ def test_an_explicit_target_is_the_target_whatever_the_directory_says(tenant_a):
     CompanyChoice.objects.create(
         tenant=tenant_a, cw_company_id=9, name="Gone", motion="monthly", agreement_id=44
     )
-    assert mapping.targets(tenant_a) == {7: None, 9: 44}  # two candidates: no automatic target
+    CompanyChoice.objects.create(tenant=tenant_a, cw_company_id=5, name="Unread", motion="monthly")
+    # Two candidates: no automatic target; company 5 is not in the stored list: unknown, left out.
+    assert mapping.targets(tenant_a) == {7: None, 9: 44}
+
+
+@pytest.mark.django_db
+def test_the_first_company_list_is_not_a_change(tenant_a, endpoint, django_capture_on_commit_callbacks):
+    """Before any list is stored the targets are unknown; learning them is not a mapping change (it would make
+    existing_billing due after every first check)."""
+    CompanyChoice.objects.create(tenant=tenant_a, cw_company_id=7, name="Contoso", motion="monthly")
+    assert mapping.targets(tenant_a) == {}
+    companies = [_company(7, "Contoso", [agreement(11, "Contoso O365")])]
+    assert _recheck(tenant_a, companies, django_capture_on_commit_callbacks) == []
+    assert mapping.targets(tenant_a) == {7: 11}
