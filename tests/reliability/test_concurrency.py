@@ -142,8 +142,8 @@ def test_a_step_plan_and_the_combined_plan_of_one_tenant_never_apply_at_once(ten
         pytest.skip("row locks need PostgreSQL (SQLite ignores select_for_update)")
     from connectwise.checks.plans import COMBINED
 
-    step_plan = repairs.build_plan(tenant_a, "setup_tables")
-    combined = repairs.build_plan(tenant_a, COMBINED)
+    step_plan = repairs.create_plan(tenant_a, "setup_tables")
+    combined = repairs.create_plan(tenant_a, COMBINED)
     plans = iter([step_plan.pk, combined.pk])
     lock = threading.Lock()
 
