@@ -190,29 +190,19 @@ def _plan_message(step: str, changes: int, skipped: list[dict]) -> str:
     return text[:1000]
 
 
-def _refuse_while_another_applies(plan: RepairPlan) -> None:
-    """Applies of one tenant are serial: under a lock on the tenant's row (two approvals wait for each other),
-    refuse when another plan of the tenant is applying, or approved and waiting for its worker. Raises PlanError."""
-    Tenant.objects.select_for_update().filter(pk=plan.tenant_id).values_list("pk").first()
-    waiting_since = timezone.now() - timedelta(seconds=settings.PLAN_APPLY_TIME_LIMIT + 60)
-    busy = RepairPlan.objects.filter(tenant_id=plan.tenant_id).exclude(pk=plan.pk)
-    if (
-        busy.filter(status=RepairPlan.Status.APPLYING).exists()
-        or busy.filter(status=RepairPlan.Status.APPROVED, approved_at__gt=waiting_since).exists()
-    ):
-        raise PlanError(
-            "Another set of changes is being applied to this ConnectWise right now. Wait until it has finished "
-            "(its plan page shows the progress), then approve this plan."
-        )
+ANOTHER_APPLYING = (
+    "Another set of changes is being applied to this ConnectWise right now. Wait until it has finished "
+    "(its plan page shows the progress), then approve this plan."
+)
 
 
 def approve(plan: RepairPlan, *, by) -> bool:
     """Draft -> approved, once. Returns False when it was not a draft any more (a double click, someone else);
-    raises PlanError while another plan of the tenant is applying (``_refuse_while_another_applies``)."""
+    raises PlanError while another plan of the tenant applies (``RepairPlan.another_applying``: one at a time)."""
     now = timezone.now()
     with transaction.atomic():
-        if RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.DRAFT).exists():
-            _refuse_while_another_applies(plan)
+        if plan.another_applying():
+            raise PlanError(ANOTHER_APPLYING)
         updated = RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.DRAFT).update(
             status=RepairPlan.Status.APPROVED,
             approved_by=by if getattr(by, "pk", None) else None,
@@ -273,7 +263,8 @@ def reapply(plan: RepairPlan) -> bool:
     again) and re-reads before a PATCH. Returns False when the plan was not failed (a double click); raises
     PlanError while another plan of the tenant is applying."""
     with transaction.atomic():
-        _refuse_while_another_applies(plan)
+        if plan.another_applying():
+            raise PlanError(ANOTHER_APPLYING)
         if not RepairPlan.objects.filter(pk=plan.pk, status=RepairPlan.Status.FAILED).update(
             status=RepairPlan.Status.APPROVED, error="", finished_at=None
         ):

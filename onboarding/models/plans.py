@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import fields
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -58,6 +59,19 @@ class RepairPlan(models.Model):
 
     def __str__(self) -> str:
         return f"plan {self.uuid} ({self.step}, {self.status})"
+
+    def another_applying(self) -> bool:
+        """Whether another plan of this tenant is applying, or approved and waiting for its worker (approved less
+        than ``PLAN_APPLY_TIME_LIMIT`` + 60 s ago). Locks the tenant's row first, so call it inside a transaction:
+        two callers for one tenant wait for each other, which makes applies of one tenant serial
+        (``repairs.approve`` and ``reapply`` refuse while this is true)."""
+        Tenant.objects.select_for_update().filter(pk=self.tenant_id).values_list("pk").first()
+        waiting_since = timezone.now() - timedelta(seconds=settings.PLAN_APPLY_TIME_LIMIT + 60)
+        others = RepairPlan.objects.filter(tenant_id=self.tenant_id).exclude(pk=self.pk)
+        return others.filter(
+            models.Q(status=self.Status.APPLYING)
+            | models.Q(status=self.Status.APPROVED, approved_at__gt=waiting_since)
+        ).exists()
 
 
 class RepairOperation(models.Model):

@@ -22,6 +22,7 @@ REGISTERED = {
     "send_invitation": "onboarding.send_invitation",
     "send_password_reset": "onboarding.send_password_reset",
     "send_signup_mail": "onboarding.send_signup_mail",
+    "send_support_welcome": "onboarding.send_support_welcome",
     "watchdog": "onboarding.watchdog",
 }
 
