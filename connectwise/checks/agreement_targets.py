@@ -148,9 +148,10 @@ def fitting_motions(agreements: list[dict], ctx: RunContext) -> dict[int, list[s
     """agreement id -> the billing motions (keys of MOTION_LABELS) for which ``candidates_for`` counts it among
     the company's candidates. The customers step stores this with each agreement of the company list (``fits``),
     so the agreements page shows exactly the check's rule (``directory_candidates``)."""
+    sorted_out = _sorted_out(agreements, ctx)  # candidates_for's own sorting, looked up once for every motion
     out: dict[int, list[str]] = {}
     for motion in MOTION_LABELS:
-        for a in candidates_for(agreements, motion, ctx):
+        for a in sorted_out.fit(motion)[0]:
             out.setdefault(a["id"], []).append(motion)
     return out
 

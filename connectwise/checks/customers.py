@@ -139,7 +139,8 @@ def check(ctx: RunContext) -> StepOutcome:
 
     findings.extend(_unmatched(ctx.choices.billing_customers, by_normalized))
 
-    directory = [_directory_row(ctx, c, statuses, by_company.get(c["id"], [])) for c in live]
+    cycles = cycles_by_id(ctx) if ctx.error_of("billing_cycles") is None else {}
+    directory = [_directory_row(ctx, c, statuses, by_company.get(c["id"], []), cycles) for c in live]
     summary = f"{len(chosen)} companies chosen out of {len(live)} in ConnectWise."
     return StepOutcome.from_findings(
         KEY, findings, summary, chosen=len(chosen), companies=len(live), directory=directory
@@ -305,10 +306,12 @@ def _unmatched(billing_customers: list[str], by_normalized: dict[str, list[dict]
     return findings
 
 
-def _directory_row(ctx: RunContext, company: dict, statuses: dict[int, dict], agreements: list[dict]) -> dict:
+def _directory_row(
+    ctx: RunContext, company: dict, statuses: dict[int, dict], agreements: list[dict], cycles: dict[int, dict]
+) -> dict:
     """One row of the cached company list behind the customers page (onboarding stores it). Each agreement's
-    ``fits`` lists the motions it is a candidate for, by the agreements check's own rule."""
-    cycles = cycles_by_id(ctx) if ctx.error_of("billing_cycles") is None else {}
+    ``fits`` lists the motions it is a candidate for, by the agreements check's own rule. ``cycles``: the
+    billing cycles by id (empty when they could not be read), looked up once per run, not per company."""
     fits = fitting_motions(agreements, ctx) if agreements else {}
     now = ctx.now
     rows = []
