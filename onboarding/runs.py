@@ -156,6 +156,7 @@ def execute_run(run: CheckRun) -> CheckRun:
         else:
             with client:
                 hints = ReadHints.from_stored(connection.read_hints)
+                hints.directory_source = tenant.directory_source
                 outcomes = run_steps(
                     client,
                     choices,
@@ -296,7 +297,9 @@ def finish(
     _track_drift(tenant, run, previous, statuses, now)
     for o in outcomes:
         if o.key == "customers" and "directory" in o.facts:
-            _store_directory(tenant, o.facts["directory"], now)
+            _store_directory(tenant, o.facts["directory"], now, o.facts.get("directory_source", ""))
+        elif o.key == "customers" and o.facts.get("directory_source"):
+            tenant.directory_refreshed_at = now  # read again and the list it holds is still what it says
         if o.key == "agreements" and "agreement_types" in o.facts:
             tenant.agreement_types = o.facts["agreement_types"]  # the Defaults for new agreements form
     tenant.save()
@@ -423,11 +426,13 @@ def _track_drift(tenant: Tenant, run: CheckRun, previous: dict, current: dict, n
         transaction.on_commit(lambda: send_drift_alerts.delay(tenant.pk))
 
 
-def _store_directory(tenant: Tenant, rows: list[dict], now) -> None:
-    """Refresh the cached company list behind the customers page from what the customers step read.
+def _store_directory(tenant: Tenant, rows: list[dict], now, source: str = "") -> None:
+    """Refresh the cached company list behind the customers page from what the customers step read, and keep
+    ``source`` (the key of the data it was built from) so that the next run need not build the same list.
 
-    Unchanged since the last run (the usual case for a daily re-check): one digest comparison and no rewrite of
+    Built again but unchanged (a date passed that changed no row): one digest comparison and no rewrite of
     thousands of rows."""
+    tenant.directory_source = source
     digest = hashlib.blake2b(
         orjson.dumps(rows, option=orjson.OPT_SORT_KEYS, default=str), digest_size=32
     ).hexdigest()

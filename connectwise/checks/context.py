@@ -147,10 +147,15 @@ class ReadHints:
     ``counts``: the last ``/count`` of each large resource (``RESOURCES`` key -> records), an assumption about
     the data that may be stale: it only decides which pages start in the first wave, never what is read in the
     end. ``observed``: the counts this run saw, filled in by the run for the caller to store.
+
+    ``directory_source``: the source key (``customers.directory_source``) of the company list the tenant already
+    holds, set by the caller from the tenant (``Tenant.directory_source``), not kept with the connection: the
+    customers step does not build again a list that would come out the same. "" means build it.
     """
 
     counts: dict[str, int] = field(default_factory=dict)
     observed: dict[str, int] = field(default_factory=dict)
+    directory_source: str = ""
 
     @classmethod
     def from_stored(cls, data: Any) -> ReadHints:

@@ -2,14 +2,21 @@
 
 Cost: one paged read of all companies, one of company statuses and one of all agreements (shared with the
 agreements step), never a call per company. The same read refreshes the company directory behind the customers
-page (``facts["directory"]``), so the page never calls ConnectWise itself.
+page (``facts["directory"]``), so the page never calls ConnectWise itself. Building that list is most of the
+step's work for a large tenant (5,000 companies, 10,000 agreements); when the data it is built from and the time
+of day relative to every agreement date are those of the list the tenant holds (``facts["directory_source"]``,
+compared with ``ctx.hints.directory_source``), the list would come out the same and is not built again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
+from datetime import datetime
 from functools import lru_cache
+
+import orjson
 
 from . import codes
 from .agreement_facts import (
@@ -19,6 +26,7 @@ from .agreement_facts import (
     is_pending,
     not_started_reasons,
     one_time_signals,
+    parse_dt,
 )
 from .agreement_facts import describe as describe_agreement
 from .agreement_targets import fitting_motions
@@ -139,12 +147,47 @@ def check(ctx: RunContext) -> StepOutcome:
 
     findings.extend(_unmatched(ctx.choices.billing_customers, by_normalized))
 
-    cycles = cycles_by_id(ctx) if ctx.error_of("billing_cycles") is None else {}
-    directory = [_directory_row(ctx, c, statuses, by_company.get(c["id"], []), cycles) for c in live]
     summary = f"{len(chosen)} companies chosen out of {len(live)} in ConnectWise."
-    return StepOutcome.from_findings(
-        KEY, findings, summary, chosen=len(chosen), companies=len(live), directory=directory
-    )
+    source = directory_source(ctx)
+    facts: dict = {"chosen": len(chosen), "companies": len(live), "directory_source": source}
+    if ctx.hints is None or source != ctx.hints.directory_source:
+        cycles = cycles_by_id(ctx) if ctx.error_of("billing_cycles") is None else {}
+        facts["directory"] = [
+            _directory_row(ctx, c, statuses, by_company.get(c["id"], []), cycles) for c in live
+        ]
+    return StepOutcome.from_findings(KEY, findings, summary, **facts)
+
+
+# Part of every source key: change it whenever _directory_row (or what it calls) would build other rows from the
+# same data, so that every tenant's list is built again by its next run.
+DIRECTORY_VERSION = b"directory-1"
+# The agreement dates that is_active, is_pending and the candidate rule compare with the run's time.
+_DATE_FIELDS = ("startDate", "billStartDate", "dateCancelled", "endDate")
+
+
+def directory_source(ctx: RunContext) -> str:
+    """A key (32 hex characters) of everything the company list (``facts["directory"]``) is built from: the
+    companies, company statuses, agreements and billing cycles as read (the cycles as unread when their read
+    failed), and where the run's time falls among the agreements' dates. Two runs with the same key build the
+    same list: a list is a function of that data and of which side of each date ``ctx.now`` is on (each
+    comparison flips at a date or just after it), which the next date at or after ``now`` and whether ``now``
+    is that very instant determine. Raises ``ResourceError`` like ``ctx.get`` when a read it needs failed."""
+    agreements = ctx.get("agreements")
+    cycles = ctx.get("billing_cycles") if ctx.error_of("billing_cycles") is None else None
+    digest = hashlib.blake2b(DIRECTORY_VERSION, digest_size=16)
+    for part in (ctx.get("companies"), ctx.get("company_statuses"), agreements, cycles):
+        digest.update(orjson.dumps(part, default=str))
+        digest.update(b"\x00")
+    upcoming = _next_date(agreements, ctx.now)
+    digest.update(b"-" if upcoming is None else f"{upcoming.isoformat()}|{upcoming == ctx.now}".encode())
+    return digest.hexdigest()
+
+
+def _next_date(agreements: list[dict], now: datetime) -> datetime | None:
+    """The earliest agreement date (of ``_DATE_FIELDS``) at or after ``now``; None when there is none."""
+    texts = {v for a in agreements for v in map(a.get, _DATE_FIELDS) if v and isinstance(v, str)}
+    ahead = [d for d in map(parse_dt, texts) if d is not None and d >= now]
+    return min(ahead, default=None)
 
 
 def describe(company: dict) -> str:

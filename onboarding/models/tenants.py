@@ -77,6 +77,9 @@ class Tenant(models.Model):
     # The company list behind the customers page: when it was last read, and a digest to skip unchanged rewrites.
     directory_refreshed_at = models.DateTimeField(null=True, blank=True)
     directory_digest = models.CharField(max_length=64, blank=True)
+    # The source key (connectwise.checks.customers.directory_source) of the data the list was built from: the
+    # customers step does not build the list again while it is the same ("" = unknown: build it).
+    directory_source = models.CharField(max_length=64, blank=True)
     # The last day existing agreement additions bill before the sync's seats take over (existing_billing step);
     # empty: the end of the current month.
     billing_cutover = models.DateField(null=True, blank=True)

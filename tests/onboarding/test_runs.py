@@ -14,7 +14,7 @@ from django.utils import timezone
 from connectwise.checks.base import Finding, Severity, Status, StepOutcome
 from connectwise.checks.context import ReadHints
 from onboarding import results, runs
-from onboarding.models import CheckRun, CompanyChoice, Connection, Tenant
+from onboarding.models import CheckRun, CompanyChoice, CompanyDirectory, Connection, Tenant
 from tests.onboarding.wizard_helpers import (  # noqa: F401 (fixtures)
     connection_a_fixture,
     sandboxed_fixture,
@@ -181,3 +181,33 @@ def test_an_unchanged_result_starts_no_follow_up(tenant_a, sandboxed, django_cap
         runs.execute_run(runs.claim(run.pk))
     assert _active(tenant_a) is None
     assert runs.stale_steps(tenant_a, results.latest_results(tenant_a)) == set()
+
+
+# The company list behind the customers page ---------------------------------------------------------------------
+
+
+def test_an_unchanged_company_list_is_not_rebuilt_and_a_changed_one_is_written(tenant_a, sandboxed):
+    def verify():
+        run, _ = runs.start_run(tenant_a, steps=["customers"], enqueue=False)
+        return runs.execute_run(runs.claim(run.pk))
+
+    verify()
+    tenant = Tenant.objects.get(pk=tenant_a.pk)
+    rows = {d.cw_company_id: d.name for d in CompanyDirectory.objects.filter(tenant=tenant)}
+    assert rows and len(tenant.directory_source) == 32
+    first_read, first_pks = tenant.directory_refreshed_at, set(tenant.directory.values_list("pk", flat=True))
+
+    with mock.patch("connectwise.checks.customers._directory_row") as build:
+        verify()
+    assert not build.called  # same data, same dates: not built, not written
+    tenant = Tenant.objects.get(pk=tenant_a.pk)
+    assert set(tenant.directory.values_list("pk", flat=True)) == first_pks
+    assert tenant.directory_refreshed_at > first_read
+
+    table = sandboxed.tenant("brokenco").tables["company/companies"]
+    cid = next(iter(table.rows))
+    table.replace({**table.rows[cid], "name": "Renamed Company"})
+    verify()
+    tenant = Tenant.objects.get(pk=tenant_a.pk)
+    assert tenant.directory.get(cw_company_id=cid).name == "Renamed Company"
+    assert {d.cw_company_id for d in tenant.directory.all()} == set(rows)

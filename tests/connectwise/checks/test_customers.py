@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from connectwise.checks import codes
 from connectwise.checks.base import Severity, Status
+from connectwise.checks.context import ReadHints, RunContext
 from connectwise.checks.customers import prospect_like
-from connectwise.checks.runner import ChosenCompany, TenantChoices
+from connectwise.checks.registry import step_module
+from connectwise.checks.runner import ChosenCompany, TenantChoices, evaluate
 
 from .fakes import agreement, codes_of, company, healthy_client, healthy_records, run_check
 
@@ -167,3 +171,55 @@ def test_no_active_agreement_names_an_agreements_inquire_level_my():
     )
     finding = next(f for f in outcome.findings if f.code == codes.CUSTOMERS_NO_ACTIVE_AGREEMENT)
     assert 'Inquire level is "My"' in finding.explanation and "Finance > Agreements" in finding.explanation
+
+
+# The company list is built only when it would come out different (issue 16) -----------------------------------
+
+
+def _customers(records, *, now, known=""):
+    """The customers step at ``now``, told that the tenant holds the list of source key ``known``."""
+    ctx = RunContext(healthy_client(records=records), BOTH, now=now, hints=ReadHints(directory_source=known))
+    ctx.prefetch(step_module("customers").needs(BOTH))
+    return evaluate("customers", ctx)
+
+
+def test_the_company_list_is_not_built_again_from_the_same_data_and_dates():
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    first = _customers(healthy_records(), now=now)
+    assert len(first.facts["directory"]) == 2 and len(first.facts["directory_source"]) == 32
+    again = _customers(healthy_records(), now=now.replace(hour=17), known=first.facts["directory_source"])
+    assert "directory" not in again.facts
+    assert again.facts["directory_source"] == first.facts["directory_source"]
+    assert again.status == first.status and again.findings == first.findings
+
+
+def test_changed_data_builds_the_company_list_again():
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    known = _customers(healthy_records(), now=now).facts["directory_source"]
+    records = healthy_records()
+    records["company/companies"][1]["name"] = "Fabrikam Renamed"
+    changed = _customers(records, now=now, known=known)
+    assert [r["name"] for r in changed.facts["directory"]] == ["Contoso Ltd", "Fabrikam Renamed"]
+    records = healthy_records()
+    records["finance/billingCycles"] = [
+        dict(c, billingOptions="OneTime") for c in records["finance/billingCycles"]
+    ]
+    assert "directory" in _customers(records, now=now, known=known).facts
+
+
+def test_an_agreement_date_passing_builds_the_company_list_again():
+    records = healthy_records()
+    records["finance/agreements"][0]["startDate"] = "2026-12-01T00:00:00Z"
+    before = _customers(records, now=datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
+    row = before.facts["directory"][0]["agreements"][0]
+    assert row["pending"] is True and row["active"] is False
+    known = before.facts["directory_source"]
+    # Later the same day, nothing passed: the same list. At the start date and after it: built again.
+    assert (
+        "directory"
+        not in _customers(records, now=datetime(2026, 11, 30, 23, 0, tzinfo=UTC), known=known).facts
+    )
+    for now in (datetime(2026, 12, 1, 0, 0, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC)):
+        after = _customers(records, now=now, known=known)
+        row = after.facts["directory"][0]["agreements"][0]
+        assert row["active"] is True and row["pending"] is False and row["fits"]
