@@ -351,10 +351,28 @@ def choices_digests(choices) -> dict[str, str]:
     """step key -> a digest (32 hex characters) of the part of ``choices`` (a ``runner.TenantChoices``) that the
     step judges: customers judges which companies are chosen and the unmatched billing customers; agreements and
     existing_billing judge each chosen company's motion and target agreement."""
-    companies = sorted(c.cw_company_id for c in choices.companies)
-    mapping = sorted((c.cw_company_id, c.motion, c.agreement_id or 0) for c in choices.companies)
+    return _choice_digests(
+        [(c.cw_company_id, c.motion, c.agreement_id) for c in choices.companies], choices.billing_customers
+    )
+
+
+def current_choices_digests(tenant: Tenant) -> dict[str, str]:
+    """``choices_digests`` of the tenant's stored choices, read as rows (no ``TenantChoices`` is built: the
+    digests are all a check of changed choices needs)."""
+    return _choice_digests(
+        tenant.company_choices.values_list("cw_company_id", "motion", "agreement_id"),
+        tenant.billing_customers.filter(cw_company_id__isnull=True).values_list("name", flat=True),
+    )
+
+
+def _choice_digests(rows, billing_customers) -> dict[str, str]:
+    """The digests of ``choices_digests`` from ``(cw_company_id, motion, agreement_id)`` rows and the names of the
+    unmatched billing customers."""
+    rows = list(rows)
+    companies = sorted(cid for cid, _, _ in rows)
+    mapping = sorted((cid, motion, agreement_id or 0) for cid, motion, agreement_id in rows)
     digests = {
-        "customers": _digest({"companies": companies, "unmatched": sorted(choices.billing_customers)}),
+        "customers": _digest({"companies": companies, "unmatched": sorted(billing_customers)}),
         "agreements": _digest(mapping),
     }
     digests["existing_billing"] = digests["agreements"]
@@ -366,10 +384,30 @@ def stale_steps(tenant: Tenant, latest: dict[str, StepResult]) -> set[str]:
     "changed since the last check" instead of showing that result). Results stored without a digest count as
     current."""
     judged = {k: latest[k].choices_digest for k in CHOICE_STEPS if k in latest and latest[k].choices_digest}
+    return _judged_other_choices(tenant, judged)
+
+
+def _judged_other_choices(tenant: Tenant, judged: dict[str, str]) -> set[str]:
     if not judged:
         return set()
-    current = choices_digests(choices_for(tenant))
+    current = current_choices_digests(tenant)
     return {k for k, digest in judged.items() if current.get(k) != digest}
+
+
+def _latest_choice_digests(tenant: Tenant) -> dict[str, str]:
+    """step -> the choices digest of its newest stored result, for the steps in CHOICE_STEPS that have one
+    (``stale_steps``'s input without loading every result's findings)."""
+    latest: dict[str, str] = {}
+    newest_first = (
+        StepResult.objects.filter(tenant=tenant, key__in=CHOICE_STEPS)
+        .order_by("-created_at", "-id")
+        .values_list("key", "choices_digest")
+    )
+    for key, digest in newest_first[:200]:
+        latest.setdefault(key, digest)
+        if len(latest) == len(CHOICE_STEPS):
+            break
+    return {k: d for k, d in latest.items() if d}
 
 
 def recheck_changed(tenant_id: int, *, actor=None) -> CheckRun | None:
@@ -380,7 +418,7 @@ def recheck_changed(tenant_id: int, *, actor=None) -> CheckRun | None:
         return None
     if CheckRun.objects.filter(tenant=tenant, status__in=CheckRun.ACTIVE).exists():
         return None
-    stale = stale_steps(tenant, latest_results(tenant))
+    stale = _judged_other_choices(tenant, _latest_choice_digests(tenant))
     if not stale:
         return None
     run, created = start_run(

@@ -14,7 +14,8 @@ from django.utils import timezone
 from connectwise.checks.base import Finding, Severity, Status, StepOutcome
 from connectwise.checks.context import ReadHints
 from onboarding import results, runs
-from onboarding.models import CheckRun, CompanyChoice, CompanyDirectory, Connection, Tenant
+from onboarding.cw import choices_for
+from onboarding.models import BillingCustomer, CheckRun, CompanyChoice, CompanyDirectory, Connection, Tenant
 from tests.onboarding.wizard_helpers import (  # noqa: F401 (fixtures)
     connection_a_fixture,
     sandboxed_fixture,
@@ -211,3 +212,16 @@ def test_an_unchanged_company_list_is_not_rebuilt_and_a_changed_one_is_written(t
     tenant = Tenant.objects.get(pk=tenant_a.pk)
     assert tenant.directory.get(cw_company_id=cid).name == "Renamed Company"
     assert {d.cw_company_id for d in tenant.directory.all()} == set(rows)
+
+
+def test_the_stored_choices_digest_as_rows_what_the_run_judged(tenant_a):
+    CompanyChoice.objects.create(tenant=tenant_a, cw_company_id=7, motion="annual", agreement_id=70)
+    CompanyChoice.objects.create(tenant=tenant_a, cw_company_id=3)
+    BillingCustomer.objects.create(tenant=tenant_a, name="Unmatched Ltd")
+    judged = runs.choices_digests(choices_for(tenant_a))
+    assert runs.current_choices_digests(tenant_a) == judged
+    CompanyChoice.objects.filter(tenant=tenant_a, cw_company_id=7).update(agreement_id=None)
+    changed = runs.current_choices_digests(tenant_a)
+    assert changed["customers"] == judged["customers"] and changed["agreements"] != judged["agreements"]
+    BillingCustomer.objects.create(tenant=tenant_a, name="Another Ltd")
+    assert runs.current_choices_digests(tenant_a)["customers"] != judged["customers"]
