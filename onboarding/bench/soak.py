@@ -45,7 +45,7 @@ from connectwise.sandbox import SandboxApp, SandboxReset, load_scenario, parse_s
 from connectwise.sandbox.app import ApiError
 from connectwise.sandbox.generate import generate_onboarding, onboarding_motion
 
-from .. import repairs, runs
+from .. import cw, repairs, runs
 from ..models import CheckRun, CompanyChoice, Connection, RepairPlan, Tenant
 from . import scratch_database
 
@@ -164,8 +164,10 @@ def _create_key(body) -> tuple:
 
 @contextmanager
 def _count_client_retries(store: Counter):
-    """Add up the retries of every ConnectWise client the run and repair services build."""
-    real_runs, real_repairs = runs.client_for, repairs.client_for
+    """Add up the retries of every ConnectWise client the run and repair services build (runs names
+    ``cw.client_for`` in its own namespace; repairs builds through ``cw.tenant_client``, which calls
+    ``cw.client_for``)."""
+    real_runs, real_cw = runs.client_for, cw.client_for
 
     def wrapped(real):
         def client_for(*args, **kwargs):
@@ -182,11 +184,11 @@ def _count_client_retries(store: Counter):
 
         return client_for
 
-    runs.client_for, repairs.client_for = wrapped(real_runs), wrapped(real_repairs)
+    runs.client_for, cw.client_for = wrapped(real_runs), wrapped(real_cw)
     try:
         yield
     finally:
-        runs.client_for, repairs.client_for = real_runs, real_repairs
+        runs.client_for, cw.client_for = real_runs, real_cw
 
 
 def _tenant(slug: str, url: str, spec: tuple, app: SoakSandbox) -> Tenant:
