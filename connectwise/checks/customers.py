@@ -163,6 +163,7 @@ def check(ctx: RunContext) -> StepOutcome:
 DIRECTORY_VERSION = b"directory-1"
 # The agreement dates that is_active, is_pending and the candidate rule compare with the run's time.
 _DATE_FIELDS = ("startDate", "billStartDate", "dateCancelled", "endDate")
+_KEY_CHUNK = 1000  # records serialised at once into the company list's key
 
 
 def directory_source(ctx: RunContext) -> str:
@@ -176,7 +177,10 @@ def directory_source(ctx: RunContext) -> str:
     cycles = ctx.get("billing_cycles") if ctx.error_of("billing_cycles") is None else None
     digest = hashlib.blake2b(DIRECTORY_VERSION, digest_size=16)
     for part in (ctx.get("companies"), ctx.get("company_statuses"), agreements, cycles):
-        digest.update(orjson.dumps(part, default=str))
+        # A page's worth at a time: one serialisation of 15,000 records would add its whole size to the peak.
+        rows = part if isinstance(part, list) else [part]
+        for start in range(0, len(rows), _KEY_CHUNK):
+            digest.update(orjson.dumps(rows[start : start + _KEY_CHUNK], default=str))
         digest.update(b"\x00")
     upcoming = _next_date(agreements, ctx.now)
     digest.update(b"-" if upcoming is None else f"{upcoming.isoformat()}|{upcoming == ctx.now}".encode())
