@@ -19,9 +19,10 @@ from ..models import RepairPlan
 from .plans import is_building
 
 
-def fix_everything_context(access: TenantAccess, latest: dict) -> dict:
+def fix_everything_context(access: TenantAccess, latest: dict, follow: str | None = None) -> dict:
     """What the overview's "Fix everything that can be fixed" card shows: how many findings of the repairable
-    steps can be fixed (per step), a plan being built, a draft waiting, a plan being applied."""
+    steps can be fixed (per step), a plan being built, a draft waiting, a plan being applied. ``follow``: the uuid
+    of the plan the partner just asked for (``plans.is_building``)."""
     tenant = access.tenant
     per_step = []
     for key in combined_steps(SimpleNamespace(cutover=tenant.billing_cutover)):
@@ -33,7 +34,7 @@ def fix_everything_context(access: TenantAccess, latest: dict) -> dict:
     return {
         "fix_all_steps": per_step,
         "fix_all_count": sum(s["count"] for s in per_step),
-        "fix_all_building": is_building(plans),
+        "fix_all_building": is_building(plans, follow),
         "fix_all_draft": next((p for p in plans if p.status == RepairPlan.Status.DRAFT), None),
         "fix_all_active": next(
             (p for p in plans if p.status in (RepairPlan.Status.APPROVED, RepairPlan.Status.APPLYING)), None

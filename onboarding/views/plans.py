@@ -42,21 +42,33 @@ def _step_url(slug: str, key: str) -> str:
     return reverse("tenant_home", args=[slug]) if key == COMBINED else reverse("step", args=[slug, key])
 
 
-def is_building(plans: list[RepairPlan]) -> bool:
-    """Whether a step's plans (newest first) end in one the worker is still building: the page shows "Building
-    your plan…" and polls ``build_status``."""
-    return bool(plans) and plans[0].status == RepairPlan.Status.BUILDING
+FOLLOW_PARAM = "plan"  # the query parameter naming the plan the partner just asked for (``build`` sets it)
+
+
+def is_building(plans: list[RepairPlan], follow: str | None = None) -> bool:
+    """Whether the page shows "Building your plan…" and polls ``build_status``: the newest of a step's plans
+    (newest first) is still being built, or it is the plan the partner just asked for (``follow``, its uuid) and
+    the worker built it before this page was rendered (the poll then moves the page to it at once)."""
+    if not plans:
+        return False
+    newest = plans[0]
+    if newest.status == RepairPlan.Status.BUILDING:
+        return True
+    return bool(follow) and str(newest.uuid) == follow and newest.status == RepairPlan.Status.DRAFT
 
 
 # Plans that never had changes to show: not listed among a step's earlier plans.
 _UNBUILT = (RepairPlan.Status.BUILDING, RepairPlan.Status.BUILD_FAILED)
 
 
-def plan_context(access: TenantAccess, key: str, result: StepResult | None) -> dict:
-    """What a step page shows about repairs: the offer, a build in progress, the draft waiting, earlier plans."""
+def plan_context(
+    access: TenantAccess, key: str, result: StepResult | None, follow: str | None = None
+) -> dict:
+    """What a step page shows about repairs: the offer, a build in progress, the draft waiting, earlier plans.
+    ``follow``: the uuid of the plan the partner just asked for (see ``is_building``)."""
     tenant = access.tenant
     plans = list(RepairPlan.objects.filter(tenant=tenant, step=key).order_by("-created_at", "-id")[:7])
-    building = is_building(plans)
+    building = is_building(plans, follow)
     plans = [p for p in plans if p.status not in _UNBUILT]
     draft = next((p for p in plans if p.status == RepairPlan.Status.DRAFT), None)
     active = next(
@@ -82,8 +94,9 @@ def build(request, slug, key):
     if getattr(tenant, "connection", None) is None:
         messages.error(request, "Save your ConnectWise connection first.")
         return redirect(_step_url(slug, key))
-    repairs.request_plan(tenant, key, actor=request.user)
-    return redirect(f"{_step_url(slug, key)}#repair")
+    plan = repairs.request_plan(tenant, key, actor=request.user)
+    # The page follows this plan: a worker quicker than the redirect must still move the page to the draft.
+    return redirect(f"{_step_url(slug, key)}?{FOLLOW_PARAM}={plan.uuid}#repair")
 
 
 @login_required

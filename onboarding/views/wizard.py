@@ -129,7 +129,7 @@ def tenant_home(request, slug):
             "active_run": _active_run(tenant),
             "step_text": STEP_TEXT,
             "connection": getattr(tenant, "connection", None),
-            **fix_everything.fix_everything_context(access, latest),
+            **fix_everything.fix_everything_context(access, latest, request.GET.get(plans.FOLLOW_PARAM)),
             "next_action": next_action(nav, getattr(tenant, "connection", None)),
         },
     )
@@ -177,7 +177,7 @@ def render_step(request, access: TenantAccess, key: str, *, status: int = 200, *
         for i, f in enumerate(result.findings):
             if demo.sandbox_change_for(f):
                 f["demo_fix_index"] = i
-    context.update(plans.plan_context(access, key, result))
+    context.update(plans.plan_context(access, key, result, request.GET.get(plans.FOLLOW_PARAM)))
     provider = STEP_CONTEXT.get(key)
     if provider:
         context.update(provider(request, access, result=None if key in stale else result))

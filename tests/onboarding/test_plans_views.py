@@ -462,3 +462,24 @@ def test_create_rows_line_up_with_update_rows_field_before_after(client, admin_a
     after = re.findall(r'<td[^>]*data-label="After"[^>]*>(.*?)</td>', body, re.S)
     assert any("Miscellaneous" in a for a in after) and any("No" == a.strip() for a in after)
     assert re.search(r'data-label="Before"[^>]*>\s*<span[^>]*>new record</span>', body)
+
+
+@pytest.mark.parametrize("key", ["catalog", "all"])
+def test_a_worker_quicker_than_the_redirect_still_moves_the_page_to_the_plan(
+    client, admin_a, tenant_a, connection_a, build_delay, key
+):
+    """Seen in a full CI run: the worker built the plan (0.4 s) before the page after "Fix it for me" was
+    rendered, so the page showed no "Building your plan…" and nothing moved it to the plan. The page follows the
+    plan it asked for (``?plan=<uuid>``): built already, it still polls once and is sent to the draft."""
+    client.force_login(admin_a)
+    response = client.post(reverse("plan_build", args=[tenant_a.slug, key]))
+    new = RepairPlan.objects.get(tenant=tenant_a, step=key, status=RepairPlan.Status.BUILDING)
+    assert response["Location"].endswith(f"?plan={new.uuid}#repair")
+    RepairPlan.objects.filter(pk=new.pk).update(status=RepairPlan.Status.DRAFT)  # the worker was quicker
+    page = client.get(response["Location"].split("#")[0]).content.decode()
+    assert 'id="plan-building"' in page
+    done = client.get(reverse("plan_build_status", args=[tenant_a.slug, key]), HTTP_HX_REQUEST="true")
+    assert done["HX-Redirect"] == reverse("plan", args=[tenant_a.slug, new.uuid])
+    # Without following that plan (a later visit), a draft is a draft: no "building".
+    step_url = response["Location"].split("?")[0]
+    assert 'id="plan-building"' not in client.get(step_url).content.decode()
