@@ -37,6 +37,7 @@ from connectwise.sandbox import generate_scenario
 from .. import runs
 from ..models import CheckRun, CompanyChoice, Connection, Tenant
 from . import scratch_database
+from .measure import process_cpu_seconds
 from .workers import Worker, stop, worker_env
 
 QUEUE_PREFIX = "bench-fleet"
@@ -224,8 +225,6 @@ class _FleetSandbox:
         return self._call("GET", "/_sandbox/concurrency")
 
     def cpu_seconds(self) -> float:
-        from .verify import process_cpu_seconds  # noqa: PLC0415
-
         return process_cpu_seconds(self.proc.pid)
 
     def __exit__(self, *exc) -> None:

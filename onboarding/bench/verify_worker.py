@@ -2,7 +2,7 @@
 would, so that its resident set is what a worker holds, not what the benchmark process gathered generating data
 and migrating the scratch database.
 
-Started by ``onboarding.bench.verify.worker_side`` as ``python -m onboarding.bench.verify_worker TENANT_ID REPEAT``
+Started by ``onboarding.bench.verify_timing.worker_side`` as ``python -m onboarding.bench.verify_worker TENANT_ID REPEAT``
 with ``DATABASE_URL`` (the scratch database), ``CONNECTWISE_SANDBOX_URL`` and ``CONNECTWISE_MAX_IN_FLIGHT`` in its
 environment. It loads Django and the product's task modules (as ``celery worker`` does), runs ``REPEAT`` verifies of
 the six required steps through ``runs.run_now`` while sampling its resident set every 5 ms, and prints one JSON
@@ -26,7 +26,8 @@ def main(argv: list[str]) -> dict:
     django.setup()
     # After django.setup(): models cannot be imported before the app registry is ready.
     from onboarding import tasks  # noqa: F401, PLC0415 - loaded as a worker loads it
-    from onboarding.bench.verify import SIX_STEPS, RssSampler, rss_now_mb  # noqa: PLC0415
+    from onboarding.bench.measure import RssSampler, rss_now_mb  # noqa: PLC0415
+    from onboarding.bench.verify_timing import SIX_STEPS  # noqa: PLC0415
     from onboarding.models import CheckRun, Tenant  # noqa: PLC0415
     from onboarding.runs import run_now  # noqa: PLC0415
 
