@@ -23,12 +23,14 @@ It checks that every run ends ``done`` or ``error`` (never queued/running), ever
 that it could not check (a step ``error`` with ``step.check_failed``, the steps it blocks, or a run ``error``),
 and that no record is ever created twice: the sandbox counts the creates it acted on per created name
 (requests refused by a fault before they were handled do not count); any name with two is a duplicate.
+
+The counting sandbox is ``soak_sandbox``, the verdict on each run ``soak_verdicts``; this module holds the options,
+the tenants, the repairs and the cycles.
 """
 
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -38,16 +40,16 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.test.utils import override_settings
 
-from connectwise.checks import codes
 from connectwise.checks.plans import COMBINED
 from connectwise.errors import ConnectWiseError
-from connectwise.sandbox import SandboxApp, SandboxReset, load_scenario, parse_scenario, serve_in_thread
-from connectwise.sandbox.app import ApiError
+from connectwise.sandbox import load_scenario, parse_scenario, serve_in_thread
 from connectwise.sandbox.generate import generate_onboarding, onboarding_motion
 
 from .. import cw, repairs, runs
 from ..models import CheckRun, CompanyChoice, Connection, RepairPlan, Tenant
 from . import scratch_database
+from .soak_sandbox import SoakSandbox, agreement_duplicates
+from .soak_verdicts import classify, diff, run_findings
 
 SCENARIOS = Path(settings.BASE_DIR) / "connectwise" / "sandbox" / "scenarios"
 REPAIRABLE_STEPS = ("setup_tables", "catalog", "agreements")  # the order repair_tenant uses
@@ -104,64 +106,6 @@ ONBOARD_DEFAULTS = {
 }
 
 
-class SoakSandbox(SandboxApp):
-    """The sandbox, counting the faults it injects and the creates it acts on, per created name."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.counts_lock = threading.Lock()
-        self.faults_injected: Counter[str] = Counter()
-        self.creates: Counter[tuple] = Counter()  # (cycle, company, path, name...) -> creates acted on
-        self.object_exists = 0  # creates refused because the record existed (our re-query missed it)
-        self.cycle = 0  # every cycle starts from the scenario again, so a name may be created once per cycle
-
-    def _faults(self, *args, **kwargs):
-        try:
-            slow = super()._faults(*args, **kwargs)
-        except ApiError as exc:
-            self._count_fault(str(exc.status))
-            raise
-        except SandboxReset:
-            self._count_fault("reset")
-            raise
-        if slow < 0:
-            self._count_fault("resetAfter")
-        elif slow > 0:
-            self._count_fault("slow")
-        return slow
-
-    def _count_fault(self, kind: str) -> None:
-        with self.counts_lock:
-            self.faults_injected[kind] += 1
-
-    def _create(self, request, table):
-        body = request.body_json()
-        request.body_json = lambda: body  # the real handler reads the body again
-        key = (f"cycle {self.cycle}", request.tenant.id, table.spec.path, *_create_key(body))
-        try:
-            response = super()._create(request, table)
-        except ApiError as exc:
-            if "ObjectExists" in str(exc.body):
-                with self.counts_lock:
-                    self.object_exists += 1
-            raise
-        with self.counts_lock:
-            self.creates[key] += 1
-        return response
-
-    def duplicates(self) -> dict[str, int]:
-        with self.counts_lock:
-            return {" / ".join(map(str, k)): n for k, n in self.creates.items() if n > 1}
-
-
-def _create_key(body) -> tuple:
-    if not isinstance(body, dict):
-        return ("?",)
-    name = body.get("identifier") or body.get("name") or "?"
-    parent = [body[k].get("id") for k in ("company", "category") if isinstance(body.get(k), dict)]
-    return (*parent, name)
-
-
 @contextmanager
 def _count_client_retries(store: Counter):
     """Add up the retries of every ConnectWise client the run and repair services build (runs names
@@ -206,46 +150,6 @@ def _tenant(slug: str, url: str, spec: tuple, app: SoakSandbox) -> Tenant:
     return Tenant.objects.select_related("connection").get(pk=tenant.pk)
 
 
-def _findings(run: CheckRun) -> dict[str, tuple[str, frozenset]]:
-    return {
-        r.key: (r.status, frozenset((f["code"], f["subject"]) for f in r.findings)) for r in run.results.all()
-    }
-
-
-def classify(run: CheckRun, baseline: dict) -> str:
-    """Classify a run: "same" (the baseline findings), "error" (said clearly it could not check) or "wrong"."""
-    if run.status == CheckRun.Status.ERROR:
-        return "error"
-    got = _findings(run)
-    if got == baseline:
-        return "same"
-    clear = {codes.STEP_CHECK_FAILED, codes.STEP_READ_FORBIDDEN, codes.CONNECTION_UNREACHABLE}
-    for key, (status, findings) in got.items():
-        if (status, findings) == baseline.get(key):
-            continue
-        if status == "blocked":  # blocked by an earlier step that could not be checked
-            continue
-        if status == "error" and {code for code, _ in findings} & clear:
-            continue
-        if key == "connection" and {code for code, _ in findings} & clear:
-            continue
-        return "wrong"
-    return "error"
-
-
-def _diff(run: CheckRun, baseline: dict) -> dict:
-    got = _findings(run)
-    return {
-        key: {
-            "status": got[key][0],
-            "extra": sorted(got[key][1] - base[1]),
-            "missing": sorted(base[1] - got[key][1]),
-        }
-        for key, base in baseline.items()
-        if key in got and got[key] != base
-    }
-
-
 def _onboard_tenant(url: str, companies: int) -> Tenant:
     slug, company_id, public, private = ONBOARD
     tenant = Tenant.objects.create(slug=slug, name=slug, agreement_defaults=ONBOARD_DEFAULTS)
@@ -259,14 +163,6 @@ def _onboard_tenant(url: str, companies: int) -> Tenant:
         ]
     )
     return Tenant.objects.select_related("connection").get(pk=tenant.pk)
-
-
-def agreement_duplicates(app: SandboxApp, company_id: str) -> dict[int, int]:
-    """Company id -> number of agreements, for every company of the tenant with more than one."""
-    per_company = Counter(
-        a["company"]["id"] for a in app.tenant(company_id).tables["finance/agreements"].rows.values()
-    )
-    return {cid: n for cid, n in per_company.items() if n > 1}
 
 
 def _repair(
@@ -339,7 +235,7 @@ def run(options: dict) -> dict:
         if onboard:
             tenants[ONBOARD[0]] = _onboard_tenant(url, onboard)
         baselines = {
-            slug: _findings(runs.run_now(t, trigger=CheckRun.Trigger.CLI)) for slug, t in tenants.items()
+            slug: run_findings(runs.run_now(t, trigger=CheckRun.Trigger.CLI)) for slug, t in tenants.items()
         }
         with _count_client_retries(stats):
             for cycle in range(options["runs"]):
@@ -362,7 +258,7 @@ def run(options: dict) -> dict:
                                 "cycle": cycle,
                                 "tenant": slug,
                                 "run": str(result.uuid),
-                                **_diff(result, baselines[slug]),
+                                **diff(result, baselines[slug]),
                             }
                         )
                 for slug, tenant in tenants.items():
