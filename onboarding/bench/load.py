@@ -1,6 +1,6 @@
 """``manage.py benchmark load``: the web tier under many users at once, measured with locust against gunicorn.
 
-Builds the dashboard benchmark's data set (``--tenants`` tenants with their run history, ``dashboard.build``) in
+Builds the dashboard benchmark's data set (``--tenants`` tenants with their run history, ``dashboard_data.build``) in
 a scratch database (PostgreSQL when ``DATABASE_URL`` points at it, which is what the targets are for), gives
 ``--partner-admins`` of those tenants a partner admin and a running check, logs in ``--support-users`` support
 users and the partner admins (sessions made here, no password), starts gunicorn (``--gunicorn-workers``, sync or
@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from ..models import CheckRun, Membership, Tenant
 from . import database_url, scratch_database
-from .dashboard import build
+from .dashboard_data import build
 
 TARGETS_P95_MS = {"dashboard list": 300, "progress fragment": 50}
 RAMP_UP_S = 5  # users start over this many seconds; not counted in the figures
