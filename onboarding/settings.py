@@ -2,14 +2,14 @@
 
 Two profiles: ``development`` (the default: embedded SQLite, a filesystem Celery broker and generated secrets under
 ``var/``) and ``production`` (``ONBOARDING_PROFILE=production``: every secret and host must be given, DEBUG off,
-secure cookies and HSTS). Bad values fail loudly with ``ImproperlyConfigured`` naming the variable.
+secure cookies and HSTS). Bad values fail loudly with ``ImproperlyConfigured`` naming the variable: the parsers of
+one value (a strict boolean, number, rate, secret or ``NAME_FILE``, list, network, PEM file) are in
+``onboarding/envparse.py``; this module says what each setting means, top to bottom.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 import secrets
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,6 +17,18 @@ from urllib.parse import urlparse
 import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+
+from .envparse import (
+    csv_list,
+    fernet_keys,
+    generated,
+    networks,
+    pem_file,
+    secret,
+    strict_bool,
+    strict_int,
+    strict_rate,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ONBOARDING_VAR_DIR", BASE_DIR / "var"))
@@ -29,95 +41,29 @@ if PROFILE not in {"development", "production"}:
 PRODUCTION = PROFILE == "production"
 
 
-def _strict_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
+DEBUG = strict_bool("DEBUG", default=not PRODUCTION)
 
-
-def _strict_int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
-    return value
-
-
-def _strict_rate(name: str, default: str) -> str:
-    """A rate limit such as ``5/h`` (count / period with s, m, h or d; ``5/15m`` too), as django-ratelimit reads
-    it."""
-    raw = (os.environ.get(name) or default).strip()
-    if not re.fullmatch(r"[1-9][0-9]*/[1-9]?[0-9]*[smhd]", raw):
-        raise ImproperlyConfigured(f"{name} must be a rate like 5/h or 20/d, not {raw!r}")
-    return raw
-
-
-def _secret(name: str) -> str | None:
-    """A secret from ``NAME`` or from the file named by ``NAME_FILE``."""
-    value = os.environ.get(name)
-    path = os.environ.get(f"{name}_FILE")
-    if value and path:
-        raise ImproperlyConfigured(f"Set {name} or {name}_FILE, not both")
-    if path:
-        try:
-            return Path(path).read_text().strip()
-        except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
-    return value or None
-
-
-def _generated(filename: str, make) -> str:
-    """A development-only secret kept under var/ so that restarts keep sessions and encrypted keys readable."""
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    path = VAR_DIR / filename
-    if not path.exists():
-        path.write_text(make())
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-DEBUG = _strict_bool("DEBUG", default=not PRODUCTION)
-
-SECRET_KEY = _secret("SECRET_KEY")
+SECRET_KEY = secret("SECRET_KEY")
 if not SECRET_KEY:
     if PRODUCTION:
         raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) is required in production")
-    SECRET_KEY = _generated("secret_key", lambda: secrets.token_urlsafe(50))
+    SECRET_KEY = generated(VAR_DIR, "secret_key", lambda: secrets.token_urlsafe(50))
 
-_field_keys = _secret("FIELD_ENCRYPTION_KEYS")
+_field_keys = secret("FIELD_ENCRYPTION_KEYS")
 if not _field_keys:
     if PRODUCTION:
         raise ImproperlyConfigured(
             "FIELD_ENCRYPTION_KEYS (or FIELD_ENCRYPTION_KEYS_FILE) is required in production"
         )
-    _field_keys = _generated("field_encryption_key", lambda: Fernet.generate_key().decode())
-FIELD_ENCRYPTION_KEYS = [k.strip() for k in _field_keys.split(",") if k.strip()]
-for _i, _k in enumerate(FIELD_ENCRYPTION_KEYS):
-    try:
-        Fernet(_k)
-    except (ValueError, TypeError):
-        raise ImproperlyConfigured(
-            f"FIELD_ENCRYPTION_KEYS: key #{_i + 1} is not a Fernet key (32 url-safe base64-encoded bytes)"
-        ) from None
+    _field_keys = generated(VAR_DIR, "field_encryption_key", lambda: Fernet.generate_key().decode())
+FIELD_ENCRYPTION_KEYS = fernet_keys("FIELD_ENCRYPTION_KEYS", _field_keys)
 
-_hosts = os.environ.get("ALLOWED_HOSTS", "")
-ALLOWED_HOSTS = [h.strip() for h in _hosts.split(",") if h.strip()]
+ALLOWED_HOSTS = csv_list(os.environ.get("ALLOWED_HOSTS", ""))
 if not ALLOWED_HOSTS:
     if PRODUCTION:
         raise ImproperlyConfigured("ALLOWED_HOSTS is required in production (comma-separated host names)")
     ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
-CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+CSRF_TRUSTED_ORIGINS = csv_list(os.environ.get("CSRF_TRUSTED_ORIGINS", ""))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -154,7 +100,7 @@ MIDDLEWARE = [
 # one counter for everybody. TRUSTED_PROXY_HOPS is how many proxies append to the header (0: no proxy, the header
 # is ignored). A request that did not come through them (no header) is refused with 400; /healthz is answered
 # before (onboarding.health).
-TRUSTED_PROXY_HOPS = _strict_int("TRUSTED_PROXY_HOPS", 0)
+TRUSTED_PROXY_HOPS = strict_int("TRUSTED_PROXY_HOPS", 0)
 if TRUSTED_PROXY_HOPS:
     MIDDLEWARE.insert(1, "xff.middleware.XForwardedForMiddleware")
     XFF_TRUSTED_PROXY_DEPTH = TRUSTED_PROXY_HOPS
@@ -207,7 +153,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # PostgreSQL: keep each process's connection for a minute (checked before reuse) rather than opening one per
 # request: a new connection forks a server process, a cost every progress poll paid (benchmark load).
 _persistent = DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3"
-DATABASES["default"]["CONN_MAX_AGE"] = _strict_int("CONN_MAX_AGE", 60 if _persistent else 0)
+DATABASES["default"]["CONN_MAX_AGE"] = strict_int("CONN_MAX_AGE", 60 if _persistent else 0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -228,15 +174,15 @@ PASSWORD_HASHERS = (
     else ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 )
 # Login throttling: this many failures per account and per client address within the window lock it out.
-LOGIN_FAILURE_LIMIT = _strict_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
-LOGIN_FAILURE_WINDOW = _strict_int("LOGIN_FAILURE_WINDOW", 900, minimum=1)
+LOGIN_FAILURE_LIMIT = strict_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_FAILURE_WINDOW = strict_int("LOGIN_FAILURE_WINDOW", 900, minimum=1)
 # Rate limits (onboarding.ratelimits, django-ratelimit): per address and per client address.
-RATELIMIT_PASSWORD_RESET_ADDRESS = _strict_rate("RATELIMIT_PASSWORD_RESET_ADDRESS", "3/h")
-RATELIMIT_PASSWORD_RESET_CLIENT = _strict_rate("RATELIMIT_PASSWORD_RESET_CLIENT", "20/h")
-RATELIMIT_SIGNUP_ADDRESS = _strict_rate("RATELIMIT_SIGNUP_ADDRESS", "3/h")
-RATELIMIT_SIGNUP_CLIENT = _strict_rate("RATELIMIT_SIGNUP_CLIENT", "10/h")
-RATELIMIT_INVITE_ADDRESS = _strict_rate("RATELIMIT_INVITE_ADDRESS", "5/h")
-RATELIMIT_INVITE_CLIENT = _strict_rate("RATELIMIT_INVITE_CLIENT", "50/h")
+RATELIMIT_PASSWORD_RESET_ADDRESS = strict_rate("RATELIMIT_PASSWORD_RESET_ADDRESS", "3/h")
+RATELIMIT_PASSWORD_RESET_CLIENT = strict_rate("RATELIMIT_PASSWORD_RESET_CLIENT", "20/h")
+RATELIMIT_SIGNUP_ADDRESS = strict_rate("RATELIMIT_SIGNUP_ADDRESS", "3/h")
+RATELIMIT_SIGNUP_CLIENT = strict_rate("RATELIMIT_SIGNUP_CLIENT", "10/h")
+RATELIMIT_INVITE_ADDRESS = strict_rate("RATELIMIT_INVITE_ADDRESS", "5/h")
+RATELIMIT_INVITE_CLIENT = strict_rate("RATELIMIT_INVITE_CLIENT", "50/h")
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -288,26 +234,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_ALWAYS_EAGER = _strict_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ALWAYS_EAGER = strict_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Monitoring: how often every connected tenant is re-verified, over how long the runs are spread, and how many
 # scheduled runs may be in flight at once.
-VERIFY_INTERVAL_HOURS = _strict_int("VERIFY_INTERVAL_HOURS", 24, minimum=1)
-VERIFY_MAX_CONCURRENT = _strict_int("VERIFY_MAX_CONCURRENT", 20, minimum=1)
+VERIFY_INTERVAL_HOURS = strict_int("VERIFY_INTERVAL_HOURS", 24, minimum=1)
+VERIFY_MAX_CONCURRENT = strict_int("VERIFY_MAX_CONCURRENT", 20, minimum=1)
 # The existing_billing step reads every chosen agreement's additions (one call each): the scheduled verify runs it
 # at most this often; it also runs on request and after the customers or mappings change.
-EXISTING_BILLING_INTERVAL_DAYS = _strict_int("EXISTING_BILLING_INTERVAL_DAYS", 7, minimum=1)
-STALE_AFTER_HOURS = _strict_int("STALE_AFTER_HOURS", 48, minimum=1)
+EXISTING_BILLING_INTERVAL_DAYS = strict_int("EXISTING_BILLING_INTERVAL_DAYS", 7, minimum=1)
+STALE_AFTER_HOURS = strict_int("STALE_AFTER_HOURS", 48, minimum=1)
 # The support dashboard's summary cards and funnel aggregate every tenant (about 25 ms of PostgreSQL at 10,000):
 # computed at most once per this many seconds and shared through the cache; 0 counts on every request.
-DASHBOARD_COUNTS_SECONDS = _strict_int("DASHBOARD_COUNTS_SECONDS", 10, minimum=0)
-CHECK_RUN_TIME_LIMIT = _strict_int("CHECK_RUN_TIME_LIMIT", 600, minimum=10)
-PLAN_APPLY_TIME_LIMIT = _strict_int("PLAN_APPLY_TIME_LIMIT", 900, minimum=10)
+DASHBOARD_COUNTS_SECONDS = strict_int("DASHBOARD_COUNTS_SECONDS", 10, minimum=0)
+CHECK_RUN_TIME_LIMIT = strict_int("CHECK_RUN_TIME_LIMIT", 600, minimum=10)
+PLAN_APPLY_TIME_LIMIT = strict_int("PLAN_APPLY_TIME_LIMIT", 900, minimum=10)
 # Finished runs older than this are pruned, except every status change and each tenant's latest (retention.py);
 # 0 keeps everything.
-RUN_RETENTION_DAYS = _strict_int("RUN_RETENTION_DAYS", 90, minimum=0)
+RUN_RETENTION_DAYS = strict_int("RUN_RETENTION_DAYS", 90, minimum=0)
 
 # ConnectWise: the product's own integration clientId (not the partner's), and the sandbox when enabled.
 CONNECTWISE_CLIENT_ID = os.environ.get("CONNECTWISE_CLIENT_ID", "")
@@ -322,41 +268,24 @@ if CONNECTWISE_SANDBOX_URL:
         raise ImproperlyConfigured(
             f"CONNECTWISE_SANDBOX_URL must look like http://127.0.0.1:8765, not {CONNECTWISE_SANDBOX_URL!r}"
         )
-    if PRODUCTION and not _strict_bool("CONNECTWISE_SANDBOX_IN_PRODUCTION", False):
+    if PRODUCTION and not strict_bool("CONNECTWISE_SANDBOX_IN_PRODUCTION", False):
         raise ImproperlyConfigured("CONNECTWISE_SANDBOX_URL must not be set in production")
 # On-premise ConnectWise servers on a private network (reached over a VPN, or the smoke test's local sandbox):
 # networks that approved on-premise hosts may resolve into although they are not public. Empty by default: every
 # private, loopback and link-local address stays refused (onboarding.netguard). Comma-separated CIDRs.
-CONNECTWISE_ONPREM_NETWORKS = []
-for _net in os.environ.get("CONNECTWISE_ONPREM_NETWORKS", "").split(","):
-    if _net.strip():
-        try:
-            CONNECTWISE_ONPREM_NETWORKS.append(ipaddress.ip_network(_net.strip(), strict=False))
-        except ValueError:
-            raise ImproperlyConfigured(
-                f"CONNECTWISE_ONPREM_NETWORKS: {_net.strip()!r} is not a network such as 10.20.0.0/16"
-            ) from None
+CONNECTWISE_ONPREM_NETWORKS = networks("CONNECTWISE_ONPREM_NETWORKS")
 # Extra certificate authorities (a PEM file) trusted for on-premise hosts whose certificate a company CA issued;
 # the public CAs stay trusted. Unset: the public CAs only.
-CONNECTWISE_CA_FILE = os.environ.get("CONNECTWISE_CA_FILE", "") or None
-if CONNECTWISE_CA_FILE:
-    try:
-        _pem = Path(CONNECTWISE_CA_FILE).read_text()
-    except (OSError, UnicodeError) as exc:
-        raise ImproperlyConfigured(
-            f"CONNECTWISE_CA_FILE: cannot read {CONNECTWISE_CA_FILE}: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
-    if "-----BEGIN CERTIFICATE-----" not in _pem:
-        raise ImproperlyConfigured(f"CONNECTWISE_CA_FILE: {CONNECTWISE_CA_FILE} holds no PEM certificate")
-CONNECTWISE_TIMEOUT_SECONDS = _strict_int("CONNECTWISE_TIMEOUT_SECONDS", 30, minimum=1)
+CONNECTWISE_CA_FILE = pem_file("CONNECTWISE_CA_FILE")
+CONNECTWISE_TIMEOUT_SECONDS = strict_int("CONNECTWISE_TIMEOUT_SECONDS", 30, minimum=1)
 # 16: a full verify has at most 14 independent calls per level (/count and page 1 of the paged resources with
 # the small tables, then their remaining pages): with 8, each level took two round trips (benchmark verify).
-CONNECTWISE_MAX_IN_FLIGHT = _strict_int("CONNECTWISE_MAX_IN_FLIGHT", 16, minimum=1)
+CONNECTWISE_MAX_IN_FLIGHT = strict_int("CONNECTWISE_MAX_IN_FLIGHT", 16, minimum=1)
 # Across every worker process (onboarding/limits.py; in Redis when REDIS_URL is set, else per process): calls in
 # flight per ConnectWise host and per clientId. ConnectWise publishes no limit (REFERENCE §6): an assumption.
-CONNECTWISE_MAX_PER_HOST = _strict_int("CONNECTWISE_MAX_PER_HOST", 32, minimum=1)
-CONNECTWISE_MAX_PER_CLIENT_ID = _strict_int("CONNECTWISE_MAX_PER_CLIENT_ID", 128, minimum=1)
-CONNECTWISE_SLOT_WAIT_SECONDS = _strict_int("CONNECTWISE_SLOT_WAIT_SECONDS", 60, minimum=1)
+CONNECTWISE_MAX_PER_HOST = strict_int("CONNECTWISE_MAX_PER_HOST", 32, minimum=1)
+CONNECTWISE_MAX_PER_CLIENT_ID = strict_int("CONNECTWISE_MAX_PER_CLIENT_ID", 128, minimum=1)
+CONNECTWISE_SLOT_WAIT_SECONDS = strict_int("CONNECTWISE_SLOT_WAIT_SECONDS", 60, minimum=1)
 
 # E-mail: EMAIL_URL (smtp://user:pass@host:587/?tls=True) or the console in development.
 if os.environ.get("EMAIL_URL"):
@@ -374,8 +303,8 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Billing sync readines
 SUPPORT_EMAIL = os.environ.get("SUPPORT_EMAIL", "support@localhost")
 # E-mail tasks retry with backoff up to MAIL_MAX_RETRIES times; undelivered drift alerts are tried again by the
 # watchdog every MAIL_RETRY_AFTER seconds after that.
-MAIL_MAX_RETRIES = _strict_int("MAIL_MAX_RETRIES", 6, minimum=0)
-MAIL_RETRY_AFTER = _strict_int("MAIL_RETRY_AFTER", 1800, minimum=60)
+MAIL_MAX_RETRIES = strict_int("MAIL_MAX_RETRIES", 6, minimum=0)
+MAIL_RETRY_AFTER = strict_int("MAIL_RETRY_AFTER", 1800, minimum=60)
 # The public address of this product, for links in e-mails (e.g. https://readiness.example.com).
 SITE_URL = os.environ.get("SITE_URL", "").rstrip("/") or ("" if PRODUCTION else "http://127.0.0.1:8000")
 
@@ -391,9 +320,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_SSL_REDIRECT = _strict_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_SSL_REDIRECT = strict_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_HSTS_SECONDS = _strict_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_SECONDS = strict_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
@@ -409,7 +338,7 @@ LOGGING = {
 # The billing sync's API (/api/v1/, Django REST framework + drf-spectacular) and webhooks.
 INSTALLED_APPS += ["rest_framework", "drf_spectacular", "drf_spectacular_sidecar"]
 # Requests per minute per API token (DRF's throttle, counted in the cache: Redis in production).
-API_RATE_LIMIT_PER_MINUTE = _strict_int("API_RATE_LIMIT_PER_MINUTE", 120, minimum=1)
+API_RATE_LIMIT_PER_MINUTE = strict_int("API_RATE_LIMIT_PER_MINUTE", 120, minimum=1)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["onboarding.api.auth.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["onboarding.api.auth.TokenScope"],
@@ -440,11 +369,9 @@ SPECTACULAR_SETTINGS = {
 }
 # Webhook receivers must resolve to public addresses (the SSRF guard of onboarding/netguard.py), except these
 # host[:port] entries: a billing sync inside the operator's own network (comma-separated; empty by default).
-WEBHOOK_TRUSTED_HOSTS = [
-    h.strip().lower() for h in os.environ.get("WEBHOOK_TRUSTED_HOSTS", "").split(",") if h.strip()
-]
-WEBHOOK_TIMEOUT_SECONDS = _strict_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+WEBHOOK_TRUSTED_HOSTS = [h.lower() for h in csv_list(os.environ.get("WEBHOOK_TRUSTED_HOSTS", ""))]
+WEBHOOK_TIMEOUT_SECONDS = strict_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
 # Failed deliveries are retried with exponential backoff (1 min, 2, 4, ... capped at 2 h) for this long; an
 # endpoint with nothing but failures for as long is disabled and support is e-mailed.
-WEBHOOK_RETRY_HOURS = _strict_int("WEBHOOK_RETRY_HOURS", 24, minimum=1)
-WEBHOOK_BACKOFF_SECONDS = _strict_int("WEBHOOK_BACKOFF_SECONDS", 60, minimum=1)
+WEBHOOK_RETRY_HOURS = strict_int("WEBHOOK_RETRY_HOURS", 24, minimum=1)
+WEBHOOK_BACKOFF_SECONDS = strict_int("WEBHOOK_BACKOFF_SECONDS", 60, minimum=1)
