@@ -1,6 +1,8 @@
 """Benchmarks behind the product's non-functional targets, run by ``manage.py benchmark NAME [options] [--json]``.
 
-Each benchmark is a module here (``dashboard``, ``verify``, ``soak``) with three functions:
+Each benchmark is a module here (``NAMES``: ``verify``, ``dashboard``, ``soak``, ``fleet``, ``load``) with three
+functions (the other modules are their parts: ``measure``, ``sandbox_process``, ``verify_*``, ``soak_*``,
+``dashboard_data``, ``workers``):
 
 - ``add_arguments(parser)``: its own options (the command adds ``--json`` to every benchmark; do not add it);
 - ``run(options: dict) -> dict``: do the work and return the figures as JSON-serialisable data;
