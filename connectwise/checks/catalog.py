@@ -99,7 +99,7 @@ def check(ctx: RunContext) -> StepOutcome:
         findings,
         (
             f"{active} of {len(items)} misc product{'s' if len(items) != 1 else ''} "
-            f"{'is' if len(items) == 1 else 'are'} active."
+            f"{'is' if active == 1 else 'are'} active."
             if items
             else "No misc product exists."
         ),

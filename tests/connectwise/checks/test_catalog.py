@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from connectwise.checks import codes
 from connectwise.checks.base import Status
 from connectwise.checks.plans import apply_operation, plan_step
@@ -101,3 +103,21 @@ def test_it_plans_the_missing_setup_tables_before_the_product():
     assert product["subcategory"] == {"id": created[2]}
     assert run_check("catalog", client).status == Status.PASS
     assert run_check("setup_tables", client).status == Status.PASS
+
+
+@pytest.mark.parametrize(
+    ("flags", "summary"),
+    [
+        ([False, True], "1 of 2 misc products is active."),
+        ([True, True], "0 of 2 misc products are active."),
+        ([False, False], "2 of 2 misc products are active."),
+        ([False], "1 of 1 misc product is active."),
+    ],
+)
+def test_the_summary_agrees_with_the_number_active(flags, summary):
+    """The screenshot walk read "1 of 2 misc products are active": the verb agrees with the active count."""
+    catalog = [
+        {"id": i, "identifier": f"misc-{i}", "description": "Seats", "inactiveFlag": flag}
+        for i, flag in enumerate(flags, start=1)
+    ]
+    assert run_check("catalog", healthy_client(records=_records(catalog))).summary == summary
