@@ -1,54 +1,41 @@
-"""The support staff's readiness dashboard: every tenant at a glance, a tenant page with run history and what
-changed, re-checks, CSV and JSON exports, and the approval of on-premise hosts.
+"""The support staff's readiness dashboard list: every tenant at a glance (filters, sort, pages, the overview
+cards and funnel) and the same filtered list as CSV and JSON exports.
 
-Staff only (everyone else gets 404). Pages read stored results only and never call ConnectWise. The list, its
-exports and the overview read the denormalised Tenant columns, so their query count does not grow with the number
-of tenants (tests/onboarding/test_dashboard_queries.py, ``manage.py benchmark dashboard``). Staff never see keys:
-connections are read with ``values()`` of the public fields, so the encrypted private key is never even loaded.
+Staff only (everyone else gets 404). Reads stored results only and never calls ConnectWise. The list, its exports
+and the overview read the denormalised Tenant columns, so their query count does not grow with the number of
+tenants (tests/onboarding/test_dashboard_queries.py, ``manage.py benchmark dashboard``). The other support pages:
+``support_tenant`` (one tenant), ``recheck`` (re-checks), ``approved_hosts`` (on-premise hosts).
 """
 
 from __future__ import annotations
 
 import csv
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
 
-from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Submit
 from django import forms
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
-from django.http import Http404, JsonResponse, QueryDict, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.http import JsonResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET
 
 from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS, STEP_TITLES, STEPS
 from connectwise.errors import detail_text
-from connectwise.sites import CLOUD_HOSTS
 
 from .. import monitoring
 from ..access import require_support
 from ..alerts import stale_mail_failure
 from ..connections import shared_companies
-from ..inputs import safe_next
-from ..models import ApprovedHost, AuditEvent, CheckRun, Connection, DriftAlert, StepResult, Tenant
-from ..runs import start_run
+from ..models import Tenant
 from . import recheck_progress
-from .audit import run_uuids, with_run_results
 
 PAGE_SIZE = 50
-RUN_HISTORY = 50
-AUDIT_EVENTS = 100
-BULK_LIMIT = 200
 
 SHOW_CHOICES = [
     ("", "All tenants"),
@@ -362,293 +349,8 @@ def tenants_json(request):
     )
 
 
-def _support_tenant(slug: str) -> Tenant:
-    tenant = Tenant.objects.filter(slug=slug).first()
-    if tenant is None:
-        raise Http404
-    return tenant
-
-
-def _connection_summary(tenant: Tenant) -> dict | None:
-    """The public part of the connection. values() of named fields: the encrypted private key is never loaded."""
-    return (
-        Connection.objects.filter(tenant=tenant)
-        .values("site", "company_id", "public_key", "codebase", "updated_at", "updated_by__email")
-        .first()
-    )
-
-
-def _findings_key(f: dict) -> tuple[str, str]:
-    return (f.get("code", ""), f.get("subject", ""))
-
-
-def compare_results(
-    before: dict[str, StepResult], after: dict[str, StepResult], steps: list[str] | None = None
-) -> list[dict]:
-    """Per step (every step, or the keys in ``steps``: those the newer run checked): the status change and the
-    findings added/removed (matched by code and subject)."""
-    changes = []
-    for step in STEPS:
-        if steps is not None and step.key not in steps:
-            continue
-        old, new = before.get(step.key), after.get(step.key)
-        old_findings = {_findings_key(f): f for f in (old.findings if old else [])}
-        new_findings = {_findings_key(f): f for f in (new.findings if new else [])}
-        added = [f for k, f in new_findings.items() if k not in old_findings]
-        removed = [f for k, f in old_findings.items() if k not in new_findings]
-        old_status = old.status if old else ""
-        new_status = new.status if new else ""
-        changes.append(
-            {
-                "key": step.key,
-                "title": step.title,
-                "before": old_status,
-                "after": new_status,
-                "in_both": bool(old and new),
-                "status_changed": bool(old and new and old_status != new_status),
-                "added": added,
-                "removed": removed,
-                "changed": bool(old and new and (old_status != new_status or added or removed)),
-            }
-        )
-    return changes
-
-
-def _pick_runs(request, tenant: Tenant, history: list[CheckRun]) -> tuple[CheckRun | None, CheckRun | None]:
-    """The run to show (``?run=``, default the latest finished one) and the one to compare it with (``?against=``,
-    default ``previous_like(run)``). Looked up in the history first, so usually without a query."""
-    by_uuid = {str(r.uuid): r for r in history}
-    finished = [r for r in history if r.status == CheckRun.Status.DONE]
-
-    def lookup(value: str | None) -> CheckRun | None:
-        if not value:
-            return None
-        if value in by_uuid:
-            return by_uuid[value]
-        try:
-            return CheckRun.objects.select_related("actor").filter(tenant=tenant, uuid=value).first()
-        except ValidationError:  # not a UUID
-            return None
-
-    run = lookup(request.GET.get("run")) or (finished[0] if finished else None)
-    against = lookup(request.GET.get("against"))
-    if against is None and run is not None and "against" not in request.GET:
-        against = previous_like(run, finished)
-    if against is not None and run is not None and against.pk == run.pk:
-        against = None
-    return run, against
-
-
-def previous_like(run: CheckRun, finished: list[CheckRun]) -> CheckRun | None:
-    """The run to compare ``run`` with by default: the latest finished run before it that covered the same steps,
-    else the latest full run before it (a one-step run compared with a full one read "not in this run" for every
-    other step). ``finished`` is newest first."""
-    earlier = [r for r in finished if r.created_at < run.created_at and r.pk != run.pk]
-    same = set(run.requested_steps())
-    return next((r for r in earlier if set(r.requested_steps()) == same), None) or next(
-        (r for r in earlier if not r.steps), None
-    )
-
-
-@login_required
-@require_GET
-def tenant_detail(request, slug):
-    require_support(request)
-    tenant = _support_tenant(slug)
-    now = timezone.now()
-    history = list(
-        CheckRun.objects.filter(tenant=tenant)
-        .select_related("actor")
-        .order_by("-created_at", "-id")[:RUN_HISTORY]
-    )
-    run, against = _pick_runs(request, tenant, history)
-    audit = list(AuditEvent.objects.filter(tenant=tenant)[:AUDIT_EVENTS])
-    by_uuid = {str(r.uuid): r for r in history}
-    # One read of step results: the two runs compared and the runs the audit trail shows the results of.
-    picked = {r.pk for r in (run, against) if r is not None}
-    picked |= {by_uuid[u].pk for u in run_uuids(audit) if u in by_uuid}
-    results: dict[int, dict[str, StepResult]] = {pk: {} for pk in picked}
-    if picked:
-        for r in StepResult.objects.filter(run_id__in=picked):
-            results[r.run_id][r.key] = r
-    run_results = results.get(run.pk, {}) if run else {}
-    # Only the steps the shown run checked: a step it did not check (a one-step run, or the seats step when not
-    # due) would read "not in this run" and compare nothing.
-    changes = compare_results(results.get(against.pk, {}), run_results, list(run_results)) if against else []
-    connection = _connection_summary(tenant)
-    return render(
-        request,
-        "dashboard/tenant.html",
-        {
-            "tenant": tenant,
-            "connection": connection,
-            "shared_with": shared_companies([tenant.pk]).get(tenant.pk, []),
-            "stale": tenant.is_stale(now),
-            "steps": STEPS,
-            "step_titles": STEP_TITLES,
-            "history": history,
-            "active_run": next((r for r in history if r.is_active), None),
-            "run": run,
-            "against": against,
-            "run_steps": [(s, run_results.get(s.key)) for s in STEPS] if run else [],
-            "changes": changes,
-            "changed_count": sum(1 for c in changes if c["changed"]),
-            "audit": with_run_results(audit, by_uuid, results),
-            "drift_alerts": list(DriftAlert.objects.filter(tenant=tenant)[:20]),
-            "drift_titles": [STEP_TITLES.get(k, k) for k in tenant.drift_steps or []],
-            "host_refused": any(
-                f.get("code") == "connection.host_not_allowed"
-                for f in (run_results["connection"].findings if "connection" in run_results else [])
-            ),
-        },
-    )
-
-
-def _back(request, default: str) -> str:
-    return safe_next(request, default)
-
-
-def _recheck(tenants, user, runs: list[CheckRun] | None = None) -> tuple[int, int, int]:
-    """Start support-triggered runs; returns (started, already running, not connected). Each run started or found
-    running is appended to ``runs`` when given."""
-    started = running = unconnected = 0
-    for tenant in tenants:
-        if not tenant.connected:
-            unconnected += 1
-            continue
-        run, created = start_run(tenant, trigger=CheckRun.Trigger.SUPPORT, actor=user)
-        if runs is not None:
-            runs.append(run)
-        started += int(created)
-        running += int(not created)
-    return started, running, unconnected
-
-
-def _recheck_message(request, started: int, running: int, unconnected: int) -> None:
-    parts = []
-    if started:
-        parts.append(f"Started {started} check{'s' if started != 1 else ''}.")
-    if running:
-        parts.append(f"{running} already running.")
-    if unconnected:
-        parts.append(f"{unconnected} skipped: no ConnectWise connection yet.")
-    level = messages.SUCCESS if started else messages.INFO
-    messages.add_message(request, level, " ".join(parts) or "Nothing to check.")
-
-
-@login_required
-@require_POST
-def recheck_tenant(request, slug):
-    require_support(request)
-    tenant = monitoring.with_markers(Tenant.objects.filter(slug=slug)).first()
-    if tenant is None:
-        raise Http404
-    _recheck_message(request, *_recheck([tenant], request.user))
-    return redirect(_back(request, reverse("support_tenant", args=[slug])))
-
-
-@login_required
-@require_POST
-def bulk_recheck(request):
-    require_support(request)
-    slugs = list(dict.fromkeys(s for s in request.POST.getlist("tenant") if s))[:BULK_LIMIT]
-    if not slugs:
-        messages.info(request, "Select at least one tenant to re-check.")
-    else:
-        tenants = list(monitoring.with_markers(Tenant.objects.filter(slug__in=slugs)).order_by("pk"))
-        runs: list[CheckRun] = []
-        _recheck_message(request, *_recheck(tenants, request.user, runs))
-        recheck_progress.follow(request, runs)  # the dashboard shows their progress live
-    return redirect(_back(request, reverse("dashboard")))
-
-
-HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}(:\d{1,5})?$")
-
-
-class ApproveHostForm(forms.Form):
-    hostname = forms.CharField(
-        label="On-premise host name",
-        max_length=260,
-        help_text="The partner's ConnectWise server as its API is reached, e.g. cw.partner.example.",
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
-    )
-    note = forms.CharField(
-        label="Note",
-        required=False,
-        max_length=200,
-        help_text="Why, or which partner asked (kept in the audit trail).",
-    )
-    tenant = forms.SlugField(required=False, widget=forms.HiddenInput)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.helper = FormHelper()
-        self.helper.add_input(Submit("approve", "Approve host"))
-
-    def clean_hostname(self) -> str:
-        host = self.cleaned_data["hostname"].strip().lower()
-        host = re.sub(r"^[a-z]+://", "", host).split("/", 1)[0].rstrip(".")
-        if not HOSTNAME_RE.match(host):
-            raise forms.ValidationError("Enter a host name such as cw.partner.example (no address, no path).")
-        if host in CLOUD_HOSTS:
-            raise forms.ValidationError(
-                "This is a ConnectWise cloud host: partners can use it without approval."
-            )
-        if ApprovedHost.objects.filter(hostname=host).exists():
-            raise forms.ValidationError("This host is already approved.")
-        return host
-
-    def clean_tenant(self) -> Tenant | None:
-        slug = self.cleaned_data.get("tenant")
-        return Tenant.objects.filter(slug=slug).first() if slug else None
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def hosts(request):
-    """Approve an on-premise ConnectWise host so that partners may connect to it (it still has to resolve to
-    public addresses when they do: see onboarding.netguard)."""
-    require_support(request)
-    initial = {
-        "hostname": request.GET.get("hostname", "")[:260],
-        "tenant": request.GET.get("tenant", "")[:60],
-    }
-    form = ApproveHostForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        host, note, tenant = (
-            form.cleaned_data["hostname"],
-            form.cleaned_data["note"],
-            form.cleaned_data["tenant"],
-        )
-        try:
-            with transaction.atomic():
-                ApprovedHost.objects.create(hostname=host, approved_by=request.user, note=note)
-                AuditEvent.record(
-                    AuditEvent.Kind.HOST_APPROVED,
-                    tenant=tenant,
-                    actor=request.user,
-                    message=f"On-premise host {host} approved" + (f": {note}" if note else ""),
-                    hostname=host,
-                    note=note,
-                )
-        except IntegrityError:
-            messages.info(request, f"{host} was already approved.")
-        else:
-            messages.success(request, f"{host} is approved. Partners can now connect to it.")
-        if tenant is not None:
-            return redirect("support_tenant", slug=tenant.slug)
-        return redirect("support_hosts")
-    approved = list(ApprovedHost.objects.select_related("approved_by").order_by("-approved_at")[:200])
-    return render(request, "dashboard/hosts.html", {"form": form, "approved": approved})
-
-
 urlpatterns = [
     path("support/", dashboard, name="dashboard"),
     path("support/export.csv", export_csv, name="support_export"),
     path("support/api/tenants.json", tenants_json, name="support_api_tenants"),
-    path("support/recheck/", bulk_recheck, name="support_bulk_recheck"),
-    path("support/recheck/progress/", recheck_progress.recheck_progress, name="support_recheck_progress"),
-    path("support/hosts/", hosts, name="support_hosts"),
-    path("support/t/<slug:slug>/", tenant_detail, name="support_tenant"),
-    path("support/t/<slug:slug>/recheck/", recheck_tenant, name="support_recheck"),
 ]
