@@ -2,6 +2,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("onboarding.views.accounts")),
+    path("", include("onboarding.views.team")),
     path("", include("onboarding.views.wizard")),
     path("", include("onboarding.views.step_forms")),
     path("", include("onboarding.views.audit")),
