@@ -26,7 +26,7 @@ from ..models import AuditEvent, CheckRun
 from ..results import latest_results, severity_groups
 from ..runs import stale_steps, start_run, with_dependents
 from ..steps_text import STEP_TEXT
-from . import agreements, billing, customers, fix_everything, plans
+from . import agreements, billing, customers, fix_everything, plan_actions, plans
 from . import demo as demo_views
 from .connection import context_connection
 
@@ -357,5 +357,6 @@ urlpatterns = [
     *agreements.urlpatterns,
     *demo_views.urlpatterns,
     *plans.urlpatterns,
+    *plan_actions.urlpatterns,
     *billing.urlpatterns,
 ]
