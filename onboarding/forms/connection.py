@@ -16,10 +16,10 @@ from connectwise.checks import agreement_defaults
 from connectwise.checks.choices import MOTION_LABELS
 from connectwise.sites import CLOUD_HOSTS
 
-from .connections import ConnectionRefused, save_connection
-from .hosts import decide
-from .inputs import single_line, validate_name
-from .models import Connection
+from ..connections import ConnectionRefused, save_connection
+from ..hosts import decide
+from ..inputs import single_line, validate_name
+from ..models import Connection
 
 REGION_LABELS = {
     "api-na.myconnectwise.net": "North America (na.myconnectwise.net)",
