@@ -111,17 +111,6 @@ def _fmt(value: Any, names: dict | None = None) -> str:
     return json.dumps(value, default=str)
 
 
-def _reference_names(before: Any) -> dict:
-    """id -> name of the references in a record's before-image (``{"billingCycle": {"id": 2, "name": ...}}``), so
-    that a PATCH to ``{"id": 1}`` can be named when the description names it."""
-    out = {}
-    if isinstance(before, dict):
-        for v in before.values():
-            if isinstance(v, dict) and "id" in v and v.get("name"):
-                out[v["id"]] = v["name"]
-    return out
-
-
 def _before_of(before: Any, field: str) -> Any:
     if not isinstance(before, dict):
         return None
