@@ -106,7 +106,8 @@ STEP_TEXT: dict[str, dict[str, str | list[str]]] = {
             "distributor's tool), the sync's own additions bill them a second time. End the old additions at a "
             "cutover date and the sync takes over the next day. This check reads every chosen agreement's "
             "additions (one call each), so it runs when you ask, after you change customers or mappings, and "
-            "at most weekly on schedule. It never blocks readiness on its own."
+            "at most weekly on schedule. It is advisory: its result never counts against readiness (it waits "
+            "for customers to be chosen before it can check)."
         ),
         "checks": [
             "No active seat addition (a misc product) on a customer's target agreement bills after the cutover.",

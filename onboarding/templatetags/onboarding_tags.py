@@ -115,3 +115,27 @@ def audit_message(text) -> str:
     return _STEPS_IN_PARENS.sub(
         lambda m: "(" + ", ".join(STEP_TITLES[k] for k in m[1].split(", ")) + ")", text
     )
+
+
+# Who did it, for actors that are not a person: the audit trail's "Who" column never shows an internal name.
+_ACTOR_LABELS = {
+    "schedule": "Automatic schedule",
+    "manual": "A person in the wizard",
+    "cli": "Command line",
+    "repair": "Re-check after a repair",
+    "support": "Support",
+    "api": "Billing sync API",
+    "change": "Re-check after a change of choices",
+    "demo seed": "Demo set-up",
+    "webhooks": "Webhook delivery",
+    "operator": "Operator (command line)",
+}
+
+
+@register.filter
+def audit_actor(label: str) -> str:
+    """The audit trail's "Who": an e-mail address as stored; an internal actor name ("schedule", "demo seed") as
+    words; "System" when nothing was recorded."""
+    if not label:
+        return "System"
+    return _ACTOR_LABELS.get(label, label)

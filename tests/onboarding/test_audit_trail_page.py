@@ -126,3 +126,19 @@ def test_step_keys_in_stored_lines_are_shown_as_step_titles(client, admin_a, ten
     )
     assert "of the Seats billed today plan" in body and "Check started (Product catalog, Customers)" in body
     assert not re.search(r"setup_tables|existing_billing|\(catalog", body)
+
+
+@pytest.mark.parametrize(
+    ("label", "shown"),
+    [
+        ("schedule", "Automatic schedule"),
+        ("demo seed", "Demo set-up"),
+        ("", "System"),
+        ("admin@acme.example", "admin@acme.example"),
+    ],
+)
+def test_who_is_never_an_internal_name(label, shown):
+    """The newcomer's screenshot walk saw "schedule" and "demo seed" in the Who column."""
+    from onboarding.templatetags.onboarding_tags import audit_actor
+
+    assert audit_actor(label) == shown
