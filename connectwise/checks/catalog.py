@@ -129,7 +129,7 @@ def plan_operations(
     ops = [
         patch_operation(
             f,
-            f"Activate the product {f.subject.removeprefix('Product ')}: Inactive on -> off",
+            f"Activate the product {f.subject.removeprefix('Product ')}: Inactive Yes -> No",
             path=f"{PATH}/{f.record['id']}",
         )
         for f in outcome.findings

@@ -265,7 +265,7 @@ def plan_with_ids(
                 patch_operation(
                     f,
                     f'Activate the {WHAT[table.kind]} "{records[table.kind].get("name")}" '
-                    f"(id {f.record['id']}): Inactive on -> off",
+                    f"(id {f.record['id']}): Inactive Yes -> No",
                     path=f"{table.path}/{f.record['id']}",
                 )
             )

@@ -59,7 +59,7 @@ def test_it_activates_inactive_misc_products_idempotently():
         ("PATCH", "procurement/catalog/12", [{"op": "replace", "path": "inactiveFlag", "value": False}])
     ]
     assert plan[0].before == {"inactiveFlag": True}
-    assert plan[0].description == 'Activate the product "misc-seat" (id 12): Inactive on -> off'
+    assert plan[0].description == 'Activate the product "misc-seat" (id 12): Inactive Yes -> No'
     assert apply_operation(client, plan[0], {}).status == "done"
     assert apply_operation(client, plan[0], {}).status == "already"
     assert client.calls_to("PATCH", "procurement/catalog/12") == 1
