@@ -142,3 +142,12 @@ def test_who_is_never_an_internal_name(label, shown):
     from onboarding.templatetags.onboarding_tags import audit_actor
 
     assert audit_actor(label) == shown
+
+
+def test_a_finished_check_is_not_labelled_started_beside_its_results(client, admin_a, tenant_a):
+    """The newcomer's screenshot walk: "Check started" sat beside the finished check's results, and Who read
+    "schedule"."""
+    started(tenant_a, make_run(tenant_a, {"connection": "pass"}), "schedule")
+    client.force_login(admin_a)
+    body = details(client.get(reverse("audit", args=[tenant_a.slug])).content.decode())
+    assert "Check started" not in body and ">Check<" in body and "Automatic schedule" in body
