@@ -54,6 +54,17 @@ def _imports(tree: ast.AST):
             stack.append(child)
 
 
+def _from_base(name: str, is_package: bool, node: ast.ImportFrom) -> str:
+    """The absolute module a ``from X import ...`` in module ``name`` reads from (relative levels resolved)."""
+    if not node.level:
+        return node.module or ""
+    base_parts = name.split(".")
+    if not is_package:
+        base_parts = base_parts[:-1]
+    base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+    return ".".join(base_parts + ([node.module] if node.module else []))
+
+
 def import_graph() -> dict[str, set[str]]:
     """``{module: {imported product modules}}``. ``from pkg import sub`` counts ``pkg.sub`` when it is a module (and
     ``pkg`` itself only when some imported name is not a submodule)."""
@@ -67,14 +78,7 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             else:
-                if node.level:
-                    base_parts = name.split(".")
-                    if not is_package:
-                        base_parts = base_parts[:-1]
-                    base_parts = base_parts[: len(base_parts) - (node.level - 1)]
-                    base = ".".join(base_parts + ([node.module] if node.module else []))
-                else:
-                    base = node.module or ""
+                base = _from_base(name, is_package, node)
                 submodules = [f"{base}.{alias.name}" for alias in node.names]
                 targets.extend(submodules)
                 if not all(sub in modules for sub in submodules):  # a name defined in ``base`` itself
@@ -156,14 +160,7 @@ def _private_names(name: str, is_package: bool, tree: ast.AST, modules) -> list[
     for node in _imports(tree):
         if not isinstance(node, ast.ImportFrom):
             continue
-        if node.level:
-            base_parts = name.split(".")
-            if not is_package:
-                base_parts = base_parts[:-1]
-            base_parts = base_parts[: len(base_parts) - (node.level - 1)]
-            base = ".".join(base_parts + ([node.module] if node.module else []))
-        else:
-            base = node.module or ""
+        base = _from_base(name, is_package, node)
         if base not in modules or base == name:
             continue
         for alias in node.names:

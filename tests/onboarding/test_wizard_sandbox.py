@@ -4,34 +4,20 @@ what was stored. No worker: the test calls what the worker would call."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from unittest import mock
 
 import pytest
-from django.conf import settings
 from django.urls import reverse
 
 from connectwise.checks import codes
-from connectwise.sandbox import SandboxApp, load_scenario, sandbox_transport
-from onboarding import cw, repairs, runs
-from onboarding.models import CompanyChoice, CompanyDirectory, Connection, RepairOperation, RepairPlan
-from tests.onboarding.wizard_helpers import clean_cache_fixture  # noqa: F401 (autouse fixture)
+from onboarding import repairs, runs
+from onboarding.models import CompanyChoice, CompanyDirectory, RepairOperation, RepairPlan
+from tests.onboarding.wizard_helpers import (  # noqa: F401 (fixtures)
+    clean_cache_fixture,
+    sandboxed_fixture,
+)
 
 pytestmark = pytest.mark.django_db
-
-SCENARIO = Path(settings.BASE_DIR) / "connectwise" / "sandbox" / "scenarios" / "broken.json"
-
-
-@pytest.fixture
-def sandboxed(settings, monkeypatch, tenant_a, admin_a):
-    settings.CONNECTWISE_SANDBOX_URL = "http://sandbox.test"
-    app = SandboxApp([load_scenario(SCENARIO)], sleep=lambda s: None, enable_faults=False)
-    monkeypatch.setattr(cw, "TRANSPORT_FACTORY", lambda: sandbox_transport(app))
-    conn = Connection(tenant=tenant_a, site="sandbox.test", company_id="brokenco", public_key="brokenpub")
-    conn.set_private_key("brokenpriv-0123456789")
-    conn.save()
-    tenant_a.refresh_from_db()
-    return app
 
 
 def _verify(tenant, steps=None):
