@@ -52,7 +52,10 @@ def _compile(node, canonical: dict[str, str] | None) -> Predicate:
     return _compile_comparison(node, canonical)
 
 
-def _getter(path: str, canonical: dict[str, str] | None) -> Callable[[dict], Any]:
+def path_getter(path: str, canonical: dict[str, str] | None = None) -> Callable[[dict], Any]:
+    """A reader of ``path`` ("a" or "a/b/c") from a record: the value, or None where a step is missing or not an
+    object. With ``canonical`` (lower-case name -> field name) the first part is matched case-insensitively and
+    an unknown one raises ``ConditionError``. Used by conditions and by ``orderBy``."""
     parts = path.split("/")
     if canonical is not None:
         head = canonical.get(parts[0].lower())
@@ -151,7 +154,7 @@ def _compile_like(get: Callable[[dict], Any], pattern: str, negate: bool) -> Pre
 
 
 def _compile_comparison(node: Comparison, canonical: dict[str, str] | None) -> Predicate:
-    get = _getter(node.field, canonical)
+    get = path_getter(node.field, canonical)
     op, literal, negate = node.op, node.value, node.negate
 
     if op == "in":

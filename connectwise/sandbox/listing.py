@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 from connectwise import contract
 
-from .condition_eval import compile_conditions
+from .condition_eval import compile_conditions, path_getter
 from .conditions import ConditionError, fields_of, parse_datetime
 from .conditions import parse as parse_conditions
 from .resources import (
@@ -205,7 +205,7 @@ def order_rows(rows: list[dict], order: str, known: Iterable[str], spec: Resourc
                 f"orderBy: Unknown field '{words[0]}'.", "orderBy", "InvalidField", resource_name(spec)
             )
         parts[0] = head
-        keys.append((_sort_key(_path_getter(parts)), len(words) == 2 and words[1].lower() == "desc"))
+        keys.append((_sort_key(path_getter("/".join(parts))), len(words) == 2 and words[1].lower() == "desc"))
     if [(w.split()[0].lower(), w.split()[1:]) for w in order.split(",") if w.strip()] in (
         [("id", [])],
         [("id", ["asc"])],
@@ -215,18 +215,6 @@ def order_rows(rows: list[dict], order: str, known: Iterable[str], spec: Resourc
     for key, desc in reversed(keys):  # stable sorts, least significant key first
         out.sort(key=key, reverse=desc)
     return out
-
-
-def _path_getter(parts: list[str]) -> Callable[[dict], Any]:
-    def get(record: dict) -> Any:
-        value: Any = record
-        for p in parts:
-            if not isinstance(value, dict):
-                return None
-            value = value.get(p)
-        return value
-
-    return get
 
 
 def _projector(fields: str, known: Iterable[str]) -> Callable[[dict], dict]:
