@@ -12,6 +12,8 @@ from django.utils.safestring import mark_safe
 from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS, STEP_TITLES
 from connectwise.labels import field_label, value_label
 
+from ..models import CheckRun
+
 register = template.Library()
 
 
@@ -119,13 +121,10 @@ def audit_message(text) -> str:
 
 # Who did it, for actors that are not a person: the audit trail's "Who" column never shows an internal name.
 _ACTOR_LABELS = {
+    **dict(CheckRun.Trigger.choices),  # a run's trigger recorded as its actor: "cli" -> "Command line"
     "schedule": "Automatic schedule",
     "manual": "A person in the wizard",
-    "cli": "Command line",
-    "repair": "Re-check after a repair",
-    "support": "Support",
     "api": "Billing sync API",
-    "change": "Re-check after a change of choices",
     "demo seed": "Demo set-up",
     "webhooks": "Webhook delivery",
     "operator": "Operator (command line)",
