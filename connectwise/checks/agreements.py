@@ -14,6 +14,8 @@ partner's defaults for them).
 
 from __future__ import annotations
 
+import functools
+
 from connectwise.errors import Forbidden
 
 from . import agreement_defaults
@@ -27,7 +29,7 @@ from .agreement_targets import (
 from .agreement_targets import fitting_motions as fitting_motions  # docs/INTERFACES.md: importable here
 from .agreement_targets import select_targets
 from .base import Finding, Status, StepOutcome
-from .context import RESOURCES, ResourceError, RunContext, ref_name
+from .context import RESOURCES, ResourceError, RunContext, companies_by_id, ref_name
 from .failures import read_error
 from .operations import PlannedOperation, ops_from_patch_findings, skip_repair
 from .role import agreement_type_allowed, allowed_items
@@ -42,7 +44,7 @@ def needs(choices) -> frozenset[str]:
 
 
 def check(ctx: RunContext) -> StepOutcome:
-    companies = {c["id"]: c for c in ctx.get("companies")}
+    companies = companies_by_id(ctx)
     cycles = cycles_by_id(ctx)
     by_company = agreements_by_company(ctx)
     allowed = allowed_items(ctx)
@@ -55,6 +57,7 @@ def check(ctx: RunContext) -> StepOutcome:
             "checked."
         )
 
+    type_allowed = functools.lru_cache(maxsize=None)(lambda name: agreement_type_allowed(allowed, name))
     for target in select_targets(ctx):
         company = companies.get(target.company_id)
         if company is None or company.get("deletedFlag"):
@@ -80,7 +83,7 @@ def check(ctx: RunContext) -> StepOutcome:
             findings.extend(target_findings(ctx, target, company, agreement, cycles, fact))
             if allowed is not None:
                 type_name = ref_name(agreement, "type")
-                if type_name and not agreement_type_allowed(allowed, type_name):
+                if type_name and not type_allowed(type_name):
                     findings.append(type_not_allowed_finding(cname, agreement, type_name))
         if findings and findings[-1].data.get("not_repairable") == NO_DEFAULT_CONTACT:
             findings.append(no_default_contact_finding(target, company))

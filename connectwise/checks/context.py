@@ -357,6 +357,12 @@ def fetch_resource(client: Any, resource: Resource, expected_count: int | None =
     return rows
 
 
+def companies_by_id(ctx: RunContext) -> dict[int, dict]:
+    """Company id -> the company as read (deleted ones included), made once per run and shared by the steps that
+    look companies up (customers, agreements). Raises ResourceError when the companies could not be read."""
+    return ctx.remember("companies_by_id", lambda: {c["id"]: c for c in ctx.get("companies")})
+
+
 # ref_id and ref_name run for every record of a large tenant, several times (benchmark verify): no temporary dict
 # for a missing record, one type test.
 

@@ -29,9 +29,9 @@ from .agreement_facts import (
     parse_dt,
 )
 from .agreement_facts import describe as describe_agreement
-from .agreement_targets import fitting_motions
+from .agreement_targets import fitting_motions, has_active_agreement
 from .base import Finding, Severity, StepOutcome
-from .context import RunContext, ref_id, ref_name
+from .context import RunContext, companies_by_id, ref_id, ref_name
 from .names import normalize_company_name
 from .role import inquire_my_note
 
@@ -114,12 +114,13 @@ def status_name_suspect(company: dict, statuses: dict[int, dict]) -> str | None:
 def check(ctx: RunContext) -> StepOutcome:
     companies = ctx.get("companies")
     statuses = {s["id"]: s for s in ctx.get("company_statuses")}
-    by_company = agreements_by_company(ctx)
     live = [c for c in companies if not c.get("deletedFlag")]
-    by_id = {c["id"]: c for c in companies}
+    by_id = companies_by_id(ctx)
     by_normalized: dict[str, list[dict]] = {}
+    normalized: dict[int, str] = {}  # company id -> its normalized name, computed once
     for c in live:
-        by_normalized.setdefault(normalize_company_name(c.get("name") or ""), []).append(c)
+        key = normalized[c["id"]] = normalize_company_name(c.get("name") or "")
+        by_normalized.setdefault(key, []).append(c)
 
     findings: list[Finding] = []
     chosen = ctx.choices.companies
@@ -136,13 +137,23 @@ def check(ctx: RunContext) -> StepOutcome:
                 fix="Choose your customers' companies on the Customers page here (search, or import a CSV).",
             )
         )
+    by_company = agreements_by_company(ctx) if chosen else {}
+    status_reasons = _StatusReasons(statuses)
     for choice in chosen:
         company = by_id.get(choice.cw_company_id)
         if company is None or company.get("deletedFlag"):
             findings.append(_missing(choice.cw_company_id, company, ctx))
             continue
+        cid = company["id"]
         findings.extend(
-            _check_company(ctx, company, statuses, by_company.get(company["id"], []), by_normalized)
+            _check_company(
+                ctx,
+                company,
+                status_reasons,
+                by_company.get(cid, []),
+                by_normalized.get(normalized[cid], []),
+                has_active_agreement(ctx, cid),
+            )
         )
 
     findings.extend(_unmatched(ctx.choices.billing_customers, by_normalized))
@@ -152,6 +163,7 @@ def check(ctx: RunContext) -> StepOutcome:
     facts: dict = {"chosen": len(chosen), "companies": len(live), "directory_source": source}
     if ctx.hints is None or source != ctx.hints.directory_source:
         cycles = cycles_by_id(ctx) if ctx.error_of("billing_cycles") is None else {}
+        by_company = agreements_by_company(ctx)
         facts["directory"] = [
             _directory_row(ctx, c, statuses, by_company.get(c["id"], []), cycles) for c in live
         ]
@@ -189,7 +201,14 @@ def directory_source(ctx: RunContext) -> str:
 
 def _next_date(agreements: list[dict], now: datetime) -> datetime | None:
     """The earliest agreement date (of ``_DATE_FIELDS``) at or after ``now``; None when there is none."""
-    texts = {v for a in agreements for v in map(a.get, _DATE_FIELDS) if v and isinstance(v, str)}
+    values: set = set()
+    add = values.update
+    try:
+        for a in agreements:
+            add(map(a.get, _DATE_FIELDS))
+    except TypeError:  # a value that cannot be in a set (a list, an object) is no date either
+        values = {v for a in agreements for v in map(a.get, _DATE_FIELDS) if isinstance(v, str)}
+    texts = [v for v in values if v and isinstance(v, str)]
     ahead = [d for d in map(parse_dt, texts) if d is not None and d >= now]
     return min(ahead, default=None)
 
@@ -231,11 +250,40 @@ def _with_note(finding: Finding, note: str | None) -> Finding:
     )
 
 
-def _check_company(ctx, company, statuses, agreements, by_normalized) -> list[Finding]:
+class _StatusReasons:
+    """``inactive_reason`` and ``status_name_suspect`` of a company, asked once per status: a tenant has a
+    handful of statuses but thousands of companies (benchmark verify). Keyed by the company's status reference
+    (id and name), which is all either function reads of the company."""
+
+    def __init__(self, statuses: dict[int, dict]) -> None:
+        self.statuses = statuses
+        self._seen: dict[tuple, tuple[str | None, str | None]] = {}
+
+    def of(self, company: dict) -> tuple[str | None, str | None]:
+        """``(inactive_reason, status_name_suspect)`` of ``company``."""
+        status = company.get("status")
+        key = (
+            (status.get("id"), status.get("name"), status.get("identifier"))
+            if status.__class__ is dict
+            else ()
+        )
+        hit = self._seen.get(key)
+        if hit is None:
+            hit = self._seen[key] = (
+                inactive_reason(company, self.statuses),
+                status_name_suspect(company, self.statuses),
+            )
+        return hit
+
+
+def _check_company(ctx, company, status_reasons, agreements, same_name, has_active) -> list[Finding]:
+    """The customers step's findings about one chosen ``company``: ``agreements`` are its agreements,
+    ``same_name`` the live companies with its normalized name (itself included), ``has_active`` whether one of
+    its agreements is active."""
     findings: list[Finding] = []
     name = company.get("name") or ""
     record = {"path": "company/companies", "id": company["id"]}
-    reason = inactive_reason(company, statuses)
+    reason, suspect = status_reasons.of(company)
     if reason:
         findings.append(
             Finding(
@@ -254,7 +302,6 @@ def _check_company(ctx, company, statuses, agreements, by_normalized) -> list[Fi
                 data={"company_id": company["id"], "status": ref_name(company, "status")},
             )
         )
-    suspect = status_name_suspect(company, statuses)
     if suspect:
         findings.append(
             Finding(
@@ -273,7 +320,7 @@ def _check_company(ctx, company, statuses, agreements, by_normalized) -> list[Fi
                 data={"company_id": company["id"], "status": ref_name(company, "status")},
             )
         )
-    if not any(is_active(a, ctx.now) for a in agreements):
+    if not has_active:
         note = inquire_my_note(ctx, "Finance", "Agreements")
         findings.append(
             _with_note(
@@ -300,7 +347,7 @@ def _check_company(ctx, company, statuses, agreements, by_normalized) -> list[Fi
                 note,
             )
         )
-    same = [c for c in by_normalized.get(normalize_company_name(name), []) if c["id"] != company["id"]]
+    same = [c for c in same_name if c["id"] != company["id"]] if len(same_name) > 1 else []
     if same:
         listed = ", ".join(describe(c) for c in same[:5])
         findings.append(
