@@ -19,6 +19,7 @@ inside the worker.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import math
 import threading
 import time
@@ -83,6 +84,7 @@ class ConnectWiseClient(Transport):
         self._discover_lock = threading.Lock()
         self._first_discovery = threading.Lock()
         self._last_counts: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self._last_digests: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self._counts_lock = threading.Lock()
         self._discovering = threading.Lock()  # held while a companyinfo read is on the wire
         self._discovered_at = -math.inf  # perf_counter when the last discovery was sent
@@ -234,9 +236,10 @@ class ConnectWiseClient(Transport):
         if expected_count is not None and not isinstance(expected_count, bool) and expected_count > 0:
             predicted = max(1, math.ceil(int(expected_count) / size))
 
-        def page(number: int) -> builtins.list[dict[str, Any]]:
+        def page(number: int) -> tuple[builtins.list[dict[str, Any]], bytes]:
             body, response = self._request("GET", path, params={**query, "page": number, "pageSize": size})
-            return self._expect_list(body, response, path)
+            # The page's digest in this reading thread (hashlib releases the GIL on large buffers): last_digest.
+            return self._expect_list(body, response, path), hashlib.blake2b(response.content).digest()
 
         # The predicted pages start together with /count, without waiting for it; the rest as soon as it answers.
         futures: dict[int, Any] = {}
@@ -250,8 +253,10 @@ class ConnectWiseClient(Transport):
                     futures[number] = pool.submit(page, number)
                 records: builtins.list[dict[str, Any]] = []
                 seen: set[Any] = set()
+                digest = hashlib.blake2b(digest_size=16)
                 for number in sorted(futures):
-                    rows = futures[number].result()
+                    rows, page_digest = futures[number].result()
+                    digest.update(page_digest)
                     key = page_key(rows)
                     if key is not None and key in seen:
                         raise errors.RepeatedPage(
@@ -271,6 +276,7 @@ class ConnectWiseClient(Transport):
                 f.cancel()  # pages past a short one (the data shrank meanwhile): not needed
         with self._counts_lock:
             self._last_counts[self._count_key(path, filters)] = total
+            self._last_digests[self._count_key(path, filters)] = digest.hexdigest()
         return records
 
     def last_count(
@@ -285,6 +291,21 @@ class ConnectWiseClient(Transport):
         key = self._count_key(path, filter_params(conditions, child_conditions, custom_field_conditions))
         with self._counts_lock:
             return self._last_counts.get(key)
+
+    def last_digest(
+        self,
+        path: str,
+        *,
+        conditions: str | None = None,
+        child_conditions: str | None = None,
+        custom_field_conditions: str | None = None,
+    ) -> str | None:
+        """A key (32 hex characters) of the pages the last ``list()`` of this path and filters read in this client,
+        as ConnectWise sent them (a BLAKE2b of each page's body, in page order), or None. Equal keys mean the
+        same answers; a key that differs may still hold the same records (sent in another form)."""
+        key = self._count_key(path, filter_params(conditions, child_conditions, custom_field_conditions))
+        with self._counts_lock:
+            return self._last_digests.get(key)
 
     @staticmethod
     def _count_key(path: str, filters: Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:

@@ -191,6 +191,7 @@ class RunContext:
     memo: dict[str, Any] = field(default_factory=dict)  # derived values steps share (e.g. target agreements)
     hints: ReadHints | None = None
     _results: dict[str, tuple[Any, BaseException | None]] = field(default_factory=dict, repr=False)
+    _digests: dict[str, str] = field(default_factory=dict, repr=False)
     _futures: dict[str, Future] = field(default_factory=dict, repr=False)
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -274,6 +275,11 @@ class RunContext:
         """True when the resource was already read successfully (no new call)."""
         return key in self._results and self._results[key][1] is None
 
+    def digest_of(self, key: str) -> str | None:
+        """The client's ``last_digest`` of a large resource this run read (a key of its pages as sent), or None
+        when the read failed or the client keeps no digests (a test double)."""
+        return self._digests.get(key)
+
     def remember(self, key: str, compute: Callable[[], Any]) -> Any:
         if key not in self.memo:
             self.memo[key] = compute()
@@ -311,6 +317,10 @@ class RunContext:
             result = (None, exc)
         with self._lock:
             self._results.setdefault(key, result)
+            if resource.large and result[1] is None:
+                digest = _last_digest(self.client, resource)
+                if digest is not None:
+                    self._digests[key] = digest
             if self.hints is not None and resource.large and result[1] is None:
                 seen = _last_count(self.client, resource)
                 self.hints.observed[key] = seen if seen is not None else len(data)
@@ -322,6 +332,14 @@ def _last_count(client: Any, resource: Resource) -> int | None:
         return None
     value = last_count(resource.path, conditions=resource.conditions)
     return value if isinstance(value, int) else None
+
+
+def _last_digest(client: Any, resource: Resource) -> str | None:
+    last_digest = getattr(client, "last_digest", None)
+    if last_digest is None:
+        return None
+    value = last_digest(resource.path, conditions=resource.conditions)
+    return value if isinstance(value, str) else None
 
 
 def fetch_resource(client: Any, resource: Resource, expected_count: int | None = None) -> list[dict]:

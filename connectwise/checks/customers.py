@@ -11,12 +11,8 @@ compared with ``ctx.hints.directory_source``), the list would come out the same 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
-from datetime import datetime
 from functools import lru_cache
-
-import orjson
 
 from . import codes
 from .agreement_facts import (
@@ -26,12 +22,13 @@ from .agreement_facts import (
     is_pending,
     not_started_reasons,
     one_time_signals,
-    parse_dt,
 )
 from .agreement_facts import describe as describe_agreement
 from .agreement_targets import fitting_motions, has_active_agreement
 from .base import Finding, Severity, StepOutcome
 from .context import RunContext, companies_by_id, ref_id, ref_name
+from .directory_key import DIRECTORY_VERSION as DIRECTORY_VERSION  # docs/INTERFACES.md: importable here
+from .directory_key import directory_source
 from .names import normalize_company_name
 from .role import inquire_my_note
 
@@ -168,49 +165,6 @@ def check(ctx: RunContext) -> StepOutcome:
             _directory_row(ctx, c, statuses, by_company.get(c["id"], []), cycles) for c in live
         ]
     return StepOutcome.from_findings(KEY, findings, summary, **facts)
-
-
-# Part of every source key: change it whenever _directory_row (or what it calls) would build other rows from the
-# same data, so that every tenant's list is built again by its next run.
-DIRECTORY_VERSION = b"directory-1"
-# The agreement dates that is_active, is_pending and the candidate rule compare with the run's time.
-_DATE_FIELDS = ("startDate", "billStartDate", "dateCancelled", "endDate")
-_KEY_CHUNK = 1000  # records serialised at once into the company list's key
-
-
-def directory_source(ctx: RunContext) -> str:
-    """A key (32 hex characters) of everything the company list (``facts["directory"]``) is built from: the
-    companies, company statuses, agreements and billing cycles as read (the cycles as unread when their read
-    failed), and where the run's time falls among the agreements' dates. Two runs with the same key build the
-    same list: a list is a function of that data and of which side of each date ``ctx.now`` is on (each
-    comparison flips at a date or just after it), which the next date at or after ``now`` and whether ``now``
-    is that very instant determine. Raises ``ResourceError`` like ``ctx.get`` when a read it needs failed."""
-    agreements = ctx.get("agreements")
-    cycles = ctx.get("billing_cycles") if ctx.error_of("billing_cycles") is None else None
-    digest = hashlib.blake2b(DIRECTORY_VERSION, digest_size=16)
-    for part in (ctx.get("companies"), ctx.get("company_statuses"), agreements, cycles):
-        # A page's worth at a time: one serialisation of 15,000 records would add its whole size to the peak.
-        rows = part if isinstance(part, list) else [part]
-        for start in range(0, len(rows), _KEY_CHUNK):
-            digest.update(orjson.dumps(rows[start : start + _KEY_CHUNK], default=str))
-        digest.update(b"\x00")
-    upcoming = _next_date(agreements, ctx.now)
-    digest.update(b"-" if upcoming is None else f"{upcoming.isoformat()}|{upcoming == ctx.now}".encode())
-    return digest.hexdigest()
-
-
-def _next_date(agreements: list[dict], now: datetime) -> datetime | None:
-    """The earliest agreement date (of ``_DATE_FIELDS``) at or after ``now``; None when there is none."""
-    values: set = set()
-    add = values.update
-    try:
-        for a in agreements:
-            add(map(a.get, _DATE_FIELDS))
-    except TypeError:  # a value that cannot be in a set (a list, an object) is no date either
-        values = {v for a in agreements for v in map(a.get, _DATE_FIELDS) if isinstance(v, str)}
-    texts = [v for v in values if v and isinstance(v, str)]
-    ahead = [d for d in map(parse_dt, texts) if d is not None and d >= now]
-    return min(ahead, default=None)
 
 
 def describe(company: dict) -> str:

@@ -786,3 +786,33 @@ def test_stats_count_calls_per_endpoint_template(cw, mock):
     assert stats.elapsed_ms > 0
     assert stats.as_dict()["by_endpoint"]["POST procurement/categories"] == 2
     assert isinstance(stats, CallStats)
+
+
+def test_last_digest_keys_the_pages_a_list_read(cw, mock):
+    """Issue 16: the company list's source key uses the digest the client took of each page as it arrived."""
+    assert cw.last_digest("company/companies") is None
+    mount(mock, "company/companies", 1500)
+    cw.list("company/companies", page_size=1000)
+    first = cw.last_digest("company/companies")
+    assert isinstance(first, str) and len(first) == 32
+    cw.list("company/companies", page_size=1000)
+    assert cw.last_digest("company/companies") == first  # the same answers, the same key
+    # per path and filters
+    assert cw.last_digest("company/companies", conditions="deletedFlag = false") is None
+
+
+def test_last_digest_changes_when_a_record_changes(cw, mock):
+    mount(mock, "company/companies", 1500)
+    cw.list("company/companies")
+    before = cw.last_digest("company/companies")
+    mock.reset()
+    changed = [{**r, "name": "Renamed"} if r["id"] == 1200 else r for r in records(1, 1500)]
+    mock.get(f"{BASE}company/companies/count").mock(return_value=httpx.Response(200, json={"count": 1500}))
+
+    def page(request):
+        number = int(request.url.params["page"])
+        return httpx.Response(200, json=changed[(number - 1) * 1000 : number * 1000])
+
+    mock.get(f"{BASE}company/companies").mock(side_effect=page)
+    cw.list("company/companies")
+    assert cw.last_digest("company/companies") not in (None, before)
