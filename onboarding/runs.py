@@ -147,11 +147,19 @@ def execute_run(run: CheckRun) -> CheckRun:
         return fail(run, f"Could not prepare the ConnectWise client: {exc}", started=started)
     calls = retries = 0
     choices = choices_for(tenant)
-    judged = choices_digests(choices)
+    judged: dict[str, str] = {}
+
+    def judge() -> None:  # while the first wave of reads is on the wire
+        judged.update(choices_digests(choices))
+
     try:
         if client is None:
             outcomes = run_steps(
-                None, choices, steps=requested, connection=connection_info(connection, decision)
+                None,
+                choices,
+                steps=requested,
+                connection=connection_info(connection, decision),
+                while_reading=judge,
             )
         else:
             with client:
@@ -164,11 +172,13 @@ def execute_run(run: CheckRun) -> CheckRun:
                     on_progress=progress,
                     connection=connection_info(connection, decision),
                     hints=hints,
+                    while_reading=judge,
                 )
                 calls, retries = client.stats.calls, client.stats.retries
                 remember_reads(connection, client.codebase, hints)
     except ConnectWiseError as exc:
         return fail(run, f"ConnectWise error: {exc}", started=started, detail=exc.detail())
+    judged = judged or choices_digests(choices)  # a run_steps that never called judge (none started a wave)
     return finish(run, outcomes, calls=calls, retries=retries, started=started, judged=judged)
 
 

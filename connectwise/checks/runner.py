@@ -31,6 +31,7 @@ def run_steps(
     on_progress: Callable[[str, int], None] | None = None,
     connection: ConnectionInfo | None = None,
     hints: ReadHints | None = None,
+    while_reading: Callable[[], None] | None = None,
 ) -> list[StepOutcome]:
     """Outcomes of the requested steps (the six required ones when ``steps`` is None: the advisory
     existing_billing step costs a read per agreement and runs only when asked for) in wizard order.
@@ -43,13 +44,15 @@ def run_steps(
     resource the other steps need, and with ``hints`` (the last run's counts) the pages those counts predict;
     only pages that growth added wait for ``/count`` (a second round trip). When the client does not know the
     codebase yet, companyinfo goes first. Reads started for steps that end up blocked (the connection failed)
-    are discarded. ``hints.observed`` receives this run's counts, for the caller to keep.
+    are discarded. ``hints.observed`` receives this run's counts, for the caller to keep. ``while_reading`` (the
+    caller's own work that needs no ConnectWise data) is called once, as soon as the first wave is on the wire,
+    so that it costs no time of its own; exceptions it raises propagate.
     """
     wanted = set(steps) if steps else set(READINESS_KEYS)
     for key in wanted:
         get_step(key)  # unknown keys fail loudly
     with _gc_paused():
-        return _run_steps(client, choices, wanted, on_progress, connection, hints)
+        return _run_steps(client, choices, wanted, on_progress, connection, hints, while_reading)
 
 
 @contextmanager
@@ -73,10 +76,11 @@ def _run_steps(
     on_progress: Callable[[str, int], None] | None,
     connection: ConnectionInfo | None,
     hints: ReadHints | None = None,
+    while_reading: Callable[[], None] | None = None,
 ) -> list[StepOutcome]:
     ctx = RunContext(client, choices, connection, hints=hints)
     try:
-        return _evaluate_steps(ctx, choices, wanted, on_progress)
+        return _evaluate_steps(ctx, choices, wanted, on_progress, while_reading)
     finally:
         ctx.close()
 
@@ -86,6 +90,7 @@ def _evaluate_steps(
     choices: TenantChoices,
     wanted: set[str],
     on_progress: Callable[[str, int], None] | None,
+    while_reading: Callable[[], None] | None = None,
 ) -> list[StepOutcome]:
     requested = [s.key for s in STEPS if s.key in wanted]
     # Every step the requested ones depend on is evaluated too (only the requested ones are returned).
@@ -95,6 +100,8 @@ def _evaluate_steps(
         # One wave: what the steps need if the connection passes (its own reads included).
         assumed = {"connection": StepOutcome("connection", Status.PASS)}
         ctx.start_wave(_needs(needed, assumed, choices))
+    if while_reading is not None:
+        while_reading()
     done = 0
     outcomes: dict[str, StepOutcome] = {}
 

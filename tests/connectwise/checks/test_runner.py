@@ -122,3 +122,36 @@ def test_a_large_tenant_costs_its_pages_plus_a_constant():
     }
     pages = 5 + 10
     assert len(client.calls) <= pages + 20, Counter(p for _, p in client.calls)
+
+
+def test_the_callers_own_work_runs_while_the_first_wave_is_on_the_wire():
+    """Issue 16: ``while_reading`` (onboarding's digest of the choices) overlaps the round trip instead of adding
+    to it: it is called once, after every read of the wave was started and before any step is evaluated."""
+    import threading
+
+    client = healthy_client()
+    released = threading.Event()
+    real_get = client.get
+
+    def get(path, **kwargs):
+        assert released.wait(5), "a read finished before the caller's work ran"
+        return real_get(path, **kwargs)
+
+    client.get = get
+    seen = []
+
+    def while_reading():
+        seen.append((len(client.calls), [k for k, _ in progress]))
+        released.set()
+
+    progress: list[tuple[str, int]] = []
+    outcomes = run_steps(
+        client,
+        CHOSEN,
+        connection=SITE,
+        on_progress=lambda key, done: progress.append((key, done)),
+        while_reading=while_reading,
+    )
+    assert _statuses(outcomes) == dict.fromkeys(READINESS_KEYS, "pass")
+    assert len(seen) == 1
+    assert seen[0][1] == []  # before any step was evaluated
