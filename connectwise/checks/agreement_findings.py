@@ -321,10 +321,13 @@ def type_not_allowed_finding(cname: str, agreement: dict, type_name: str) -> Fin
     )
 
 
-def same_type_findings(ctx: RunContext, cname: str, agreements: list[dict]) -> list[Finding]:
+def same_type_findings(
+    ctx: RunContext, cname: str, agreements: list[dict], active: list[dict] | None = None
+) -> list[Finding]:
     """One warning per agreement type of which the company (``cname``, its ``agreements``) has several active
-    top-level agreements."""
-    active = active_top_level(agreements, ctx)
+    top-level agreements (``active``, when the caller has them: ``active_top_level(agreements, ctx)``)."""
+    if active is None:
+        active = active_top_level(agreements, ctx)
     if len(active) < 2:
         return []
     groups: dict[int, list[dict]] = {}

@@ -20,14 +20,14 @@ from connectwise.errors import Forbidden
 
 from . import agreement_defaults
 from .agreement_creates import NO_DEFAULT_CONTACT, create_operation
-from .agreement_facts import agreements_by_company, cycles_by_id
+from .agreement_facts import cycles_by_id
 from .agreement_findings import same_type_findings, target_findings, type_not_allowed_finding
 from .agreement_mapping import ambiguous_finding, no_default_contact_finding, not_mapped_finding
 from .agreement_targets import (
     directory_candidates as directory_candidates,  # docs/INTERFACES.md: importable here
 )
 from .agreement_targets import fitting_motions as fitting_motions  # docs/INTERFACES.md: importable here
-from .agreement_targets import select_targets
+from .agreement_targets import select_targets, sorted_by_company
 from .base import Finding, Status, StepOutcome
 from .context import RESOURCES, ResourceError, RunContext, companies_by_id, ref_name
 from .failures import read_error
@@ -46,7 +46,7 @@ def needs(choices) -> frozenset[str]:
 def check(ctx: RunContext) -> StepOutcome:
     companies = companies_by_id(ctx)
     cycles = cycles_by_id(ctx)
-    by_company = agreements_by_company(ctx)
+    sorted_agreements = sorted_by_company(ctx)  # company id -> its agreements, sorted by the candidate rule
     allowed = allowed_items(ctx)
     findings: list[Finding] = []
     per_company: list[dict] = []
@@ -87,7 +87,9 @@ def check(ctx: RunContext) -> StepOutcome:
                     findings.append(type_not_allowed_finding(cname, agreement, type_name))
         if findings and findings[-1].data.get("not_repairable") == NO_DEFAULT_CONTACT:
             findings.append(no_default_contact_finding(target, company))
-        findings.extend(same_type_findings(ctx, cname, by_company.get(target.company_id, [])))
+        sorted_out = sorted_agreements.get(target.company_id)
+        if sorted_out is not None and len(sorted_out.groups[0]) > 1:  # several active top-level agreements
+            findings.extend(same_type_findings(ctx, cname, sorted_out.agreements, sorted_out.groups[0]))
 
     mapped = sum(1 for f in per_company if f["agreement_id"])
     summary = f"{mapped} of {len(per_company)} chosen companies have a target agreement."
