@@ -8,10 +8,12 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "onboarding.settings")
 
-from .memory import limit_malloc_arenas  # noqa: E402
+from .memory import fix_malloc_thresholds, limit_malloc_arenas  # noqa: E402
 
-# Before any worker thread exists: a verify's threads would otherwise each get a malloc arena (onboarding/memory.py).
+# Before any worker thread exists: a verify's threads would otherwise each get a malloc arena, and freed pages
+# would stay resident between verifies (onboarding/memory.py).
 limit_malloc_arenas()
+fix_malloc_thresholds()
 
 app = Celery("onboarding")
 app.config_from_object("django.conf:settings", namespace="CELERY")
