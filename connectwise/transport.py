@@ -283,6 +283,10 @@ class Transport:
             started = time.perf_counter()
             try:
                 response = self._http.request(method, url, params=params, content=content, headers=headers)
+                # httpx binds a response and its stream in a reference cycle; the body is read and the stream
+                # closed by now, so a plain stream over the body breaks the cycle, and reference counting frees a
+                # page as soon as its records are parsed, also while runner.run_steps pauses the collector.
+                response.stream = httpx.ByteStream(response.content)
             except httpx.TimeoutException as exc:
                 failure = errors.Timeout(
                     f"{method} {path}: timed out ({type(exc).__name__})", method=method, path=path
