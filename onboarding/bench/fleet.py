@@ -10,7 +10,8 @@ enqueues a verification of every tenant at once and waits for all of them.
 
 Reported: verifications per minute (tenants / time from the first enqueue to the last run finished), the p50 and
 p95 run time (each run's own ``duration_ms``, claim to finish), the peak number of calls the sandbox answered at
-once (its ``/_sandbox/concurrency``, the proof that the cap held across processes), and the runs' statuses.
+once (its ``/_sandbox/concurrency``, the proof that the cap held across processes), the runs' statuses, and the CPU
+spent from the first enqueue to the last run finished per verification, by part (``_CpuMeter``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -37,7 +39,7 @@ from connectwise.sandbox import generate_scenario
 from .. import runs
 from ..models import CheckRun, CompanyChoice, Connection, Tenant
 from . import scratch_database
-from .measure import process_cpu_seconds
+from .measure import process_cpu_seconds, process_group_cpu_seconds
 from .workers import Worker, stop, worker_env
 
 QUEUE_PREFIX = "bench-fleet"
@@ -104,9 +106,11 @@ def run(options: dict) -> dict:
         )
         pool = stack.enter_context(_Workers(env, workdir, workers, options["concurrency"], queue))
         sandbox.reset_concurrency()
-        figures = _verify_fleet(ids, queue, options["timeout"])
+        meter = _CpuMeter(sandbox, pool)
+        figures = _verify_fleet(ids, queue, options["timeout"], meter)
         figures["peak_concurrency"] = sandbox.concurrency()
         figures["sandbox_cpu_s"] = round(sandbox.cpu_seconds(), 2)
+        figures["cpu_ms_per_verification"] = {k: round(v * 1000 / tenants, 1) for k, v in meter.spent.items()}
         figures["worker_log_errors"] = pool.errors()
     peak = figures["peak_concurrency"]
     return {
@@ -145,7 +149,11 @@ def print_table(result: dict, write=print) -> None:
         ),
         ("runs by status", ", ".join(f"{k} {v}" for k, v in sorted(result["statuses"].items()))),
         ("API calls per run (median)", str(result["api_calls_p50"])),
-        ("sandbox CPU", f"{result['sandbox_cpu_s']} s"),
+        ("sandbox CPU (its whole life)", f"{result['sandbox_cpu_s']} s"),
+        (
+            "CPU per verification (ms)",
+            ", ".join(f"{k} {v}" for k, v in result["cpu_ms_per_verification"].items()),
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
@@ -283,6 +291,10 @@ class _Workers:
             raise
         return self
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds of every living process of the workers (each worker and its prefork children)."""
+        return sum(process_group_cpu_seconds(w.proc.pid) for w in self.pool if w.proc)
+
     def errors(self) -> int:
         return sum(worker.log().count("ERROR/") for worker in self.pool)
 
@@ -291,13 +303,63 @@ class _Workers:
             worker.stop()
 
 
-def _verify_fleet(tenant_ids: list[int], queue: str, timeout: int) -> dict:
+class _CpuMeter:
+    """CPU seconds each part spends between ``start()`` and ``stop()`` (then in ``spent``): ``workers`` (every
+    process of their groups), ``sandbox`` (its process), ``postgres`` (the backends of the scratch database, when
+    PostgreSQL runs on this machine; backends that come and go in between are missed, the workers keep theirs:
+    ``CONN_MAX_AGE``), ``redis`` (the whole server: other users of it count too) and ``bench`` (this process:
+    enqueuing and waiting)."""
+
+    def __init__(self, sandbox: _FleetSandbox, pool: _Workers):
+        self.sandbox, self.pool = sandbox, pool
+        self.spent: dict[str, float] = {}
+
+    def _snapshot(self) -> dict:
+        return {
+            "workers": self.pool.cpu_seconds(),
+            "sandbox": self.sandbox.cpu_seconds(),
+            "postgres": self._backends(),
+            "redis": self._redis(),
+            "bench": time.process_time(),
+        }
+
+    def _backends(self) -> dict[int, float]:
+        if connection.vendor != "postgresql" or (connection.settings_dict.get("HOST") or "127.0.0.1") not in {
+            "127.0.0.1",
+            "localhost",
+            "::1",
+        }:
+            return {}
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            return {pid: process_cpu_seconds(pid) for (pid,) in cursor.fetchall()}
+
+    @staticmethod
+    def _redis() -> float:
+        info = redis.Redis.from_url(settings.REDIS_URL).info("cpu")
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+    def start(self) -> None:
+        self._start = self._snapshot()
+
+    def stop(self) -> None:
+        end, start = self._snapshot(), self._start
+        self.spent = {k: end[k] - start[k] for k in ("workers", "sandbox", "redis", "bench")}
+        if end["postgres"]:
+            self.spent["postgres"] = sum(
+                cpu - start["postgres"].get(pid, 0.0) for pid, cpu in end["postgres"].items()
+            )
+        self.spent = {k: round(v, 2) for k, v in self.spent.items()}
+
+
+def _verify_fleet(tenant_ids: list[int], queue: str, timeout: int, meter: _CpuMeter) -> dict:
     from ..tasks import run_checks  # noqa: PLC0415
 
     run_ids = []
     for tenant in Tenant.objects.filter(pk__in=tenant_ids).order_by("pk"):
         run, _ = runs.start_run(tenant, trigger=CheckRun.Trigger.SCHEDULE, enqueue=False)
         run_ids.append(run.pk)
+    meter.start()
     first = time.perf_counter()
     for run_id in run_ids:
         run_checks.apply_async((run_id,), queue=queue)
@@ -308,6 +370,7 @@ def _verify_fleet(tenant_ids: list[int], queue: str, timeout: int) -> dict:
             raise RuntimeError(f"the fleet was not verified within {timeout} s ({active.count()} runs left)")
         time.sleep(0.25)
     elapsed = time.perf_counter() - first
+    meter.stop()
     done = CheckRun.objects.filter(pk__in=run_ids)
     durations = sorted(d for d in done.values_list("duration_ms", flat=True) if d is not None)
     calls = sorted(c for c in done.values_list("api_calls", flat=True) if c is not None)

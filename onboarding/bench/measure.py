@@ -1,5 +1,6 @@
 """Measuring a process from the inside and beside it (Linux /proc, with fallbacks): resident set now and at peak
-(``RssSampler``, ``rss_now_mb``, ``maxrss_mb``), another process's CPU time (``process_cpu_seconds``), the load
+(``RssSampler``, ``rss_now_mb``, ``maxrss_mb``), another process's or process group's CPU time
+(``process_cpu_seconds``, ``process_group_cpu_seconds``), the load
 average, and a CPU-burning neighbour (``NoisyNeighbour``). Used by ``benchmark verify``, its worker side
 (``verify_worker``, which must stay light: this module imports nothing of the product) and ``benchmark fleet``.
 """
@@ -43,6 +44,25 @@ def process_cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return 0.0
+
+
+def process_group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the living processes of process group ``pgid`` (a worker and its prefork
+    children), from ``/proc`` (Linux; 0.0 elsewhere). Children that already exited are not counted."""
+    total = 0.0
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 class NoisyNeighbour:
