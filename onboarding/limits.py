@@ -11,7 +11,11 @@ of capacity N is N slots, each one ``redis.lock.Lock`` (redis-py's own lock: ``S
 released and renewed by compare-and-delete / compare-and-expire scripts). A holder takes any free slot; each
 slot is a lease of ``SLOT_LEASE_SECONDS`` that a thread of the holder's process renews while the call is on the
 wire. A worker killed mid-call stops renewing, so its slot comes back one lease later, whatever the rest of the
-fleet is doing (a token-list semaphore that only expires when idle never gives it back on a busy fleet). Without
+fleet is doing (a token-list semaphore that only expires when idle never gives it back on a busy fleet). A caller
+that finds every slot taken blocks on the semaphore's wake-up list (``BLPOP``), to which a holder pushes when it
+gives its slot back, and looks again then (or after ``SLOT_RECHECK_SECONDS``, when a killed holder's lease ran
+out): a busy fleet's waiting threads do not poll Redis (each wait is a few round trips, not one every few
+milliseconds). The list only wakes callers up; the slots themselves are the locks. Without
 Redis (the embedded filesystem broker, development) each process has its own ``threading.BoundedSemaphore`` per
 host and clientId.
 
@@ -44,6 +48,10 @@ log = logging.getLogger(__name__)
 # wire): the bound on how long a dead holder shrinks the capacity. A living holder renews every third of it, so
 # a call of any length keeps its slot.
 SLOT_LEASE_SECONDS = 15
+
+# How long a caller waiting for a full semaphore blocks on its wake-up list before it looks at the slots again
+# without being woken: the delay before it sees a slot that came back by expiry (a killed holder), not by release.
+SLOT_RECHECK_SECONDS = 0.5
 
 
 def slot_factory(host: str, client_id: str) -> Callable[[], AbstractContextManager[object]]:
@@ -117,13 +125,15 @@ def _redis_semaphore(
     url: str, name: str, capacity: int, wait: float
 ) -> Callable[[], AbstractContextManager[None]]:
     # The capacity is part of the name: a changed setting starts a new set of slots.
-    keys = [f"cw-onboarding:slot:{name}:cap{capacity}:{i}" for i in range(capacity)]
+    prefix = f"cw-onboarding:slot:{name}:cap{capacity}"
+    keys = [f"{prefix}:{i}" for i in range(capacity)]
+    freed = f"{prefix}:freed"
 
     @contextmanager
     def hold() -> Iterator[None]:
         connection = _redis(url)
         try:
-            lock = _take_slot(connection, keys, wait)
+            lock = _take_slot(connection, keys, freed, wait)
         except RedisError as exc:
             raise _unavailable(exc) from None
         if lock is None:
@@ -140,29 +150,54 @@ def _redis_semaphore(
                 log.warning("ConnectWise call slot %s was lost before its call ended", lock.name)
             except RedisError as exc:
                 raise _unavailable(exc) from None
+            try:
+                _wake_one(connection, freed, capacity)
+            except RedisError:
+                # The slot is back; a waiter sees it when it looks again (SLOT_RECHECK_SECONDS).
+                log.warning("could not wake a waiter for ConnectWise call slot %s", lock.name, exc_info=True)
 
     return hold
 
 
-def _take_slot(connection: redis.Redis, keys: list[str], wait: float) -> redis.lock.Lock | None:
+def _take_slot(connection: redis.Redis, keys: list[str], freed: str, wait: float) -> redis.lock.Lock | None:
     """One free slot of ``keys`` as an acquired lock, or None when none came free within ``wait`` seconds.
 
-    One MGET shows the free slots, then ``SET NX`` takes one of them (another process may win it: try the next);
-    while all are taken, poll with a short jittered back-off (Redis has no blocking wait on a key's deletion)."""
+    First ``SET NX`` on one slot picked at random: one round trip when the semaphore is far from full (the usual
+    case for the clientId's slots). Else one MGET shows the free slots and ``SET NX`` takes one of them (another
+    process may win it: try the next); while all are taken, block on the wake-up list ``freed`` until a holder
+    gives a slot back (``_wake_one``), at most ``SLOT_RECHECK_SECONDS`` before looking again."""
     deadline = time.monotonic() + wait
-    pause = 0.005
+    lock = _try_slot(connection, random.choice(keys))
+    if lock is not None:
+        return lock
     while True:
         free = [key for key, holder in zip(keys, connection.mget(keys), strict=True) if holder is None]
         random.shuffle(free)  # spread holders over the slots instead of all racing for the first
         for key in free:
-            lock = connection.lock(key, timeout=SLOT_LEASE_SECONDS, thread_local=False)
-            if lock.acquire(blocking=False):
+            lock = _try_slot(connection, key)
+            if lock is not None:
                 return lock
         left = deadline - time.monotonic()
         if left <= 0:
             return None
-        time.sleep(min(left, pause * random.uniform(0.5, 1.5)))
-        pause = min(pause * 2, 0.025)
+        # Redis takes fractions of a second as a BLPOP timeout (6.0+); the socket has no read timeout.
+        connection.blpop([freed], timeout=max(0.01, min(left, SLOT_RECHECK_SECONDS)))
+
+
+def _try_slot(connection: redis.Redis, key: str) -> redis.lock.Lock | None:
+    lock = connection.lock(key, timeout=SLOT_LEASE_SECONDS, thread_local=False)
+    return lock if lock.acquire(blocking=False) else None
+
+
+def _wake_one(connection: redis.Redis, freed: str, capacity: int) -> None:
+    """A slot came back: wake one caller blocked on ``freed`` (one round trip). The list holds at most
+    ``capacity`` wake-ups (those nobody was waiting for), so a caller that starts waiting later may look at the
+    slots once for nothing, never miss one."""
+    pipe = connection.pipeline(transaction=False)
+    pipe.lpush(freed, 1)
+    pipe.ltrim(freed, 0, capacity - 1)
+    pipe.expire(freed, SLOT_LEASE_SECONDS * 4)
+    pipe.execute()
 
 
 class _Renewer:

@@ -209,3 +209,67 @@ def test_with_redis_a_living_holder_keeps_its_slot_past_the_lease(monkeypatch):
         assert caught.value._nothing_sent
         with slot():  # given back on exit
             pass
+
+
+# -- what a slot costs in Redis round trips --------------------------------------------------------------------
+
+
+def _count_commands(monkeypatch, url: str) -> list[tuple[str, str]]:
+    """Record (thread name, command) of every command the shared limits send to Redis (pipelines excepted)."""
+    connection = limits._redis(url)
+    sent: list[tuple[str, str]] = []
+    original = connection.execute_command
+
+    def counting(*args, **kwargs):
+        sent.append((threading.current_thread().name, str(args[0]).upper()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(connection, "execute_command", counting)
+    return sent
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (a real Redis)")
+def test_with_redis_a_slot_of_a_semaphore_far_from_full_takes_one_round_trip(monkeypatch):
+    """The usual case (the clientId's 128 slots, a host below its cap): one SET NX takes a slot, without first
+    reading every slot of the semaphore."""
+    url = os.environ["REDIS_URL"]
+    with override_settings(REDIS_URL=url, CONNECTWISE_MAX_PER_HOST=32, CONNECTWISE_MAX_PER_CLIENT_ID=128):
+        slot = limits.slot_factory(f"free-{uuid.uuid4().hex[:8]}.example", CLIENT_ID)
+        sent = _count_commands(monkeypatch, url)
+        with slot():
+            taking = [command for _, command in sent]
+        assert taking == ["SET", "SET"], taking  # one for the host, one for the clientId
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (a real Redis)")
+def test_with_redis_a_waiter_sleeps_until_a_slot_is_given_back_instead_of_polling(monkeypatch):
+    """A caller waiting for a full host's slot does not ask Redis again and again (on a busy fleet, dozens of
+    waiting threads polling every few milliseconds cost more CPU than the calls): it blocks until a holder
+    gives a slot back, and takes it at once."""
+    url = os.environ["REDIS_URL"]
+    with override_settings(
+        REDIS_URL=url,
+        CONNECTWISE_MAX_PER_HOST=1,
+        CONNECTWISE_MAX_PER_CLIENT_ID=100,
+        CONNECTWISE_SLOT_WAIT_SECONDS=5,
+    ):
+        slot = limits.slot_factory(f"full-{uuid.uuid4().hex[:8]}.example", CLIENT_ID)
+        sent = _count_commands(monkeypatch, url)
+        held, got = threading.Event(), {}
+
+        def waiter():
+            held.wait(5)
+            with slot():
+                got["at"] = time.monotonic()
+
+        thread = threading.Thread(target=waiter, name="waiter")
+        with slot():
+            thread.start()
+            held.set()
+            time.sleep(0.6)
+            released = time.monotonic()
+        thread.join(5)
+        assert got, "the waiter never got the slot"
+        assert got["at"] - released < 0.25, "the waiter did not take the slot as soon as it came back"
+        waiting = [command for name, command in sent if name == "waiter"]
+        assert len(waiting) <= 10, waiting  # polling every 5 to 25 ms sent about 30 in these 0.6 s
