@@ -449,22 +449,27 @@ def recheck_after_change(tenant: Tenant, steps, *, actor=None) -> CheckRun | Non
 
 
 def _track_drift(tenant: Tenant, run: CheckRun, previous: dict, current: dict, now) -> None:
-    """A step that was pass/warn and is now fail/error is drift: one DriftAlert per episode, resolved on recovery."""
+    """A step that was pass/warn and is now fail/error is drift: one DriftAlert per episode, resolved on recovery.
+
+    One read of the tenant's open alerts; a write only for an alert that opens or closes (a healthy fleet's runs
+    write none)."""
+    open_alerts = dict(
+        DriftAlert.objects.filter(tenant=tenant, resolved_at__isnull=True).values_list("step", "pk")
+    )
+    open_steps = set(open_alerts)
     for key in STEP_KEYS:
         before, after = previous.get(key), current.get(key)
-        if before in OK_STATUSES and after in (Status.FAIL, Status.ERROR):
+        if before in OK_STATUSES and after in (Status.FAIL, Status.ERROR) and key not in open_steps:
             try:
                 with transaction.atomic():
                     DriftAlert.objects.create(tenant=tenant, step=key, run=run, detected_at=now)
             except IntegrityError:
-                pass  # already open for this step
-        elif after in OK_STATUSES:
-            DriftAlert.objects.filter(tenant=tenant, step=key, resolved_at__isnull=True).update(
-                resolved_at=now
-            )
-    open_steps = list(
-        DriftAlert.objects.filter(tenant=tenant, resolved_at__isnull=True).values_list("step", flat=True)
-    )
+                pass  # opened meanwhile: it is open all the same
+            open_steps.add(key)
+    recovered = [pk for key, pk in open_alerts.items() if current.get(key) in OK_STATUSES]
+    if recovered:
+        DriftAlert.objects.filter(pk__in=recovered, resolved_at__isnull=True).update(resolved_at=now)
+        open_steps -= {key for key, pk in open_alerts.items() if pk in recovered}
     tenant.drift_steps = sorted(open_steps, key=STEP_KEYS.index)
     if open_steps and not tenant.drift_since:
         tenant.drift_since = now

@@ -225,3 +225,49 @@ def test_the_stored_choices_digest_as_rows_what_the_run_judged(tenant_a):
     assert changed["customers"] == judged["customers"] and changed["agreements"] != judged["agreements"]
     BillingCustomer.objects.create(tenant=tenant_a, name="Another Ltd")
     assert runs.current_choices_digests(tenant_a)["customers"] != judged["customers"]
+
+
+# Drift bookkeeping at the end of a run -------------------------------------------------------------------------
+
+
+def _passing_run(tenant):
+    run, _ = runs.start_run(tenant, enqueue=False)
+    outcomes = [StepOutcome(key=k, status=Status.PASS, summary="ok") for k in runs.STEP_KEYS]
+    return runs.claim(run.pk), outcomes
+
+
+def test_a_passing_run_with_no_open_drift_writes_no_drift_alert(tenant_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from onboarding.models import DriftAlert
+
+    claimed, outcomes = _passing_run(tenant_a)
+    with CaptureQueriesContext(connection) as queries:
+        runs.finish(claimed, outcomes, calls=0, retries=0, started=0.0)
+    touching = [q["sql"] for q in queries.captured_queries if DriftAlert._meta.db_table in q["sql"]]
+    writes = [sql for sql in touching if not sql.startswith("SELECT")]
+    assert writes == []  # no UPDATE per passing step when nothing is open
+    assert len(touching) <= 2, touching  # the open alerts once, the run's own (webhooks) once
+
+
+def test_a_passing_run_resolves_the_open_drift_of_its_steps_only(tenant_a):
+    from onboarding.models import DriftAlert
+
+    first, _ = _passing_run(tenant_a)
+    runs.finish(first, [], calls=0, retries=0, started=0.0)
+    open_alert = DriftAlert.objects.create(
+        tenant=tenant_a, step="catalog", run=first, detected_at=timezone.now()
+    )
+    run, _ = runs.start_run(tenant_a, steps=["customers"], enqueue=False)
+    claimed = runs.claim(run.pk)
+    runs.finish(claimed, [StepOutcome(key="customers", status=Status.PASS)], calls=0, retries=0, started=0.0)
+    open_alert.refresh_from_db()
+    assert open_alert.resolved_at is None  # catalog's alert stays open: the run did not judge catalog
+    assert Tenant.objects.get(pk=tenant_a.pk).drift_steps == ["catalog"]
+    run, _ = runs.start_run(tenant_a, enqueue=False)
+    claimed, outcomes = runs.claim(run.pk), [StepOutcome(key=k, status=Status.PASS) for k in runs.STEP_KEYS]
+    runs.finish(claimed, outcomes, calls=0, retries=0, started=0.0)
+    open_alert.refresh_from_db()
+    assert open_alert.resolved_at is not None
+    assert Tenant.objects.get(pk=tenant_a.pk).drift_steps == []
