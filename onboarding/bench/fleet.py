@@ -5,7 +5,8 @@ What it does: generates ``--tenants`` small healthy ConnectWise companies (``gen
 all from one sandbox process (one ConnectWise host, latency on every answer, answers pre-rendered so that the
 sandbox's CPU stays small); creates the tenants in a scratch database (PostgreSQL when ``DATABASE_URL`` points at
 it: SQLite serialises the workers' writes); starts ``--workers`` real ``celery worker`` processes (``--concurrency``
-each, on their own queue of the ``REDIS_URL`` broker) with ``CONNECTWISE_MAX_PER_HOST`` set to ``--max-per-host``;
+each, on their own queue of the ``REDIS_URL`` broker, ``DEBUG`` off as deployed) with ``CONNECTWISE_MAX_PER_HOST``
+set to ``--max-per-host``;
 enqueues a verification of every tenant at once and waits for all of them.
 
 Reported: verifications per minute (tenants / time from the first enqueue to the last run finished), the p50 and
@@ -101,6 +102,8 @@ def run(options: dict) -> dict:
         env = worker_env(
             sandbox.url,
             REDIS_URL=settings.REDIS_URL,
+            # As deployed (DEBUG is off in production): with DEBUG on, Django keeps and formats every query.
+            DEBUG="false",
             CONNECTWISE_MAX_PER_HOST=str(cap),
             CONNECTWISE_MAX_IN_FLIGHT=str(in_flight),
         )
