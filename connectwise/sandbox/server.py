@@ -1,5 +1,9 @@
 """Serving the sandbox over a socket: a threaded ``wsgiref`` server that can reset connections on purpose.
 
+Connections are kept alive (HTTP/1.1), as ConnectWise's servers do: a client sends its next request on the same
+connection instead of opening one (and the sandbox starting a thread) per request. A request with a body, a
+reset, or a client that says ``Connection: close`` ends its connection.
+
 ``make_server(app, host, port)`` builds it (``port=0`` picks a free port); ``serve_in_thread`` runs one in a
 background thread for tests (``with serve_in_thread(app) as url: ...``).
 """
@@ -21,6 +25,12 @@ from .app import SandboxApp, SandboxReset
 
 class _ServerHandler(ServerHandler):
     reset = False
+    http_version = "1.1"  # every answer has a Content-Length (SandboxApp._send): the connection can stay open
+
+    def cleanup_headers(self) -> None:
+        super().cleanup_headers()
+        if self.request_handler.close_connection:
+            self.headers["Connection"] = "close"  # the client learns it now, not on its next request
 
     def handle_error(self) -> None:
         if isinstance(sys.exc_info()[1], SandboxReset):
@@ -31,23 +41,45 @@ class _ServerHandler(ServerHandler):
 
 class _RequestHandler(WSGIRequestHandler):
     server: SandboxServer
+    protocol_version = "HTTP/1.1"
+    timeout = 60  # an idle kept-alive connection is closed after this (seconds)
 
-    def handle(self) -> None:  # WSGIRequestHandler.handle with our ServerHandler
-        self.raw_requestline = self.rfile.readline(65537)
+    def handle(self) -> None:  # BaseHTTPRequestHandler.handle: requests until the connection is to close
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection:
+            self.handle_one_request()
+
+    def handle_one_request(self) -> None:  # WSGIRequestHandler.handle with our ServerHandler, one request
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
         if len(self.raw_requestline) > 65536:
             self.requestline = ""
             self.request_version = ""
             self.command = ""
             self.send_error(414)
+            self.close_connection = True
             return
-        if not self.parse_request():
+        if not self.parse_request():  # also decides close_connection from the version and Connection header
+            self.close_connection = True
             return
+        if self.headers.get("Content-Length", "0") not in ("", "0") or self.headers.get("Transfer-Encoding"):
+            self.close_connection = (
+                True  # the app may not read all of a body: never read past it as a request
+            )
         handler = _ServerHandler(
             self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
         )
         handler.request_handler = self
         handler.run(self.server.get_app())
         if handler.reset:
+            self.close_connection = True
             self.server.mark_reset(self.connection)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's name

@@ -29,3 +29,32 @@ def test_served_api_and_a_real_connection_reset(served):
             client.get("system/info")
         assert client.get("system/info").status_code == 200
     assert httpx.get(url + "/login/companyinfo/acme").json()["CompanyID"] == "acme"
+
+
+def test_a_connection_is_kept_alive_for_the_next_request_as_connectwise_does(served):
+    """One TCP connection (and one sandbox thread) per client connection, not per request: a client's second
+    request goes over the connection of its first. A request with a body ends its connection."""
+    import base64
+    import http.client
+    from urllib.parse import urlsplit
+
+    app, url = served
+    token = base64.b64encode(b"acme+acmepub:acmepriv-0123456789").decode()
+    headers = {"Authorization": f"Basic {token}", "clientId": CLIENT_ID}
+    conn = http.client.HTTPConnection(urlsplit(url).netloc, timeout=10)
+    try:
+        conn.request("GET", API + "system/info", headers=headers)
+        first = conn.getresponse()
+        assert first.status == 200 and first.read()
+        sock = conn.sock
+        assert sock is not None and not first.will_close  # kept open for the next request
+        conn.request("GET", API + "company/companies?pageSize=5", headers=headers)
+        second = conn.getresponse()
+        assert second.status == 200 and len(second.read()) > 2
+        assert conn.sock is sock
+        conn.request("POST", API + "company/companies", body=b"{}", headers=headers)
+        third = conn.getresponse()
+        third.read()
+        assert third.will_close
+    finally:
+        conn.close()
