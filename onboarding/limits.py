@@ -12,9 +12,9 @@ released and renewed by compare-and-delete / compare-and-expire scripts). A hold
 slot is a lease of ``SLOT_LEASE_SECONDS`` that a thread of the holder's process renews while the call is on the
 wire. A worker killed mid-call stops renewing, so its slot comes back one lease later, whatever the rest of the
 fleet is doing (a token-list semaphore that only expires when idle never gives it back on a busy fleet). A caller
-that finds every slot taken blocks on the semaphore's wake-up list (``BLPOP``), to which a holder pushes when it
-gives its slot back, and looks again then (or after ``SLOT_RECHECK_SECONDS``, when a killed holder's lease ran
-out): a busy fleet's waiting threads do not poll Redis (each wait is a few round trips, not one every few
+that finds every slot taken blocks on the semaphore's wake-up list (``BLPOP``), to which a holder pushes its
+slot's key when it gives it back, and tries that slot (or looks at every slot after ``SLOT_RECHECK_SECONDS``,
+when a killed holder's lease ran out): a busy fleet's waiting threads do not poll Redis (each wait is a few round trips, not one every few
 milliseconds). The list only wakes callers up; the slots themselves are the locks. Without
 Redis (the embedded filesystem broker, development) each process has its own ``threading.BoundedSemaphore`` per
 host and clientId.
@@ -52,6 +52,10 @@ SLOT_LEASE_SECONDS = 15
 # How long a caller waiting for a full semaphore blocks on its wake-up list before it looks at the slots again
 # without being woken: the delay before it sees a slot that came back by expiry (a killed holder), not by release.
 SLOT_RECHECK_SECONDS = 0.5
+
+# How long this process remembers that it found a semaphore full: meanwhile a caller goes straight to reading
+# every slot instead of first trying one at random (which would fail on a full semaphore: a wasted round trip).
+SLOT_FULL_MEMORY_SECONDS = 0.25
 
 
 def slot_factory(host: str, client_id: str) -> Callable[[], AbstractContextManager[object]]:
@@ -151,7 +155,7 @@ def _redis_semaphore(
             except RedisError as exc:
                 raise _unavailable(exc) from None
             try:
-                _wake_one(connection, freed, capacity)
+                _wake_one(connection, freed, capacity, lock.name)
             except RedisError:
                 # The slot is back; a waiter sees it when it looks again (SLOT_RECHECK_SECONDS).
                 log.warning("could not wake a waiter for ConnectWise call slot %s", lock.name, exc_info=True)
@@ -159,17 +163,23 @@ def _redis_semaphore(
     return hold
 
 
+_seen_full: dict[str, float] = {}  # wake-up list name -> when (monotonic) this process last found it full
+
+
 def _take_slot(connection: redis.Redis, keys: list[str], freed: str, wait: float) -> redis.lock.Lock | None:
     """One free slot of ``keys`` as an acquired lock, or None when none came free within ``wait`` seconds.
 
     First ``SET NX`` on one slot picked at random: one round trip when the semaphore is far from full (the usual
-    case for the clientId's slots). Else one MGET shows the free slots and ``SET NX`` takes one of them (another
-    process may win it: try the next); while all are taken, block on the wake-up list ``freed`` until a holder
-    gives a slot back (``_wake_one``), at most ``SLOT_RECHECK_SECONDS`` before looking again."""
+    case for the clientId's slots; skipped for ``SLOT_FULL_MEMORY_SECONDS`` after this process found it full).
+    Else one MGET shows the free slots and ``SET NX`` takes one of them (another process may win it: try the
+    next); while all are taken, block on the wake-up list ``freed`` until a holder gives a slot back
+    (``_wake_one`` pushes the slot's key: the woken caller tries that slot, without reading every slot again), at
+    most ``SLOT_RECHECK_SECONDS`` before looking at every slot again."""
     deadline = time.monotonic() + wait
-    lock = _try_slot(connection, random.choice(keys))
-    if lock is not None:
-        return lock
+    if time.monotonic() - _seen_full.get(freed, float("-inf")) > SLOT_FULL_MEMORY_SECONDS:
+        lock = _try_slot(connection, random.choice(keys))
+        if lock is not None:
+            return lock
     while True:
         free = [key for key, holder in zip(keys, connection.mget(keys), strict=True) if holder is None]
         random.shuffle(free)  # spread holders over the slots instead of all racing for the first
@@ -177,11 +187,19 @@ def _take_slot(connection: redis.Redis, keys: list[str], freed: str, wait: float
             lock = _try_slot(connection, key)
             if lock is not None:
                 return lock
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        # Redis takes fractions of a second as a BLPOP timeout (6.0+); the socket has no read timeout.
-        connection.blpop([freed], timeout=max(0.01, min(left, SLOT_RECHECK_SECONDS)))
+        _seen_full[freed] = time.monotonic()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            # Redis takes fractions of a second as a BLPOP timeout (6.0+); the socket has no read timeout.
+            woken = connection.blpop([freed], timeout=max(0.01, min(left, SLOT_RECHECK_SECONDS)))
+            if woken is None:
+                break  # nobody gave a slot back meanwhile: look at every slot (a lease may have run out)
+            key = woken[1].decode() if isinstance(woken[1], bytes) else str(woken[1])
+            lock = _try_slot(connection, key) if key in keys else None
+            if lock is not None:
+                return lock
 
 
 def _try_slot(connection: redis.Redis, key: str) -> redis.lock.Lock | None:
@@ -189,12 +207,12 @@ def _try_slot(connection: redis.Redis, key: str) -> redis.lock.Lock | None:
     return lock if lock.acquire(blocking=False) else None
 
 
-def _wake_one(connection: redis.Redis, freed: str, capacity: int) -> None:
-    """A slot came back: wake one caller blocked on ``freed`` (one round trip). The list holds at most
-    ``capacity`` wake-ups (those nobody was waiting for), so a caller that starts waiting later may look at the
-    slots once for nothing, never miss one."""
+def _wake_one(connection: redis.Redis, freed: str, capacity: int, key: str) -> None:
+    """The slot ``key`` came back: wake one caller blocked on ``freed`` and tell it which (one round trip). The
+    list holds at most ``capacity`` wake-ups (those nobody was waiting for), so a caller that starts waiting
+    later may try a slot once for nothing, never miss one."""
     pipe = connection.pipeline(transaction=False)
-    pipe.lpush(freed, 1)
+    pipe.lpush(freed, key)
     pipe.ltrim(freed, 0, capacity - 1)
     pipe.expire(freed, SLOT_LEASE_SECONDS * 4)
     pipe.execute()

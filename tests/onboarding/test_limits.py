@@ -247,6 +247,7 @@ def test_with_redis_a_waiter_sleeps_until_a_slot_is_given_back_instead_of_pollin
     waiting threads polling every few milliseconds cost more CPU than the calls): it blocks until a holder
     gives a slot back, and takes it at once."""
     url = os.environ["REDIS_URL"]
+    monkeypatch.setattr(limits, "SLOT_RECHECK_SECONDS", 5)
     with override_settings(
         REDIS_URL=url,
         CONNECTWISE_MAX_PER_HOST=1,
@@ -272,4 +273,30 @@ def test_with_redis_a_waiter_sleeps_until_a_slot_is_given_back_instead_of_pollin
         assert got, "the waiter never got the slot"
         assert got["at"] - released < 0.25, "the waiter did not take the slot as soon as it came back"
         waiting = [command for name, command in sent if name == "waiter"]
-        assert len(waiting) <= 10, waiting  # polling every 5 to 25 ms sent about 30 in these 0.6 s
+        # One try, one look at every slot, one blocking wait, then the slot given back: no second look at every
+        # slot (polling every 5 to 25 ms sent about 30 commands in these 0.6 s).
+        assert waiting[:5] == ["SET", "MGET", "BLPOP", "SET", "SET"], waiting  # the last: the clientId's slot
+        assert waiting[5:] == ["EVALSHA", "EVALSHA"], waiting  # both given back
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (a real Redis)")
+def test_with_redis_a_semaphore_just_found_full_is_read_whole_without_a_blind_try_first(monkeypatch):
+    """On a full host every blind try at a random slot fails: for a moment after finding it full, a caller
+    reads every slot at once instead (a wasted SET per call on a saturated fleet)."""
+    url = os.environ["REDIS_URL"]
+    monkeypatch.setattr(limits, "SLOT_FULL_MEMORY_SECONDS", 30)
+    with override_settings(
+        REDIS_URL=url,
+        CONNECTWISE_MAX_PER_HOST=1,
+        CONNECTWISE_MAX_PER_CLIENT_ID=100,
+        CONNECTWISE_SLOT_WAIT_SECONDS=1,
+    ):
+        slot = limits.slot_factory(f"seen-full-{uuid.uuid4().hex[:8]}.example", CLIENT_ID)
+        with slot():
+            with pytest.raises(errors.Timeout):
+                with slot():
+                    pass
+        sent = _count_commands(monkeypatch, url)
+        with slot():
+            taking = [command for _, command in sent]
+        assert taking == ["MGET", "SET", "SET"], taking  # the host read whole, then the clientId's one try
