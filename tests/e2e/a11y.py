@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from playwright.sync_api import Error as PlaywrightError
+
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 BLOCKING = ("moderate", "serious", "critical")
 DESKTOP = {"width": 1280, "height": 800}
@@ -48,6 +50,17 @@ class Tour:
         self.checked: list[str] = []  # "name@size" for every axe run
 
     def __call__(self, name: str) -> None:
+        """Check and photograph the page as shown. A page that reloads itself meanwhile (a check finishing under
+        a "checking" page) is checked again as it then is: the user sees that one next."""
+        for attempt in range(3):
+            try:
+                return self._visit(name)
+            except PlaywrightError as exc:
+                if attempt == 2 or "context was destroyed" not in str(exc):
+                    raise
+                self.page.wait_for_load_state()
+
+    def _visit(self, name: str) -> None:
         page = self.page
         page.wait_for_load_state()
         html = page.content()
@@ -60,7 +73,8 @@ class Tour:
                 found = blocking(axe_violations(page))
                 assert not found, f"axe-core on {name} ({label}, {page.url}):\n{report(found)}"
                 self.shot(page, f"{name}-{label}")
-                self.checked.append(f"{name}@{label}")
+                if f"{name}@{label}" not in self.checked:  # once, also when a reload made it check again
+                    self.checked.append(f"{name}@{label}")
         finally:
             if size:
                 page.set_viewport_size(size)

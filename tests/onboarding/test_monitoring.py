@@ -45,7 +45,9 @@ def world(monkeypatch):
     """What ConnectWise looks like: the steps that fail (or cannot be checked) in the next runs."""
     state = {"fail": set(), "error": set(), "calls": 0}
 
-    def run_steps(client, choices, steps=None, on_progress=None, connection=None, hints=None):
+    def run_steps(
+        client, choices, steps=None, on_progress=None, connection=None, hints=None, while_reading=None
+    ):
         state["calls"] += 1
         outcomes = []
         for key in steps or STEP_KEYS:
