@@ -288,9 +288,7 @@ class ConnectWiseClient(Transport):
         custom_field_conditions: str | None = None,
     ) -> int | None:
         """The ``/count`` the last ``list()`` of this path and filters saw in this client, or None."""
-        key = self._count_key(path, filter_params(conditions, child_conditions, custom_field_conditions))
-        with self._counts_lock:
-            return self._last_counts.get(key)
+        return self._last_seen(self._last_counts, path, conditions, child_conditions, custom_field_conditions)
 
     def last_digest(
         self,
@@ -303,9 +301,15 @@ class ConnectWiseClient(Transport):
         """A key (32 hex characters) of the pages the last ``list()`` of this path and filters read in this client,
         as ConnectWise sent them (a BLAKE2b of each page's body, in page order), or None. Equal keys mean the
         same answers; a key that differs may still hold the same records (sent in another form)."""
-        key = self._count_key(path, filter_params(conditions, child_conditions, custom_field_conditions))
+        return self._last_seen(
+            self._last_digests, path, conditions, child_conditions, custom_field_conditions
+        )
+
+    def _last_seen(self, seen: dict, path: str, *filters: str | None) -> Any:
+        """What ``list()`` kept in ``seen`` for this path and filters (``conditions``, ``child_conditions``,
+        ``custom_field_conditions``), or None."""
         with self._counts_lock:
-            return self._last_digests.get(key)
+            return seen.get(self._count_key(path, filter_params(*filters)))
 
     @staticmethod
     def _count_key(path: str, filters: Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:

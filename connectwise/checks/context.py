@@ -327,19 +327,20 @@ class RunContext:
 
 
 def _last_count(client: Any, resource: Resource) -> int | None:
-    last_count = getattr(client, "last_count", None)
-    if last_count is None:
-        return None
-    value = last_count(resource.path, conditions=resource.conditions)
+    value = _last_read(client, "last_count", resource)
     return value if isinstance(value, int) else None
 
 
 def _last_digest(client: Any, resource: Resource) -> str | None:
-    last_digest = getattr(client, "last_digest", None)
-    if last_digest is None:
-        return None
-    value = last_digest(resource.path, conditions=resource.conditions)
+    value = _last_read(client, "last_digest", resource)
     return value if isinstance(value, str) else None
+
+
+def _last_read(client: Any, method: str, resource: Resource) -> Any:
+    """``client.last_count`` or ``client.last_digest`` of the resource's last list(); None when the client (a
+    test double) keeps neither."""
+    read = getattr(client, method, None)
+    return None if read is None else read(resource.path, conditions=resource.conditions)
 
 
 def fetch_resource(client: Any, resource: Resource, expected_count: int | None = None) -> list[dict]:
