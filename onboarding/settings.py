@@ -278,9 +278,11 @@ CONNECTWISE_ONPREM_NETWORKS = networks("CONNECTWISE_ONPREM_NETWORKS")
 # the public CAs stay trusted. Unset: the public CAs only.
 CONNECTWISE_CA_FILE = pem_file("CONNECTWISE_CA_FILE")
 CONNECTWISE_TIMEOUT_SECONDS = strict_int("CONNECTWISE_TIMEOUT_SECONDS", 30, minimum=1)
-# 16: a full verify has at most 14 independent calls per level (/count and page 1 of the paged resources with
-# the small tables, then their remaining pages): with 8, each level took two round trips (benchmark verify).
-CONNECTWISE_MAX_IN_FLIGHT = strict_int("CONNECTWISE_MAX_IN_FLIGHT", 16, minimum=1)
+# 32: with the read hints a verify starts every read at once (companyinfo, system/info, each /count, the pages the
+# last counts predict, the small tables): 29 independent calls at 5,000 companies and 10,000 agreements. With 16
+# they took two round trips instead of one (benchmark verify). ConnectWise publishes no limit (REFERENCE §6): an
+# assumption, bounded again across every worker by CONNECTWISE_MAX_PER_HOST and CONNECTWISE_MAX_PER_CLIENT_ID.
+CONNECTWISE_MAX_IN_FLIGHT = strict_int("CONNECTWISE_MAX_IN_FLIGHT", 32, minimum=1)
 # Across every worker process (onboarding/limits.py; in Redis when REDIS_URL is set, else per process): calls in
 # flight per ConnectWise host and per clientId. ConnectWise publishes no limit (REFERENCE §6): an assumption.
 CONNECTWISE_MAX_PER_HOST = strict_int("CONNECTWISE_MAX_PER_HOST", 32, minimum=1)
