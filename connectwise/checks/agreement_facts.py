@@ -172,7 +172,13 @@ def agreements_by_company(ctx: RunContext) -> dict[int, list[dict]]:
     def build() -> dict[int, list[dict]]:
         out: dict[int, list[dict]] = {}
         for a in ctx.get("agreements"):
-            out.setdefault(ref_id(a, "company"), []).append(a)
+            company = a.get("company")  # ref_id(a, "company"), inline: it runs for every agreement
+            key = company.get("id") if company.__class__ is dict else None
+            group = out.get(key)
+            if group is None:
+                out[key] = [a]
+            else:
+                group.append(a)
         return out
 
     return ctx.remember("agreements_by_company", build)

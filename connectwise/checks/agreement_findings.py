@@ -143,11 +143,13 @@ def _settings_fit(ctx, target: Target, agreement: dict, cycles, fact: dict) -> b
     ``fact["one_time_seen"]`` for annual seats, as ``target_findings`` does."""
     if target.how == "auto" and target.fell_back and target.motion in RECURRING_MOTIONS:
         return False
-    if not is_active(agreement, ctx.now) or is_child(agreement):
+    if not (target.active_top_level and agreement is target.agreement) and (
+        not is_active(agreement, ctx.now) or is_child(agreement)
+    ):
         return False
     if target.motion in RECURRING_MOTIONS:
         return (
-            is_monthly(agreement, cycles_by_id(ctx))
+            is_monthly(agreement, cycles)
             and agreement.get("invoicingCycle") == CALENDAR_YEAR
             and agreement.get("prorateFlag") is True
         )
@@ -330,6 +332,10 @@ def same_type_findings(
         active = active_top_level(agreements, ctx)
     if len(active) < 2:
         return []
+    if len(active) == 2:  # the common case of several: two agreements, of different types or none
+        first, second = ref_id(active[0], "type"), ref_id(active[1], "type")
+        if first is None or second is None or first != second:
+            return []
     groups: dict[int, list[dict]] = {}
     for a in active:
         type_id = ref_id(a, "type")

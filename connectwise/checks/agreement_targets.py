@@ -37,6 +37,9 @@ class Target:
     requested_id: int | None = None
     fell_back: bool = False  # auto target of another type than the motion prefers (agreements.type_fallback)
     hidden_types: list[dict] = field(default_factory=list)  # types the motion may need that the role hides
+    # True when ``agreement`` came from the company's active top-level agreements (``_SortedOut.groups``): known
+    # to be active (``is_active``) and no child (``is_child``) without asking again.
+    active_top_level: bool = False
 
 
 def candidates_for(agreements: list[dict], motion: str, ctx: RunContext) -> list[dict]:
@@ -106,34 +109,59 @@ class _SortedOut:
         ``is_azure_type``) asked inline, since a large tenant asks them 10,000 times per run (benchmark
         verify). ``any_active`` is also set: whether any of the company's agreements is active."""
         out: dict[int, _SortedOut] = {}
+        # is_active's verdict per combination of the fields it reads: a tenant's agreements share a handful.
+        verdicts: dict[tuple, bool] = {}
+        # billing cycle id -> bills one time (billingOptions, as one_time_signals reads it); type name -> Azure-named
+        one_time_cycles = {cid: c.get("billingOptions") == ONE_TIME_OPTION for cid, c in cycles.items()}
+        azure_names: dict = {}
         for cid, agreements in by_company.items():
             fitting, one_time, recurring, azure, other = [], [], [], [], []
             any_active = False
             for a in agreements:
-                if not is_active(a, now):
+                get = a.get
+                key = (
+                    get("agreementStatus"),
+                    get("cancelledFlag"),
+                    get("startDate"),
+                    get("billStartDate"),
+                    get("dateCancelled"),
+                    get("endDate"),
+                    get("noEndingDateFlag"),
+                )
+                try:
+                    active = verdicts[key]
+                except KeyError:
+                    active = verdicts[key] = is_active(a, now)
+                except TypeError:  # a value that cannot be a key (a list, an object): asked plainly
+                    active = is_active(a, now)
+                if not active:
                     continue
                 any_active = True
-                get = a.get
                 if get("parentAgreement"):  # is_child
                     continue
                 fitting.append(a)
                 cycle = get("billingCycle")
-                option = None
+                one_time_cycle = False
                 if cycle.__class__ is dict:
-                    found = cycles.get(cycle.get("id"))
-                    if found is not None:
-                        option = found.get("billingOptions")
-                if (
-                    option == ONE_TIME_OPTION or get("billOneTimeFlag") or get("oneTimeFlag")
-                ):  # one_time_signals
+                    try:
+                        one_time_cycle = one_time_cycles[cycle.get("id")]
+                    except KeyError:
+                        one_time_cycle = False
+                    except TypeError:  # an id that cannot be a key: no cycle of ours either
+                        one_time_cycle = False
+                if one_time_cycle or get("billOneTimeFlag") or get("oneTimeFlag"):  # one_time_signals
                     one_time.append(a)
                     continue
                 recurring.append(a)
                 kind = get("type")
                 name = (kind.get("name") or kind.get("identifier") or "") if kind.__class__ is dict else ""
-                (azure if "azure" in str(name).casefold() else other).append(
-                    a
-                )  # is_azure_type(ref_name(...))
+                try:
+                    azure_named = azure_names[name]
+                except KeyError:
+                    azure_named = azure_names[name] = "azure" in str(name).casefold()
+                except TypeError:
+                    azure_named = "azure" in str(name).casefold()
+                (azure if azure_named else other).append(a)  # is_azure_type(ref_name(...))
             sorted_out = cls(agreements, now, cycles, (fitting, one_time, recurring, azure, other))
             sorted_out.any_active = any_active
             out[cid] = sorted_out
@@ -147,6 +175,11 @@ class _SortedOut:
                 self.pending = _SortedOut.of(waiting, self.now, self.cycles, fitting=waiting)
             found, fell_back = self.pending._fit(motion)
         return found, fell_back
+
+    def fit_active(self, motion: str) -> tuple[list[dict], bool]:
+        """``fit`` among the active top-level agreements only (no fallback to the pending ones): empty when none
+        fits."""
+        return self._fit(motion)
 
     def _fit(self, motion: str) -> tuple[list[dict], bool]:
         fitting, one_time, recurring, azure, other = self.groups  # type: ignore[misc]
@@ -203,12 +236,6 @@ def sorted_by_company(ctx: RunContext) -> dict[int, _SortedOut]:
     return ctx.remember("agreements_sorted_by_company", build)
 
 
-def has_active_agreement(ctx: RunContext, company_id: int) -> bool:
-    """True when some agreement of the company is active (``is_active``), from the run's one sorting pass."""
-    sorted_out = sorted_by_company(ctx).get(company_id)
-    return bool(sorted_out is not None and sorted_out.any_active)
-
-
 def is_azure_type(type_name: str | None) -> bool:
     """Name heuristic (no ConnectWise flag tells an Azure Plan type from an Office 365 one): it only orders the
     candidates and, when it decides a target, the step says so in a warning (``agreements.type_fallback``)."""
@@ -248,7 +275,11 @@ def select_targets(ctx: RunContext) -> list[Target]:
         for chosen in ctx.choices.companies:
             cid = chosen.cw_company_id
             motion = chosen.motion if chosen.motion in MOTION_LABELS else "monthly"
-            found, fell_back = sorted_out.get(cid, nothing).fit(motion)
+            company_sorted = sorted_out.get(cid, nothing)
+            found, fell_back = company_sorted.fit_active(motion)
+            active = bool(found)
+            if not found:  # the pending ones (not started yet), as fit() falls back to them
+                found, fell_back = company_sorted.fit(motion)
             found = list(found)
             hidden = hidden_by_motion.get(motion)
             if hidden is None:
@@ -266,7 +297,9 @@ def select_targets(ctx: RunContext) -> list[Target]:
                 # agreement of that type is invisible to us, so another type's agreement is no safe target.
                 targets.append(Target(cid, motion, "hidden", None, found, hidden_types=hidden))
             elif len(found) == 1:
-                targets.append(Target(cid, motion, "auto", found[0], found, fell_back=fell_back))
+                targets.append(
+                    Target(cid, motion, "auto", found[0], found, fell_back=fell_back, active_top_level=active)
+                )
             elif not found:
                 targets.append(Target(cid, motion, "none", None, found))
             else:
@@ -282,11 +315,13 @@ def target_type_names(ctx: RunContext) -> set[str] | None:
         return set()
     if ctx.error_of("agreements") is not None:
         return None
-    return {
-        ref_name(t.agreement, "type")
-        for t in select_targets(ctx)
-        if t.agreement and ref_name(t.agreement, "type")
-    }
+    names: set[str] = set()
+    for t in select_targets(ctx):
+        if t.agreement:
+            name = ref_name(t.agreement, "type")
+            if name:
+                names.add(name)
+    return names
 
 
 def hidden_types(ctx: RunContext) -> list[dict]:

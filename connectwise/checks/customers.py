@@ -24,7 +24,7 @@ from .agreement_facts import (
     one_time_signals,
 )
 from .agreement_facts import describe as describe_agreement
-from .agreement_targets import fitting_motions, has_active_agreement
+from .agreement_targets import fitting_motions, sorted_by_company
 from .base import Finding, Severity, StepOutcome
 from .context import RunContext, companies_by_id, ref_id, ref_name
 from .directory_key import DIRECTORY_VERSION as DIRECTORY_VERSION  # docs/INTERFACES.md: importable here
@@ -135,6 +135,7 @@ def check(ctx: RunContext) -> StepOutcome:
             )
         )
     by_company = agreements_by_company(ctx) if chosen else {}
+    sorted_out = sorted_by_company(ctx) if chosen else {}  # its any_active: whether a company has an active agreement
     status_reasons = _StatusReasons(statuses)
     for choice in chosen:
         company = by_id.get(choice.cw_company_id)
@@ -142,6 +143,7 @@ def check(ctx: RunContext) -> StepOutcome:
             findings.append(_missing(choice.cw_company_id, company, ctx))
             continue
         cid = company["id"]
+        company_sorted = sorted_out.get(cid)
         findings.extend(
             _check_company(
                 ctx,
@@ -149,7 +151,7 @@ def check(ctx: RunContext) -> StepOutcome:
                 status_reasons,
                 by_company.get(cid, []),
                 by_normalized.get(normalized[cid], []),
-                has_active_agreement(ctx, cid),
+                company_sorted is not None and bool(company_sorted.any_active),
             )
         )
 

@@ -134,3 +134,55 @@ def test_settings_fit_exactly_when_target_findings_say_nothing():
                 assert fits == (not findings), (agreement, motion, how, fell_back)
                 checked += 1
     assert checked > 10_000
+
+
+def test_targets_marked_active_are_active_and_their_settings_verdict_is_the_plain_one():
+    """``select_targets`` marks a target ``active_top_level`` only when its agreement is active and no child, and
+    ``_settings_fit`` (which then skips both questions) still agrees with ``target_findings``."""
+    from connectwise.checks.choices import ChosenCompany
+
+    rows = _agreements()
+    for n, row in enumerate(rows):
+        row["company"] = {"id": n // 2}  # two agreements per company
+        row["invoicingCycle"], row["prorateFlag"] = ("CalendarYear", True) if n % 3 else ("ContractYear", None)
+    motions = ("monthly", "azure", "annual")
+    choices = TenantChoices(
+        companies=[ChosenCompany(cid, motions[cid % 3]) for cid in range(len(rows) // 2)]
+    )
+    ctx = RunContext(None, choices, now=NOW)
+    for key, value in (
+        ("agreements", rows),
+        ("billing_cycles", list(CYCLES.values())),
+        ("agreement_types", []),
+        ("customize_items", []),
+        ("companies", []),
+        ("my_security", []),
+    ):
+        ctx._results[key] = (value, None)
+    targets = agreement_targets.select_targets(ctx)
+    marked = [t for t in targets if t.active_top_level]
+    assert len(marked) > 100 and any(t.how == "auto" and not t.active_top_level for t in targets)
+    company = {"id": 1, "name": "Acme"}
+    for target in targets:
+        agreement = target.agreement
+        if agreement is None:
+            continue
+        if target.active_top_level:
+            assert agreement_targets.is_active(agreement, NOW) and not agreement_targets.is_child(agreement)
+        fits = agreement_findings._settings_fit(ctx, target, agreement, CYCLES, {})
+        assert fits == (not agreement_findings.target_findings(ctx, target, company, agreement, CYCLES, {}))
+
+
+@pytest.mark.parametrize("types", [(None, None), (1, 1), (1, 2), (None, 1), ("x", "x"), (1, 1, 2), (1, 2, 3)])
+def test_same_type_findings_fast_path_gives_the_plain_answer(types):
+    active = [
+        {"id": n, "name": f"A{n}", "company": {"id": 7}, **({"type": {"id": t, "name": f"T{t}"}} if t else {})}
+        for n, t in enumerate(types)
+    ]
+    ctx = RunContext(None, TenantChoices(), now=NOW)
+    findings = agreement_findings.same_type_findings(ctx, "Acme", active, active)
+    counts = {}
+    for t in types:
+        if t is not None:
+            counts[t] = counts.get(t, 0) + 1
+    assert [f.data["type_id"] for f in findings] == sorted(t for t, n in counts.items() if n > 1)
