@@ -146,10 +146,10 @@ def execute_run(run: CheckRun) -> CheckRun:
     except Exception as exc:  # e.g. the key cannot be decrypted: a clear error, never the key
         return fail(run, f"Could not prepare the ConnectWise client: {exc}", started=started)
     calls = retries = 0
-    choices = choices_for(tenant)
+    choices = choices_for(tenant, lazy=True)
     judged: dict[str, str] = {}
 
-    def judge() -> None:  # while the first wave of reads is on the wire
+    def judge() -> None:  # while the first wave of reads is on the wire: reads the chosen companies too
         judged.update(choices_digests(choices))
 
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from unittest import mock
 
+import httpx
 import pytest
 from django.conf import settings
 from django.utils import timezone
@@ -15,7 +16,15 @@ from connectwise.checks.base import Finding, Severity, Status, StepOutcome
 from connectwise.checks.context import ReadHints
 from onboarding import results, runs
 from onboarding.cw import choices_for
-from onboarding.models import BillingCustomer, CheckRun, CompanyChoice, CompanyDirectory, Connection, Tenant
+from onboarding.models import (
+    BillingCustomer,
+    CheckRun,
+    CompanyChoice,
+    CompanyDirectory,
+    Connection,
+    StepResult,
+    Tenant,
+)
 from tests.onboarding.wizard_helpers import (  # noqa: F401 (fixtures)
     connection_a_fixture,
     sandboxed_fixture,
@@ -182,6 +191,56 @@ def test_an_unchanged_result_starts_no_follow_up(tenant_a, sandboxed, django_cap
         runs.execute_run(runs.claim(run.pk))
     assert _active(tenant_a) is None
     assert runs.stale_steps(tenant_a, results.latest_results(tenant_a)) == set()
+
+
+def test_a_run_reads_the_chosen_companies_while_its_first_calls_are_on_the_wire(tenant_a, sandboxed, monkeypatch):
+    """Issue 16: the chosen companies' rows (thousands for a large tenant) are read once the first wave of calls
+    is on the wire, not before it; what the wave reads depends only on whether any is chosen (one EXISTS)."""
+    from django.db import connection
+
+    from connectwise.sandbox import sandbox_transport
+    from onboarding import cw
+
+    CompanyChoice.objects.create(tenant=tenant_a, cw_company_id=7, name="Adventure Works")
+    events: list[str] = []
+
+    class Logged(httpx.BaseTransport):
+        def __init__(self):
+            self.inner = sandbox_transport(sandboxed)
+
+        def handle_request(self, request):
+            events.append("call")
+            return self.inner.handle_request(request)
+
+    def log_choice_queries(execute, sql, params, many, context):
+        if "onboarding_companychoice" in sql and "SELECT" in sql.upper():
+            events.append("rows" if '"motion"' in sql else "exists")
+        return execute(sql, params, many, context)
+
+    monkeypatch.setattr(cw, "TRANSPORT_FACTORY", Logged)
+    run, _ = runs.start_run(tenant_a, steps=["customers"], enqueue=False)
+    with connection.execute_wrapper(log_choice_queries):
+        run = runs.execute_run(runs.claim(run.pk))
+    assert run.status == "done"
+    first_call = events.index("call")
+    assert events.index("exists") < first_call < events.index("rows"), events
+    customers = StepResult.objects.get(run=run, key="customers")
+    assert "1 companies chosen" in customers.summary
+
+
+def test_chosen_companies_answer_whether_any_before_reading_them(tenant_a, django_assert_num_queries):
+    CompanyChoice.objects.create(tenant=tenant_a, cw_company_id=7, motion="annual", agreement_id=70)
+    CompanyChoice.objects.create(tenant=tenant_a, cw_company_id=3)
+    with django_assert_num_queries(2):  # the EXISTS, and the billing customers
+        choices = choices_for(tenant_a, lazy=True)
+        assert choices.companies
+    eager = choices_for(tenant_a).companies
+    with django_assert_num_queries(1):  # the rows, once
+        assert sorted(choices.companies) == sorted(eager)
+        assert len(choices.companies) == 2 and choices.companies[0] in choices.companies
+    empty = Tenant.objects.create(slug="empty", name="Empty")
+    assert not choices_for(empty, lazy=True).companies
+    assert runs.choices_digests(choices_for(tenant_a, lazy=True)) == runs.choices_digests(choices_for(tenant_a))
 
 
 # The company list behind the customers page ---------------------------------------------------------------------
