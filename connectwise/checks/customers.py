@@ -135,7 +135,9 @@ def check(ctx: RunContext) -> StepOutcome:
             )
         )
     by_company = agreements_by_company(ctx) if chosen else {}
-    sorted_out = sorted_by_company(ctx) if chosen else {}  # its any_active: whether a company has an active agreement
+    sorted_out = (
+        sorted_by_company(ctx) if chosen else {}
+    )  # its any_active: whether a company has an active agreement
     status_reasons = _StatusReasons(statuses)
     for choice in chosen:
         company = by_id.get(choice.cw_company_id)

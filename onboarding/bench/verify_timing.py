@@ -31,11 +31,14 @@ OLD_LEVELS = (
 )
 
 
-def worker_side(tenant: Tenant, url: str, in_flight: int, repeat: int) -> dict:
+def worker_side(tenant: Tenant, url: str, in_flight: int, repeat: int, *, deployed: bool = True) -> dict:
     """``repeat`` verifies of ``tenant`` in a fresh worker-like process (``onboarding.bench.verify_worker``) on the
-    same database and sandbox; returns its figures (resident set loaded and at peak, wall and CPU per verify)."""
+    same database and sandbox; returns its figures (resident set loaded and at peak, wall and CPU per verify).
+    ``deployed``: the process imports only what the deployed image installs (``onboarding.bench.deployed``), not
+    the test extras of this virtualenv."""
     env = {
         **os.environ,
+        "VERIFY_WORKER_AS_DEPLOYED": "1" if deployed else "0",
         "DATABASE_URL": database_url(),
         "CONNECTWISE_SANDBOX_URL": url,
         "CONNECTWISE_MAX_IN_FLIGHT": str(in_flight),

@@ -4,10 +4,11 @@ and migrating the scratch database.
 
 Started by ``onboarding.bench.verify_timing.worker_side`` as ``python -m onboarding.bench.verify_worker TENANT_ID REPEAT``
 with ``DATABASE_URL`` (the scratch database), ``CONNECTWISE_SANDBOX_URL`` and ``CONNECTWISE_MAX_IN_FLIGHT`` in its
-environment. It loads Django and the product's task modules (as ``celery worker`` does), runs ``REPEAT`` verifies of
+environment (and ``VERIFY_WORKER_AS_DEPLOYED=1`` to import only what the deployed image installs:
+``onboarding.bench.deployed``). It loads Django and the product's task modules (as ``celery worker`` does), runs ``REPEAT`` verifies of
 the six required steps through ``runs.run_now`` while sampling its resident set every 5 ms, and prints one JSON
 object: ``rss_loaded_mb`` (before the first verify), ``rss_peak_mb``, ``wall_s`` and ``cpu_s`` per verify (lists),
-``statuses`` and ``api_calls``.
+``statuses``, ``api_calls`` and ``hidden_modules`` (how many top-level modules were hidden, 0 when none).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ import django
 
 def main(argv: list[str]) -> dict:
     """Verify tenant ``argv[0]`` ``argv[1]`` times; returns the figures (see the module docstring)."""
+    hidden = 0
+    if os.environ.get("VERIFY_WORKER_AS_DEPLOYED") == "1":
+        from onboarding.bench.deployed import hide_undeployed  # noqa: PLC0415
+
+        hidden = len(hide_undeployed())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "onboarding.settings")
     django.setup()
     # After django.setup(): models cannot be imported before the app registry is ready.
@@ -44,6 +50,7 @@ def main(argv: list[str]) -> dict:
             statuses.append(run.status)
             calls.append(run.api_calls)
     return {
+        "hidden_modules": hidden,
         "rss_loaded_mb": round(loaded, 1),
         "rss_peak_mb": round(rss.peak_mb, 1),
         "wall_s": walls,

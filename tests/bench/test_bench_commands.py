@@ -61,6 +61,11 @@ def test_verify_makes_the_calls_its_data_needs_and_no_more(tmp_path):
     assert large["round_trips"] >= 1 and large["ratio_old_bound"] > 0
     assert 0 < large["cpu_s"] and large["sandbox_cpu_s"] is not None and large["noisy"] is None
     assert 0 < large["tracemalloc_peak_mb"] < 200
+    # The worker's memory as deployed (the test extras hidden), and as this virtualenv would load it.
+    worker = large["worker"]
+    assert worker["hidden_modules"] > 0 and worker["statuses"] == ["done", "done"]
+    assert worker["dev_venv"]["hidden_modules"] == 0 and worker["dev_venv"]["statuses"] == ["done", "done"]
+    assert worker["rss_loaded_mb"] < worker["dev_venv"]["rss_loaded_mb"]
     small = result["small"]
     assert small["runs"] == 3 and small["statuses"] == ["done"] and small["verifications_per_s"] > 0
 

@@ -193,7 +193,9 @@ def test_an_unchanged_result_starts_no_follow_up(tenant_a, sandboxed, django_cap
     assert runs.stale_steps(tenant_a, results.latest_results(tenant_a)) == set()
 
 
-def test_a_run_reads_the_chosen_companies_while_its_first_calls_are_on_the_wire(tenant_a, sandboxed, monkeypatch):
+def test_a_run_reads_the_chosen_companies_while_its_first_calls_are_on_the_wire(
+    tenant_a, sandboxed, monkeypatch
+):
     """Issue 16: the chosen companies' rows (thousands for a large tenant) are read once the first wave of calls
     is on the wire, not before it; what the wave reads depends only on whether any is chosen (one EXISTS)."""
     from django.db import connection
@@ -240,7 +242,9 @@ def test_chosen_companies_answer_whether_any_before_reading_them(tenant_a, djang
         assert len(choices.companies) == 2 and choices.companies[0] in choices.companies
     empty = Tenant.objects.create(slug="empty", name="Empty")
     assert not choices_for(empty, lazy=True).companies
-    assert runs.choices_digests(choices_for(tenant_a, lazy=True)) == runs.choices_digests(choices_for(tenant_a))
+    assert runs.choices_digests(choices_for(tenant_a, lazy=True)) == runs.choices_digests(
+        choices_for(tenant_a)
+    )
 
 
 # The company list behind the customers page ---------------------------------------------------------------------

@@ -144,11 +144,11 @@ def test_targets_marked_active_are_active_and_their_settings_verdict_is_the_plai
     rows = _agreements()
     for n, row in enumerate(rows):
         row["company"] = {"id": n // 2}  # two agreements per company
-        row["invoicingCycle"], row["prorateFlag"] = ("CalendarYear", True) if n % 3 else ("ContractYear", None)
+        row["invoicingCycle"], row["prorateFlag"] = (
+            ("CalendarYear", True) if n % 3 else ("ContractYear", None)
+        )
     motions = ("monthly", "azure", "annual")
-    choices = TenantChoices(
-        companies=[ChosenCompany(cid, motions[cid % 3]) for cid in range(len(rows) // 2)]
-    )
+    choices = TenantChoices(companies=[ChosenCompany(cid, motions[cid % 3]) for cid in range(len(rows) // 2)])
     ctx = RunContext(None, choices, now=NOW)
     for key, value in (
         ("agreements", rows),
@@ -176,7 +176,12 @@ def test_targets_marked_active_are_active_and_their_settings_verdict_is_the_plai
 @pytest.mark.parametrize("types", [(None, None), (1, 1), (1, 2), (None, 1), ("x", "x"), (1, 1, 2), (1, 2, 3)])
 def test_same_type_findings_fast_path_gives_the_plain_answer(types):
     active = [
-        {"id": n, "name": f"A{n}", "company": {"id": 7}, **({"type": {"id": t, "name": f"T{t}"}} if t else {})}
+        {
+            "id": n,
+            "name": f"A{n}",
+            "company": {"id": 7},
+            **({"type": {"id": t, "name": f"T{t}"}} if t else {}),
+        }
         for n, t in enumerate(types)
     ]
     ctx = RunContext(None, TenantChoices(), now=NOW)
