@@ -22,7 +22,7 @@ from connectwise.checks.base import OK_STATUSES, Severity, Status, StepOutcome
 from connectwise.checks.context import ReadHints
 from connectwise.checks.names import normalize_company_name
 from connectwise.checks.registry import READINESS_KEYS, STEP_KEYS, STEP_TITLES
-from connectwise.checks.runner import run_steps
+from connectwise.checks.runner import gc_paused, run_steps
 from connectwise.errors import ConnectWiseError
 
 from . import mapping, webhooks
@@ -101,7 +101,14 @@ def claim(run_id: int, *, redelivered: bool = False, now=None) -> CheckRun | Non
 
 
 def execute_run(run: CheckRun) -> CheckRun:
-    """Run the requested steps against the tenant's ConnectWise and store what they found."""
+    """Run the requested steps against the tenant's ConnectWise and store what they found. The cyclic garbage
+    collector waits until the results are stored (``runner.gc_paused``): a large tenant's run allocates hundreds
+    of thousands of objects, and each collection it would trigger meanwhile delays the result."""
+    with gc_paused():
+        return _execute_run(run)
+
+
+def _execute_run(run: CheckRun) -> CheckRun:
     tenant = run.tenant
     requested = run.requested_steps()
     if not run.steps and "existing_billing" in requested:

@@ -51,15 +51,19 @@ def run_steps(
     wanted = set(steps) if steps else set(READINESS_KEYS)
     for key in wanted:
         get_step(key)  # unknown keys fail loudly
-    with _gc_paused():
+    with gc_paused():
         return _run_steps(client, choices, wanted, on_progress, connection, hints, while_reading)
 
 
 @contextmanager
-def _gc_paused():
-    """A large tenant's pages become tens of thousands of small dicts with no reference cycles; the cyclic
+def gc_paused():
+    """Pause the cyclic garbage collector (nested pauses are fine: only the outermost one resumes it).
+
+    A large tenant's pages become tens of thousands of small dicts with no reference cycles; the cyclic
     collector would walk them again and again while they are built (about a third of the evaluation time in
-    ``benchmark verify``). Reference counting still frees everything; one collection runs afterwards."""
+    ``benchmark verify``). Reference counting still frees everything; one collection runs afterwards.
+    ``onboarding.runs.execute_run`` also holds it while it stores the results, so that collection runs once the
+    run is finished, not in the middle of storing it."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -220,6 +224,7 @@ __all__ = [
     "ConnectionInfo",
     "TenantChoices",
     "evaluate",
+    "gc_paused",
     "limit_repairs_to_role",
     "run_steps",
 ]

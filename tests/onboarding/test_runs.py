@@ -247,6 +247,41 @@ def test_chosen_companies_answer_whether_any_before_reading_them(tenant_a, djang
     )
 
 
+def test_no_garbage_collection_runs_until_the_results_are_stored(tenant_a, sandboxed, monkeypatch):
+    """Issue 16: the cyclic collector is paused from the first read until the results are stored, and on again
+    afterwards (also when storing fails)."""
+    import gc
+
+    seen: list[tuple[str, bool]] = []
+    real_finish, real_run_steps = runs.finish, runs.run_steps
+
+    def finish(*args, **kwargs):
+        seen.append(("finish starts", gc.isenabled()))
+        try:
+            return real_finish(*args, **kwargs)
+        finally:
+            seen.append(("finish ends", gc.isenabled()))
+
+    def run_steps(*args, **kwargs):
+        seen.append(("checks start", gc.isenabled()))
+        return real_run_steps(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "finish", finish)
+    monkeypatch.setattr(runs, "run_steps", run_steps)
+    CompanyChoice.objects.create(tenant=tenant_a, cw_company_id=7, name="Adventure Works")
+    run, _ = runs.start_run(tenant_a, enqueue=False)
+    assert gc.isenabled()
+    run = runs.execute_run(runs.claim(run.pk))
+    assert run.status == "done" and gc.isenabled()
+    assert seen == [("checks start", False), ("finish starts", False), ("finish ends", False)]
+
+    monkeypatch.setattr(runs, "finish", mock.Mock(side_effect=RuntimeError("boom")))
+    again, _ = runs.start_run(tenant_a, enqueue=False)
+    with pytest.raises(RuntimeError):
+        runs.execute_run(runs.claim(again.pk))
+    assert gc.isenabled()
+
+
 # The company list behind the customers page ---------------------------------------------------------------------
 
 
