@@ -378,7 +378,9 @@ def current_choices_digests(tenant: Tenant) -> dict[str, str]:
     digests are all a check of changed choices needs)."""
     return _choice_digests(
         # In the unique index's order (the model's default, by name, would sort every row first).
-        tenant.company_choices.order_by("cw_company_id").values_list("cw_company_id", "motion", "agreement_id"),
+        tenant.company_choices.order_by("cw_company_id").values_list(
+            "cw_company_id", "motion", "agreement_id"
+        ),
         tenant.billing_customers.filter(cw_company_id__isnull=True).values_list("name", flat=True),
     )
 
@@ -387,7 +389,9 @@ def _choice_digests(rows, billing_customers) -> dict[str, str]:
     """The digests of ``choices_digests`` from ``(cw_company_id, motion, agreement_id)`` rows and the names of the
     unmatched billing customers."""
     mapping = sorted((cid, motion, agreement_id or 0) for cid, motion, agreement_id in rows)
-    companies = [cid for cid, _, _ in mapping]  # sorted too: a company is chosen once (one_choice_per_company)
+    companies = [
+        cid for cid, _, _ in mapping
+    ]  # sorted too: a company is chosen once (one_choice_per_company)
     digests = {
         "customers": _digest({"companies": companies, "unmatched": sorted(billing_customers)}),
         "agreements": _digest(mapping),

@@ -201,6 +201,9 @@ class RunContext:
         once (``get`` and ``prefetch`` wait for them). With ``connection_reads`` the connection step's
         companyinfo and system/info start in the same wave (``discover``/``system_info`` then use them)."""
         todo = [k for k in dict.fromkeys(keys) if k not in self._results and k not in self._futures]
+        # The paged resources first: their pages take the longest to parse once they are in, so they go out first
+        # (and their parsing starts while the small answers are still coming).
+        todo.sort(key=lambda k: not RESOURCES[k].large)
         calls: list[tuple[str, Callable[[], None]]] = []
         if connection_reads:
             for key, fn in ((COMPANY_INFO, self.client.discover), (SYSTEM_INFO, self.client.system_info)):

@@ -126,3 +126,29 @@ def test_a_moved_codebase_costs_one_rediscovery_and_no_finding(apps):
 )
 def test_unreadable_stored_hints_are_ignored(stored):
     assert ReadHints.from_stored(stored).counts == {}
+
+
+def test_the_wave_sends_the_paged_resources_before_the_small_tables(apps, monkeypatch):
+    """Their pages take the longest to parse once in: they are requested first (after the connection step's own
+    two reads), so their parsing starts while the small tables' answers are still coming. With one request at a
+    time the order of the requests is the order of the wave."""
+    from connectwise.checks import context
+    from connectwise.checks.context import RESOURCES
+
+    monkeypatch.setattr(context, "MAX_PARALLEL_RESOURCES", 1)
+    app = apps["small"]
+    app.set_faults({"latencyMs": 0})  # one request at a time: no need to wait for each
+    try:
+        learned = ReadHints()
+        _verify(app, hints=learned)
+        app.clear_requests()
+        with _client(app, codebase="v4_6_release/", max_in_flight=1) as client:
+            run_steps(client, CHOICES, connection=SITE, hints=ReadHints.from_stored(learned.to_stored()))
+    finally:
+        app.set_faults({"latencyMs": LATENCY_MS})
+    order = [key.split(" ", 1)[1] for key in app.tenant(COMPANY).requests]  # each path at its first request
+    large = {r.path for r in RESOURCES.values() if r.large}
+    paged = large | {f"{p}/count" for p in large}
+    assert order[:2] == [f"login/companyinfo/{COMPANY}", "system/info"]
+    assert set(order[2 : 2 + len(paged)]) == paged
+    assert not paged & set(order[2 + len(paged) :]) and len(order) > 2 + len(paged)
