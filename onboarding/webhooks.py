@@ -159,12 +159,27 @@ def emit(event: str, tenant: Tenant | None, data: dict) -> list[WebhookDelivery]
     return deliveries
 
 
+# The events a run's end may emit (on_run_ended).
+RUN_EVENTS = ("run.finished", "tenant.ready", "tenant.not_ready", "tenant.drift")
+
+
+def subscribed(events) -> bool:
+    """True when an active endpoint subscribes to one of ``events`` (one query)."""
+    wanted = set(events)
+    return any(
+        wanted & set(e or [])
+        for e in WebhookEndpoint.objects.filter(active=True).values_list("events", flat=True)
+    )
+
+
 def on_run_ended(run: CheckRun, previous_statuses: dict | None = None) -> None:
     """Called by ``runs.finish`` (and ``runs.fail``) inside their transaction, after the tenant row is saved:
     marks the tenant updated for ``updated_since`` and emits run.finished, plus tenant.ready / tenant.not_ready
     when readiness flipped and tenant.drift when this run opened a drift."""
     now = timezone.now()
     Tenant.objects.filter(pk=run.tenant_id).update(updated_at=now)
+    if not subscribed(RUN_EVENTS):
+        return  # no endpoint listens: nothing to build (every run of the fleet ends here)
     tenant = Tenant.objects.get(pk=run.tenant_id)
     run = CheckRun.objects.get(pk=run.pk)
     emit(

@@ -14,7 +14,7 @@ from django.utils import timezone
 from connectwise.checks.base import Status, StepOutcome
 from connectwise.checks.registry import STEP_KEYS
 from onboarding import runs, webhooks
-from onboarding.models import AuditEvent, CheckRun, WebhookDelivery, WebhookEndpoint
+from onboarding.models import AuditEvent, CheckRun, Tenant, WebhookDelivery, WebhookEndpoint
 from tests.api.receiver import Receiver, hmac_sha256_by_hand, verify
 from tests.api.test_api import make_tenant
 from tests.onboarding.test_cli import sandbox  # noqa: F401 (fixture)
@@ -302,6 +302,21 @@ def test_runs_emit_run_finished_ready_not_ready_and_drift(sent, django_capture_o
     assert finished.payload["data"]["run"]["url"].endswith(
         f"/api/v1/runs/{finished.payload['data']['run']['uuid']}/"
     )
+
+
+@pytest.mark.django_db
+def test_a_run_end_no_endpoint_listens_to_costs_two_queries(sent, django_assert_num_queries):
+    """Issue 16: every run of the fleet ends through on_run_ended; with no endpoint for its events, it marks the
+    tenant updated and builds nothing (no reload of the tenant and run, no URL, no drift query)."""
+    tenant = make_tenant("acme")
+    endpoint_for("https://hooks.example.com/a", events=["mapping.changed"])
+    endpoint_for("https://hooks.example.com/b", events=["run.finished"], active=False)
+    run = CheckRun.objects.create(tenant=tenant, status=CheckRun.Status.DONE)
+    before = Tenant.objects.get(pk=tenant.pk).updated_at
+    with django_assert_num_queries(2):  # the tenant's updated_at, the active endpoints' events
+        webhooks.on_run_ended(run, {})
+    assert Tenant.objects.get(pk=tenant.pk).updated_at > before
+    assert not WebhookDelivery.objects.exists()
 
 
 @pytest.mark.django_db
