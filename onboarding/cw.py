@@ -103,6 +103,11 @@ def connection_info(connection: Connection, decision: SiteDecision) -> Connectio
     )
 
 
+def _chosen_rows(tenant: Tenant):
+    """The tenant's chosen companies as ``(cw_company_id, motion, agreement_id)`` rows (a lazy query)."""
+    return tenant.company_choices.values_list("cw_company_id", "motion", "agreement_id")
+
+
 class ChosenCompanies(Sequence[ChosenCompany]):
     """A tenant's chosen companies (``TenantChoices.companies``), read from the database when first iterated,
     indexed or counted; whether there is any is known at once (one EXISTS query). ``runner.run_steps`` asks only
@@ -110,7 +115,7 @@ class ChosenCompanies(Sequence[ChosenCompany]):
     5,000 rows, about 9 ms that no longer delay the first call). Used from one thread (the run's)."""
 
     def __init__(self, tenant: Tenant) -> None:
-        self._query = tenant.company_choices.values_list("cw_company_id", "motion", "agreement_id")
+        self._query = _chosen_rows(tenant)
         self._any = self._query.exists()
         self._rows: list[ChosenCompany] | None = None
 
@@ -139,12 +144,7 @@ def choices_for(tenant: Tenant, *, lazy: bool = False) -> TenantChoices:
     """The partner's choices as the checks take them. ``lazy``: the chosen companies are read when first used
     (``ChosenCompanies``), for a run that can read them while its first calls are on the wire."""
     companies: Sequence[ChosenCompany] = (
-        ChosenCompanies(tenant)
-        if lazy
-        else [
-            ChosenCompany(*row)
-            for row in tenant.company_choices.values_list("cw_company_id", "motion", "agreement_id")
-        ]
+        ChosenCompanies(tenant) if lazy else [ChosenCompany(*row) for row in _chosen_rows(tenant)]
     )
     return TenantChoices(
         companies=companies,

@@ -389,9 +389,8 @@ def _choice_digests(rows, billing_customers) -> dict[str, str]:
     """The digests of ``choices_digests`` from ``(cw_company_id, motion, agreement_id)`` rows and the names of the
     unmatched billing customers."""
     mapping = sorted((cid, motion, agreement_id or 0) for cid, motion, agreement_id in rows)
-    companies = [
-        cid for cid, _, _ in mapping
-    ]  # sorted too: a company is chosen once (one_choice_per_company)
+    # Sorted too: a company is chosen once (one_choice_per_company).
+    companies = [cid for cid, _, _ in mapping]
     digests = {
         "customers": _digest({"companies": companies, "unmatched": sorted(billing_customers)}),
         "agreements": _digest(mapping),

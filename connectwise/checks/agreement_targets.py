@@ -145,10 +145,8 @@ class _SortedOut:
                 if cycle.__class__ is dict:
                     try:
                         one_time_cycle = one_time_cycles[cycle.get("id")]
-                    except KeyError:
-                        one_time_cycle = False
-                    except TypeError:  # an id that cannot be a key: no cycle of ours either
-                        one_time_cycle = False
+                    except (KeyError, TypeError):  # no cycle of ours (or an id that cannot be a key)
+                        pass
                 if one_time_cycle or get("billOneTimeFlag") or get("oneTimeFlag"):  # one_time_signals
                     one_time.append(a)
                     continue

@@ -135,9 +135,8 @@ def check(ctx: RunContext) -> StepOutcome:
             )
         )
     by_company = agreements_by_company(ctx) if chosen else {}
-    sorted_out = (
-        sorted_by_company(ctx) if chosen else {}
-    )  # its any_active: whether a company has an active agreement
+    # Each company's sorting (agreement_targets): its any_active says whether the company has an active agreement.
+    sorted_out = sorted_by_company(ctx) if chosen else {}
     status_reasons = _StatusReasons(statuses)
     for choice in chosen:
         company = by_id.get(choice.cw_company_id)

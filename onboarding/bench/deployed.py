@@ -29,13 +29,15 @@ def runtime_distributions(project: str = PROJECT) -> set[str]:
     requirements without an extra, and theirs (with the extras each asks for), as installed here. Raises
     ``metadata.PackageNotFoundError`` when the project is not installed."""
     seen: set[str] = set()
+    walked: set[tuple[str, frozenset[str]]] = set()  # each distribution once per set of extras asked for
     todo: list[tuple[str, frozenset[str]]] = [(project, frozenset())]
     environment = default_environment()
     while todo:
         name, extras = todo.pop()
         key = canonicalize_name(name)
-        if key in seen and not extras:
+        if (key, extras) in walked:
             continue
+        walked.add((key, extras))
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:

@@ -16,8 +16,8 @@ Reported against the targets of PRODUCT.md:
 - Peak memory of a worker: the same verifies repeated in a fresh process (``verify_worker``) that loads Django and
   the product as a Celery worker does and nothing else, importing only what the deployed image installs
   (``deployed``: this virtualenv's test extras are hidden), its resident set sampled from /proc every 5 ms (the
-  target applies to this; the same process with the test extras importable is printed too). The benchmark process's own peak is printed too (it also migrated the scratch database and
-  created the tenant), with tracemalloc's peak of new allocations of one verify (a separate run, since tracing
+  target applies to this; the same process with the test extras importable is printed too). The benchmark
+  process's own peak is printed too (it also migrated the scratch database and created the tenant), with tracemalloc's peak of new allocations of one verify (a separate run, since tracing
   slows Python down). Every measured verify runs the six required steps by name; existing_billing (a read per
   agreement) is run last and reported apart.
 - Verifications per second for a small tenant with no latency.

@@ -5,9 +5,9 @@ and migrating the scratch database.
 Started by ``onboarding.bench.verify_timing.worker_side`` as ``python -m onboarding.bench.verify_worker TENANT_ID REPEAT``
 with ``DATABASE_URL`` (the scratch database), ``CONNECTWISE_SANDBOX_URL`` and ``CONNECTWISE_MAX_IN_FLIGHT`` in its
 environment (and ``VERIFY_WORKER_AS_DEPLOYED=1`` to import only what the deployed image installs:
-``onboarding.bench.deployed``). It loads Django and the product's task modules (as ``celery worker`` does), runs ``REPEAT`` verifies of
-the six required steps through ``runs.run_now`` while sampling its resident set every 5 ms, and prints one JSON
-object: ``rss_loaded_mb`` (before the first verify), ``rss_peak_mb``, ``wall_s`` and ``cpu_s`` per verify (lists),
+``onboarding.bench.deployed``). It loads Django and the product's task modules (as ``celery worker`` does), runs
+``REPEAT`` verifies of the six required steps through ``runs.run_now`` while sampling its resident set every 5 ms,
+and prints one JSON object: ``rss_loaded_mb`` (before the first verify), ``rss_peak_mb``, ``wall_s`` and ``cpu_s`` per verify (lists),
 ``statuses``, ``api_calls`` and ``hidden_modules`` (how many top-level modules were hidden, 0 when none).
 """
 

@@ -49,3 +49,24 @@ print(sorted(m for m in ("rich", "pygments", "pytest", "jinja2") if m in sys.mod
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["rich hidden", "[]"]
+
+
+def test_the_walk_ends_on_requirements_that_ask_for_each_other_with_extras(monkeypatch):
+    """a -> b[x] -> c[y] -> b[x]: each distribution is walked once per set of extras, so the walk ends."""
+    from types import SimpleNamespace
+
+    from onboarding.bench import deployed
+
+    requires = {
+        "a": ["b[x]"],
+        "b": ['c[y]; extra == "x"'],
+        "c": ['b[x]; extra == "y"', 'd; extra == "z"'],
+    }
+
+    def distribution(name):
+        if name not in requires:
+            raise deployed.metadata.PackageNotFoundError(name)
+        return SimpleNamespace(requires=requires[name])
+
+    monkeypatch.setattr(deployed.metadata, "distribution", distribution)
+    assert deployed.runtime_distributions("a") == {"a", "b", "c"}
